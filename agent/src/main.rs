@@ -1,0 +1,188 @@
+//! `rota-agent`: parses flags, sets up tracing, turns SIGTERM/SIGINT into a drain and calls
+//! [`rota_agent::run`]. All behaviour lives in the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+/// Runs the commands a rota coordinator assigns to this machine.
+#[derive(Debug, Parser)]
+#[command(name = "rota-agent", version, about)]
+struct Flags {
+    /// Coordinator URL.
+    #[arg(
+        long,
+        env = "ROTA_COORDINATOR",
+        default_value = "http://127.0.0.1:7878"
+    )]
+    coordinator: String,
+    /// Agent name [default: the hostname].
+    #[arg(long)]
+    name: Option<String>,
+    /// A concurrency group this agent serves (repeatable).
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
+    /// Runs at once [default: the number of CPUs].
+    #[arg(long)]
+    slots: Option<u32>,
+    /// A label shown by `rota agents` (repeatable).
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Where output is spooled [default: $XDG_STATE_HOME/rota-agent/NAME, else $TMPDIR or /tmp: rota-agent-NAME].
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
+    /// How long a drain (SIGTERM) waits for running runs before cancelling them: 90, 90s, 10m, 1h.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// More logging: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    init_tracing(flags.verbose);
+    let name = match flags.name {
+        Some(name) => name,
+        None => hostname::get()
+            .context("cannot read the hostname; pass --name")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let slots = flags.slots.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+    });
+    let spool_dir = flags.spool_dir.unwrap_or_else(|| default_spool_dir(&name));
+    let config = rota_agent::AgentConfig {
+        coordinator: flags.coordinator,
+        name,
+        groups: flags.groups,
+        slots,
+        labels: flags.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        spool_dir,
+        drain_timeout: flags.drain_timeout,
+    };
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+    rota_agent::run(config, shutdown).await
+}
+
+/// `-v` picks the default level, `RUST_LOG` overrides it; logs go to stderr.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves at the first SIGTERM or SIGINT (the agent then drains). A second one means the
+/// operator does not want to wait: exit at once (runs die with us through PDEATHSIG).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without waiting for the drain");
+            std::process::exit(130);
+        });
+    })
+}
+
+fn default_spool_dir(name: &str) -> PathBuf {
+    match std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
+        Some(state) => PathBuf::from(state).join("rota-agent").join(name),
+        None => std::env::temp_dir().join(format!("rota-agent-{name}")),
+    }
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected K=V, got {text:?}")),
+    }
+}
+
+/// Plain seconds or a number with an `s`, `m` or `h` suffix.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        _ => (text, 1),
+    };
+    let count: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 90, 90s, 10m or 1h, got {text:?}"))?;
+    count
+        .checked_mul(unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_plain_seconds_and_s_m_h_suffixes() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn labels_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_label("zone=eu=1"),
+            Ok(("zone".to_owned(), "eu=1".to_owned()))
+        );
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=v").is_err());
+    }
+
+    #[test]
+    fn flags_parse_repeatable_groups_and_labels() {
+        let flags = Flags::try_parse_from([
+            "rota-agent",
+            "--group",
+            "db",
+            "--group",
+            "gpu",
+            "--label",
+            "zone=eu",
+            "--drain-timeout",
+            "30s",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(flags.groups, ["db", "gpu"]);
+        assert_eq!(flags.labels, [("zone".to_owned(), "eu".to_owned())]);
+        assert_eq!(flags.drain_timeout, Duration::from_secs(30));
+        assert_eq!(flags.verbose, 2);
+    }
+}

@@ -1,0 +1,494 @@
+//! One run as a real process: spawned in its own process group, its two output streams spooled
+//! to files, stopped by cancel or timeout with SIGTERM then SIGKILL to the whole group.
+//!
+//! A run is observed through one `watch` channel of [`Progress`]: the bytes spooled per stream
+//! so far and, at the end, the [`Outcome`]. The outcome is published only after the process has
+//! exited and both pipes reached EOF, so its lengths are final: whoever sends the log knows it
+//! has everything once it has sent up to them.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::spool::{Spool, Stream};
+use crate::RunKey;
+
+/// Largest read from a pipe, and so the largest unit of spooled output.
+pub const READ_SIZE: usize = 64 * 1024;
+
+/// How long to wait for the pipes to close once the group was killed. A process that left the
+/// group (setsid) can keep them open forever; its later output is then lost, not the run.
+const PIPE_EOF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to start: the parts of an `Assign` the process needs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Which attempt of which run this is.
+    pub key: RunKey,
+    /// Exact argv; `argv[0]` is looked up on `PATH`.
+    pub argv: Vec<String>,
+    /// Overlaid on the agent's own environment (the coordinator sends the complete run
+    /// environment except `AGENT_NAME`).
+    pub env: HashMap<String, String>,
+    /// Set as `AGENT_NAME`.
+    pub agent_name: String,
+    /// Stop the run (as a cancel, but `timed_out`) when it runs this long.
+    pub max_execution: Option<Duration>,
+    /// Between SIGTERM and SIGKILL on timeout, and on a drain's cancel.
+    pub kill_grace: Duration,
+}
+
+/// How a run ended, as `RunFinished` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit code when the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal number when a signal killed it.
+    pub signal: Option<i32>,
+    /// Why the run failed beyond its exit status (spawn error, "cancelled", "timed out"),
+    /// empty otherwise.
+    pub error: String,
+    /// Final length of the spooled stdout.
+    pub stdout_len: u64,
+    /// Final length of the spooled stderr.
+    pub stderr_len: u64,
+    /// The run hit its `max_execution`.
+    pub timed_out: bool,
+    /// The run was cancelled (by the coordinator or a drain's deadline).
+    pub cancelled: bool,
+    /// The agent refused the run (draining): it never started.
+    pub rejected: bool,
+}
+
+/// What has happened so far: lengths grow while the run writes; `outcome` is set once at the
+/// end, with the final lengths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of stdout spooled (written and flushed) so far.
+    pub stdout_len: u64,
+    /// Bytes of stderr spooled so far.
+    pub stderr_len: u64,
+    /// Set when the process exited and both pipes reached EOF.
+    pub outcome: Option<Outcome>,
+}
+
+impl Progress {
+    /// Bytes spooled so far on `stream`.
+    pub fn len(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Stdout => self.stdout_len,
+            Stream::Stderr => self.stderr_len,
+        }
+    }
+
+    fn len_mut(&mut self, stream: Stream) -> &mut u64 {
+        match stream {
+            Stream::Stdout => &mut self.stdout_len,
+            Stream::Stderr => &mut self.stderr_len,
+        }
+    }
+}
+
+/// Requests to a run's supervisor task.
+#[derive(Debug)]
+enum Control {
+    /// SIGTERM to the group, SIGKILL after the grace; the outcome says `cancelled`.
+    Cancel(Duration),
+    /// SIGKILL to the group now: the run is being forgotten.
+    Kill,
+}
+
+/// A handle on one run. Cheap to clone: every clone observes and controls the same process.
+#[derive(Debug, Clone)]
+pub struct Run {
+    key: RunKey,
+    pid: Option<u32>,
+    kill_grace: Duration,
+    progress: watch::Receiver<Progress>,
+    control: Option<mpsc::UnboundedSender<Control>>,
+}
+
+impl Run {
+    /// Spawns the process and its supervisor. Never fails: a run that cannot start is a run
+    /// that has already finished with an `error`, so it is reported like any other.
+    pub fn start(spec: RunSpec, spool: &Arc<Spool>) -> Run {
+        let Some(program) = spec.argv.first() else {
+            return Run::failed(spec.key, "empty command");
+        };
+        let paths = Stream::BOTH.map(|stream| spool.log_path(&spec.key, stream));
+        let files = match open_spool_files(&paths) {
+            Ok(files) => files,
+            Err(err) => return Run::failed(spec.key, err),
+        };
+        let mut child = match command(&spec).spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                spool.remove_run(&spec.key);
+                return Run::failed(spec.key, format!("failed to start {program:?}: {err}"));
+            }
+        };
+        let pid = child.id();
+        let pgid = pid.and_then(|pid| i32::try_from(pid).ok());
+        if let Some(pgid) = pgid {
+            crate::watchdog::register(pgid);
+            if let Err(err) = spool.record_pgid(&spec.key, pgid) {
+                tracing::warn!(run = %spec.key, %err, "cannot record the process group in the spool");
+            }
+        }
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let progress_tx = Arc::new(progress_tx);
+        let [stdout_file, stderr_file] = files;
+        let [stdout_path, stderr_path] = paths;
+        let readers = [
+            tokio::spawn(spool_pipe(
+                child.stdout.take(),
+                stdout_file,
+                stdout_path,
+                Stream::Stdout,
+                progress_tx.clone(),
+            )),
+            tokio::spawn(spool_pipe(
+                child.stderr.take(),
+                stderr_file,
+                stderr_path,
+                Stream::Stderr,
+                progress_tx.clone(),
+            )),
+        ];
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor {
+            key: spec.key.clone(),
+            pgid,
+            max_execution: spec.max_execution,
+            kill_grace: spec.kill_grace,
+            spool: spool.clone(),
+        };
+        tokio::spawn(supervisor.run(child, control_rx, readers, progress_tx));
+        Run {
+            key: spec.key,
+            pid,
+            kill_grace: spec.kill_grace,
+            progress,
+            control: Some(control_tx),
+        }
+    }
+
+    /// A run that could not start (spawn failure): no process, empty output, `error` set.
+    pub fn failed(key: RunKey, error: impl Into<String>) -> Run {
+        Run::ended_before_start(
+            key,
+            Outcome {
+                error: error.into(),
+                ..Outcome::default()
+            },
+        )
+    }
+
+    /// An `Assign` this agent refuses (it is draining): `rejected` tells the coordinator the
+    /// attempt never started, so it requeues it elsewhere.
+    pub fn refused(key: RunKey, reason: impl Into<String>) -> Run {
+        Run::ended_before_start(
+            key,
+            Outcome {
+                error: reason.into(),
+                rejected: true,
+                ..Outcome::default()
+            },
+        )
+    }
+
+    fn ended_before_start(key: RunKey, outcome: Outcome) -> Run {
+        let (_, progress) = watch::channel(Progress {
+            outcome: Some(outcome),
+            ..Progress::default()
+        });
+        Run {
+            key,
+            pid: None,
+            kill_grace: Duration::ZERO,
+            progress,
+            control: None,
+        }
+    }
+
+    /// Which attempt of which run this is.
+    pub fn key(&self) -> &RunKey {
+        &self.key
+    }
+
+    /// The process id (also its process group id), if it started.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The grace between SIGTERM and SIGKILL this run was assigned with.
+    pub fn kill_grace(&self) -> Duration {
+        self.kill_grace
+    }
+
+    /// A receiver of the run's progress; it marks changes, so a sender can wait for more.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// Whether the process exited and both pipes are at EOF.
+    pub fn has_ended(&self) -> bool {
+        self.progress.borrow().outcome.is_some()
+    }
+
+    /// SIGTERM to the run's process group, SIGKILL after `grace`; the outcome says cancelled.
+    /// Does nothing once the run has ended or a stop is already under way.
+    pub fn cancel(&self, grace: Duration) {
+        if let Some(control) = &self.control {
+            let _ = control.send(Control::Cancel(grace));
+        }
+    }
+
+    /// SIGKILL to the run's process group now.
+    pub fn kill(&self) {
+        if let Some(control) = &self.control {
+            let _ = control.send(Control::Kill);
+        }
+    }
+
+    /// Waits until the run has ended and returns how.
+    pub async fn ended(&self) -> Outcome {
+        let mut progress = self.progress.clone();
+        // The supervisor only drops its sender after publishing the outcome, unless the
+        // runtime is shutting down; then the last value is all there is.
+        let _ = progress
+            .wait_for(|progress| progress.outcome.is_some())
+            .await;
+        let outcome = progress.borrow().outcome.clone();
+        outcome.unwrap_or_else(|| Outcome {
+            error: "run supervisor stopped".to_owned(),
+            ..Outcome::default()
+        })
+    }
+}
+
+fn open_spool_files(paths: &[PathBuf; 2]) -> Result<[tokio::fs::File; 2], String> {
+    let open = |path: &PathBuf| {
+        std::fs::File::create(path)
+            .map(tokio::fs::File::from_std)
+            .map_err(|err| format!("cannot create spool file {}: {err}", path.display()))
+    };
+    Ok([open(&paths[0])?, open(&paths[1])?])
+}
+
+fn command(spec: &RunSpec) -> Command {
+    let mut command = Command::new(&spec.argv[0]);
+    command
+        .args(&spec.argv[1..])
+        .envs(&spec.env)
+        .env("AGENT_NAME", &spec.agent_name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so cancel, timeout and cleanup reach everything the run started.
+        .process_group(0)
+        .kill_on_drop(false);
+    die_with_parent(&mut command);
+    command
+}
+
+/// The kernel SIGKILLs the run's main process when the agent dies (parent-death signal); the
+/// [`watchdog`](crate::watchdog) kills the rest of its group, and the spool's recorded groups
+/// cover anything that left the group (setsid) once the agent restarts.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed. It uses only prctl(2) and getppid(2), which are plain syscalls, and
+    // reads errno through `last_os_error`; it allocates nothing and takes no locks.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // The agent may have died between fork and prctl: then no signal will come.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Copies one pipe to its spool file, 64 KiB at a time, publishing each new length only after
+/// the bytes are flushed to the file, so a reader never asks for bytes not yet there.
+async fn spool_pipe(
+    pipe: Option<impl AsyncRead + Unpin>,
+    mut file: tokio::fs::File,
+    path: PathBuf,
+    stream: Stream,
+    progress: Arc<watch::Sender<Progress>>,
+) -> Option<String> {
+    let mut pipe = pipe?;
+    let mut buf = vec![0; READ_SIZE];
+    let mut write_error = None;
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(%err, ?stream, "cannot read the run's output pipe");
+                break;
+            }
+        };
+        // After a write error keep draining the pipe, so the process is not blocked on a full
+        // pipe; the bytes are lost and the outcome says so.
+        if write_error.is_some() {
+            continue;
+        }
+        let written = async {
+            file.write_all(&buf[..n]).await?;
+            file.flush().await
+        };
+        match written.await {
+            Ok(()) => progress.send_modify(|progress| *progress.len_mut(stream) += n as u64),
+            Err(err) => {
+                write_error = Some(format!("cannot write spool file {}: {err}", path.display()))
+            }
+        }
+    }
+    write_error
+}
+
+/// Owns the child: waits for it, applies cancel and timeout, cleans up its group, and publishes
+/// the outcome.
+struct Supervisor {
+    key: RunKey,
+    pgid: Option<i32>,
+    max_execution: Option<Duration>,
+    kill_grace: Duration,
+    spool: Arc<Spool>,
+}
+
+/// Why a run is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancelled,
+    TimedOut,
+}
+
+impl Supervisor {
+    async fn run(
+        self,
+        mut child: Child,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        readers: [tokio::task::JoinHandle<Option<String>>; 2],
+        progress: Arc<watch::Sender<Progress>>,
+    ) {
+        let deadline = self.max_execution.map(|limit| Instant::now() + limit);
+        let mut stop = None;
+        let mut kill_at: Option<Instant> = None;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                Some(request) = control.recv() => match request {
+                    Control::Cancel(grace) if stop.is_none() => {
+                        stop = Some(Stop::Cancelled);
+                        self.signal(Signal::SIGTERM);
+                        kill_at = Some(Instant::now() + grace);
+                    }
+                    Control::Cancel(_) => {}
+                    Control::Kill => self.signal(Signal::SIGKILL),
+                },
+                () = sleep_until(deadline), if stop.is_none() && deadline.is_some() => {
+                    tracing::info!(run = %self.key, "run reached its max execution time");
+                    stop = Some(Stop::TimedOut);
+                    self.signal(Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + self.kill_grace);
+                }
+                () = sleep_until(kill_at), if kill_at.is_some() => {
+                    self.signal(Signal::SIGKILL);
+                    kill_at = None;
+                }
+            }
+        };
+        // Whatever the main process left behind in its group (a shell's background child)
+        // must not outlive the run, and must not hold the pipes open.
+        self.signal(Signal::SIGKILL);
+        let mut spool_errors = Vec::new();
+        for reader in readers {
+            let abort = reader.abort_handle();
+            match tokio::time::timeout(PIPE_EOF_TIMEOUT, reader).await {
+                Ok(Ok(Some(error))) => spool_errors.push(error),
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(run = %self.key, "output pipe still open after the run ended; a process escaped its group");
+                    abort.abort();
+                }
+            }
+        }
+        self.spool.clear_pgid(&self.key);
+        if let Some(pgid) = self.pgid {
+            crate::watchdog::unregister(pgid);
+        }
+        let mut outcome = exit_outcome(status);
+        match stop {
+            Some(Stop::Cancelled) => {
+                outcome.cancelled = true;
+                outcome.error = "cancelled".to_owned();
+            }
+            Some(Stop::TimedOut) => {
+                outcome.timed_out = true;
+                outcome.error = "timed out".to_owned();
+            }
+            None => {}
+        }
+        if outcome.error.is_empty() {
+            outcome.error = spool_errors.join("; ");
+        }
+        progress.send_modify(|progress| {
+            outcome.stdout_len = progress.stdout_len;
+            outcome.stderr_len = progress.stderr_len;
+            progress.outcome = Some(outcome);
+        });
+    }
+
+    fn signal(&self, signal: Signal) {
+        let Some(pgid) = self.pgid else { return };
+        match killpg(Pid::from_raw(pgid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(err) => {
+                tracing::warn!(run = %self.key, pgid, %err, ?signal, "cannot signal the run's process group")
+            }
+        }
+    }
+}
+
+fn exit_outcome(status: io::Result<ExitStatus>) -> Outcome {
+    match status {
+        Ok(status) => Outcome {
+            exit_code: status.code(),
+            signal: status.signal(),
+            ..Outcome::default()
+        },
+        Err(err) => Outcome {
+            error: format!("cannot wait for the process: {err}"),
+            ..Outcome::default()
+        },
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,365 @@
+//! The runs this agent process holds, and the agent-wide signals (drain requested, drain done,
+//! link up or down).
+//!
+//! The table is shared by the connection (assign, cancel, ack, resume) and the drain, which
+//! run as separate tasks; it sits behind a `std::sync::Mutex` that is never held across an
+//! `.await` (every method here is synchronous), which is simpler than an owner task for a
+//! table this small. A run stays held from its `Assign` until the coordinator acknowledges its
+//! `RunFinished` (`LogAck.finished`), across any number of reconnects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rota_proto as pb;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::runner::{Run, RunSpec};
+use crate::spool::{Spool, SpoolError};
+use crate::{AgentConfig, RunKey};
+
+/// Whether the agent currently has a welcomed connection; while down, since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Up,
+    Down(Instant),
+}
+
+/// A held run and what the coordinator knows of it.
+#[derive(Debug)]
+struct Held {
+    run: Run,
+    /// Offsets the coordinator last confirmed it has stored. Resume offsets come from the
+    /// `Welcome` (the coordinator may have lost what it acked); this is for the logs.
+    acked: [u64; 2],
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    runs: HashMap<RunKey, Held>,
+    draining: bool,
+}
+
+/// A run whose log a connection must send, and from where.
+#[derive(Debug)]
+pub(crate) struct SendJob {
+    pub run: Run,
+    /// Offsets to start at, stdout then stderr.
+    pub from: [u64; 2],
+    /// Send `RunStarted` first: only on the connection that delivered the `Assign`; later
+    /// connections report the run in `Hello.held` instead.
+    pub announce: bool,
+}
+
+/// The agent process: its configuration, identity, spool and held runs.
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub config: AgentConfig,
+    /// Made once per process: a restarted agent with the same name is a new session.
+    pub session_id: String,
+    spool: Arc<Spool>,
+    table: Mutex<Table>,
+    held_count: watch::Sender<usize>,
+    drain_request: watch::Sender<Option<Duration>>,
+    draining: watch::Sender<bool>,
+    drain_done: watch::Sender<bool>,
+    link: watch::Sender<Link>,
+}
+
+impl Agent {
+    /// Opens (and cleans) the spool; fails when another agent process holds it.
+    pub fn new(config: AgentConfig) -> Result<Agent, SpoolError> {
+        let spool = Arc::new(Spool::open(&config.spool_dir)?);
+        Ok(Agent {
+            config,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            spool,
+            table: Mutex::default(),
+            held_count: watch::Sender::new(0),
+            drain_request: watch::Sender::new(None),
+            draining: watch::Sender::new(false),
+            drain_done: watch::Sender::new(false),
+            link: watch::Sender::new(Link::Down(Instant::now())),
+        })
+    }
+
+    /// The spool directory, for the log senders.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent (every method mutates it
+        // in one step), so a poisoned lock is still usable.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The `Hello` of a new connection, listing every held run with its spooled lengths.
+    pub fn hello(&self) -> pb::Hello {
+        let table = self.table();
+        let mut held: Vec<pb::HeldRun> = table
+            .runs
+            .iter()
+            .map(|(key, held)| {
+                let progress = held.run.progress().borrow().clone();
+                pb::HeldRun {
+                    run_id: key.run_id.clone(),
+                    attempt: key.attempt,
+                    stdout_len: progress.stdout_len,
+                    stderr_len: progress.stderr_len,
+                    exited: progress.outcome.is_some(),
+                }
+            })
+            .collect();
+        held.sort_by(|a, b| (&a.run_id, a.attempt).cmp(&(&b.run_id, b.attempt)));
+        pb::Hello {
+            name: self.config.name.clone(),
+            groups: self.config.groups.clone(),
+            slots: self.config.slots,
+            labels: self.config.labels.clone().into_iter().collect(),
+            protocol_version: pb::PROTOCOL_VERSION,
+            held,
+            session_id: self.session_id.clone(),
+        }
+    }
+
+    /// Applies a `Welcome`: runs it says to drop are killed and forgotten, the others are
+    /// resent from the acknowledged offsets (from 0 when it does not mention them).
+    pub fn resume(&self, welcome: &pb::Welcome) -> Vec<SendJob> {
+        let resume: HashMap<RunKey, &pb::ResumeRun> = welcome
+            .resume
+            .iter()
+            .map(|resume| (RunKey::new(resume.run_id.clone(), resume.attempt), resume))
+            .collect();
+        let mut dropped = Vec::new();
+        let mut jobs = Vec::new();
+        {
+            let mut table = self.table();
+            let keys: Vec<RunKey> = table.runs.keys().cloned().collect();
+            for key in keys {
+                match resume.get(&key) {
+                    Some(resume) if !resume.keep => {
+                        if let Some(held) = table.runs.remove(&key) {
+                            dropped.push(held.run);
+                        }
+                    }
+                    found => {
+                        let from = found
+                            .map_or([0, 0], |resume| [resume.stdout_acked, resume.stderr_acked]);
+                        if let Some(held) = table.runs.get(&key) {
+                            if found.is_none() {
+                                tracing::debug!(run = %key, acked = ?held.acked, "held run not in Welcome: resending from 0");
+                            }
+                            jobs.push(SendJob {
+                                run: held.run.clone(),
+                                from,
+                                announce: false,
+                            });
+                        }
+                    }
+                }
+            }
+            self.held_count.send_replace(table.runs.len());
+        }
+        for run in dropped {
+            tracing::warn!(run = %run.key(), "coordinator no longer wants this run: killing it");
+            self.discard(run);
+        }
+        jobs
+    }
+
+    /// Starts an assigned run (or, while draining, reports it refused) and returns its send
+    /// job; `None` for a duplicate `Assign` of a run already held.
+    pub fn assign(&self, assign: pb::Assign) -> Option<SendJob> {
+        let key = RunKey::new(assign.run_id, assign.attempt);
+        let mut table = self.table();
+        if table.runs.contains_key(&key) {
+            tracing::warn!(run = %key, "duplicate assign ignored");
+            return None;
+        }
+        let run = if table.draining {
+            tracing::info!(run = %key, "refusing an assign: agent draining");
+            Run::refused(key.clone(), "agent draining")
+        } else {
+            let running = table
+                .runs
+                .values()
+                .filter(|held| !held.run.has_ended())
+                .count();
+            if running >= usize::try_from(self.config.slots).unwrap_or(usize::MAX) {
+                tracing::warn!(run = %key, running, slots = self.config.slots, "assigned more runs than slots");
+            }
+            let spec = RunSpec {
+                key: key.clone(),
+                argv: assign.argv,
+                env: assign.env,
+                agent_name: self.config.name.clone(),
+                max_execution: (assign.max_execution_ms > 0)
+                    .then(|| Duration::from_millis(assign.max_execution_ms)),
+                kill_grace: Duration::from_millis(assign.kill_grace_ms),
+            };
+            let run = Run::start(spec, &self.spool);
+            tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");
+            run
+        };
+        table.runs.insert(
+            key,
+            Held {
+                run: run.clone(),
+                acked: [0, 0],
+            },
+        );
+        self.held_count.send_replace(table.runs.len());
+        Some(SendJob {
+            run,
+            from: [0, 0],
+            announce: true,
+        })
+    }
+
+    /// Cancels a held run; a cancel for a run or attempt not held is ignored.
+    pub fn cancel(&self, key: &RunKey, grace: Duration) {
+        match self.table().runs.get(key) {
+            Some(held) => {
+                tracing::info!(run = %key, ?grace, "cancelling run");
+                held.run.cancel(grace);
+            }
+            None => tracing::debug!(run = %key, "cancel for a run not held: ignored"),
+        }
+    }
+
+    /// Records a `LogAck`; when it says finished, forgets the run and deletes its spool files.
+    /// Returns whether the run was forgotten.
+    pub fn ack(&self, ack: &pb::LogAck) -> bool {
+        let key = RunKey::new(ack.run_id.clone(), ack.attempt);
+        let forgotten = {
+            let mut table = self.table();
+            if !ack.finished {
+                if let Some(held) = table.runs.get_mut(&key) {
+                    held.acked = [ack.stdout_offset, ack.stderr_offset];
+                }
+                return false;
+            }
+            let forgotten = table.runs.remove(&key);
+            self.held_count.send_replace(table.runs.len());
+            forgotten
+        };
+        match forgotten {
+            Some(held) => {
+                tracing::debug!(run = %key, "run acknowledged finished: forgotten");
+                self.discard(held.run);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Kills a run that is no longer held (if it still runs) and deletes its files once its
+    /// process and pipes are gone.
+    fn discard(&self, run: Run) {
+        if run.has_ended() {
+            self.spool.remove_run(run.key());
+            return;
+        }
+        run.kill();
+        let spool = self.spool.clone();
+        tokio::spawn(async move {
+            run.ended().await;
+            spool.remove_run(run.key());
+        });
+    }
+
+    /// Every held run whose process has not ended yet.
+    pub fn running(&self) -> Vec<Run> {
+        self.table()
+            .runs
+            .values()
+            .filter(|held| !held.run.has_ended())
+            .map(|held| held.run.clone())
+            .collect()
+    }
+
+    /// Kills every running run: the agent is giving up (fatal error).
+    pub fn kill_all(&self) {
+        for run in self.running() {
+            run.kill();
+        }
+    }
+
+    /// Asks for a drain with the given deadline for running runs (`None`: the configured
+    /// `drain_timeout`). Only the first request counts.
+    pub fn request_drain(&self, timeout: Option<Duration>) {
+        let timeout = timeout.unwrap_or(self.config.drain_timeout);
+        self.drain_request.send_if_modified(|request| {
+            if request.is_some() {
+                return false;
+            }
+            *request = Some(timeout);
+            true
+        });
+    }
+
+    /// Receives drain requests.
+    pub fn drain_requests(&self) -> watch::Receiver<Option<Duration>> {
+        self.drain_request.subscribe()
+    }
+
+    /// From now on an `Assign` is answered with a refusal instead of a process.
+    pub fn stop_accepting(&self) {
+        self.table().draining = true;
+        self.draining.send_replace(true);
+    }
+
+    /// Becomes true when the agent stops accepting runs, so the connection can tell the
+    /// coordinator at once (`Heartbeat.draining`) instead of having assigns refused.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// Becomes true when the drain is complete: the connection says goodbye and `run` returns.
+    pub fn drain_done(&self) -> watch::Receiver<bool> {
+        self.drain_done.subscribe()
+    }
+
+    /// Marks the drain complete.
+    pub fn finish_drain(&self) {
+        self.drain_done.send_replace(true);
+    }
+
+    /// Receives the number of held runs whenever it changes.
+    pub fn held_count(&self) -> watch::Receiver<usize> {
+        self.held_count.subscribe()
+    }
+
+    /// Receives the link state whenever it changes.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.subscribe()
+    }
+
+    /// A connection was welcomed.
+    pub fn set_connected(&self) {
+        self.link.send_replace(Link::Up);
+    }
+
+    /// The connection ended (or never came up); keeps the earliest time it went down.
+    pub fn set_disconnected(&self) {
+        self.link.send_if_modified(|link| match link {
+            Link::Up => {
+                *link = Link::Down(Instant::now());
+                true
+            }
+            Link::Down(_) => false,
+        });
+    }
+}
+
+/// Waits until the flag is true (or its sender is gone, which means it never will be; then
+/// waits forever, as the caller has other ways to stop).
+pub(crate) async fn wait_true(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|&done| done).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

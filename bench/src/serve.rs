@@ -1,0 +1,101 @@
+//! The hidden subcommands that make this binary a coordinator or an agent process, set up like
+//! the real `rota-coordinator` and `rota-agent` binaries (same library calls, same defaults,
+//! same runtime), so the figures are those of the real programs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The first stdout line of a coordinator, as `rota-coordinator` prints it.
+pub const LISTENING: &str = "rota-coordinator listening on ";
+
+/// Flags of `serve-coordinator`, a subset of `rota-coordinator`'s with the same defaults.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    #[arg(long)]
+    pub listen: SocketAddr,
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Seconds an agent may be silent before it is lost.
+    #[arg(long, default_value_t = 15.0)]
+    pub lease: f64,
+    /// Seconds between agent heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
+}
+
+/// Flags of `serve-agent`, a subset of `rota-agent`'s.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[arg(long)]
+    pub coordinator: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub slots: u32,
+    #[arg(long)]
+    pub spool_dir: PathBuf,
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+}
+
+/// Runs a coordinator until SIGTERM, like `rota-coordinator` (tracing at `warn` by default).
+pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    init_tracing("warn");
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("{LISTENING}{}", listener.local_addr()?);
+        let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
+        config.lease = Duration::from_secs_f64(args.lease);
+        config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
+        rota_coordinator::serve(config, listener, terminated()?).await
+    })
+}
+
+/// Runs an agent until SIGTERM (then drains), like `rota-agent` (tracing at `info`).
+pub fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_tracing("info");
+    runtime()?.block_on(async move {
+        let config = rota_agent::AgentConfig {
+            coordinator: args.coordinator,
+            name: args.name,
+            groups: args.groups,
+            slots: args.slots,
+            labels: BTreeMap::new(),
+            spool_dir: args.spool_dir,
+            drain_timeout: Duration::from_secs(600),
+        };
+        rota_agent::run(config, terminated()?).await
+    })
+}
+
+/// The runtime `#[tokio::main]` builds, as in the real binaries.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves at SIGTERM.
+fn terminated() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        term.recv().await;
+    })
+}

@@ -1,0 +1,550 @@
+//! The command line, as clap derive structs. Only parsing lives here: small value parsers
+//! (`K=V`, durations, priorities) included, so `rota submit --timeout 5m` fails with a usage
+//! error (exit 2) before anything touches the network.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+// Shared with config files, so `--priority high` and `--timeout 90s` mean what they mean there.
+use rota_coordinator::config::{parse_duration, parse_priority};
+
+use crate::output::OutputFormat;
+
+/// Where the CLI talks to when neither `--coordinator` nor `ROTA_COORDINATOR` is given: the
+/// coordinator's default listen address.
+pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7878";
+
+/// `rota`: drive a rota coordinator, or run a config file in-process with `rota run FILE`.
+#[derive(Debug, Parser)]
+#[command(name = "rota", version, about, propagate_version = true)]
+pub struct Cli {
+    // An `Option`, not a clap default: `rota run` runs in-process unless this is explicit.
+    /// Coordinator URL [default: http://127.0.0.1:7878].
+    #[arg(long, global = true, env = "ROTA_COORDINATOR", value_name = "URL")]
+    pub coordinator: Option<String>,
+
+    // Global, so it works before or after the command's name.
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The coordinator URL to use: the explicit one, else the default.
+    pub fn coordinator_url(&self) -> String {
+        self.coordinator
+            .clone()
+            .unwrap_or_else(|| DEFAULT_COORDINATOR.to_string())
+    }
+}
+
+/// Every `rota` command; one module per verb under `commands/`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a config file's jobs as one jobset, to the end (in-process without --coordinator).
+    Run(RunArgs),
+    /// Submit one command, or one shell command per line of a file (--from).
+    Submit(SubmitArgs),
+    /// Create, inspect and resize jobsets.
+    #[command(subcommand)]
+    Jobset(JobsetCommand),
+    /// List runs.
+    Runs(RunsArgs),
+    /// Show every field of a run, its attempts and environment.
+    Show(RunRefArgs),
+    /// Print a run's output: stdout to stdout, stderr to stderr.
+    Logs(LogsArgs),
+    /// Cancel a run.
+    Cancel(RunRefArgs),
+    /// Retry a run, or every failed run of a jobset.
+    Retry(RetryArgs),
+    /// Give up on an errored run.
+    Retire(RunRefArgs),
+    /// Wait until runs (or a whole jobset) finished; exit 0 only if all succeeded.
+    Wait(WaitArgs),
+    /// List agents.
+    Agents,
+    /// List concurrency groups.
+    Groups,
+    /// Change a concurrency group.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Ask an agent to finish its runs and take no new ones.
+    Drain(DrainArgs),
+    /// Load a config file (jobs, groups) into the coordinator.
+    Apply(ApplyArgs),
+    /// List defined jobs.
+    Jobs,
+    /// Start a run of a defined job now.
+    Trigger(TriggerArgs),
+}
+
+/// `rota run FILE`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file (YAML or JSON).
+    pub file: PathBuf,
+    /// Jobset limit; overrides the file's `parallel` (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u32>,
+    /// Slots of the in-process agent [default: max(4, CPUs)].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub slots: Option<u32>,
+    /// Data directory of the in-process coordinator [default: a temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `rota submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Jobset to submit into [default: the coordinator's "default" jobset].
+    #[arg(long, value_name = "S")]
+    pub jobset: Option<String>,
+    /// Concurrency group (repeatable); the run takes one of them.
+    #[arg(long = "group", value_name = "G")]
+    pub groups: Vec<String>,
+    /// high, normal, low or an integer (larger first).
+    #[arg(long, value_name = "P", value_parser = parse_priority, allow_hyphen_values = true)]
+    pub priority: Option<i32>,
+    /// Run this one waits for: a run id or number (repeatable).
+    #[arg(long, value_name = "RUN")]
+    pub after: Vec<String>,
+    /// Environment variable for the run (repeatable).
+    #[arg(long, value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Attempts after the first when the run errors.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Maximum execution time, e.g. 90s, 5m, 1h (plain numbers are seconds).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Job name [default: derived by the coordinator].
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub name: Option<String>,
+    /// Run the command words joined by spaces under /bin/sh -c.
+    #[arg(long)]
+    pub shell: bool,
+    /// One shell command per line (`-` = stdin), all submitted as one batch.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub from: Option<PathBuf>,
+    /// The command and its arguments (after `--` when they start with `-`).
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        required_unless_present = "from"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `rota jobset ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsetCommand {
+    /// Create a jobset.
+    Create {
+        name: String,
+        /// How many of its runs may run at once (0 = unlimited).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        parallel: u32,
+    },
+    /// Change a jobset's limit while it runs (lowering never kills running runs).
+    Parallel { name: String, parallel: u32 },
+    /// Show one jobset.
+    Show { name: String },
+    /// List jobsets.
+    List,
+}
+
+/// `rota runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this jobset.
+    #[arg(long, value_name = "S")]
+    pub jobset: Option<String>,
+    /// Only runs in this state (pending, running, success, errored, ...).
+    #[arg(long, value_name = "X")]
+    pub state: Option<String>,
+    /// At most this many runs (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub limit: u32,
+}
+
+/// A command that takes one run: its id (UUID) or number.
+#[derive(Debug, Args)]
+pub struct RunRefArgs {
+    /// Run id or number.
+    pub run: String,
+}
+
+/// `rota logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run id or number.
+    pub run: String,
+    /// Keep streaming until the run has finished.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only stdout.
+    #[arg(long, conflicts_with = "stderr")]
+    pub stdout: bool,
+    /// Only stderr.
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+/// `rota retry RUN | rota retry --jobset S --failed`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Run id or number.
+    #[arg(required_unless_present = "jobset", conflicts_with = "jobset")]
+    pub run: Option<String>,
+    /// Retry runs of this jobset (with --failed).
+    #[arg(long, value_name = "S", requires = "failed")]
+    pub jobset: Option<String>,
+    /// Every errored run of the jobset.
+    #[arg(long, requires = "jobset")]
+    pub failed: bool,
+}
+
+/// `rota wait RUN... | rota wait --jobset S`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Run ids or numbers.
+    #[arg(required_unless_present = "jobset", conflicts_with = "jobset")]
+    pub runs: Vec<String>,
+    /// Wait for every run of this jobset.
+    #[arg(long, value_name = "S")]
+    pub jobset: Option<String>,
+}
+
+/// `rota group ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Set a group's max (lowering never kills running runs).
+    Set {
+        name: String,
+        #[arg(long, value_name = "N")]
+        max: u32,
+    },
+}
+
+/// `rota drain AGENT`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Agent name.
+    pub agent: String,
+    /// How long its runs may take before they are cancelled [default: the agent's].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// `rota apply FILE`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Config file (YAML or JSON); sent as text, validated by the coordinator.
+    pub file: PathBuf,
+}
+
+/// `rota trigger JOB`.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// Job name.
+    pub job: String,
+    /// Environment variable for this run (repeatable).
+    #[arg(long, value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+}
+
+/// `K=V` → (K, V); the value may contain `=` and be empty, the key may not.
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("rota").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?} should parse: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        Cli::try_parse_from(std::iter::once("rota").chain(args.iter().copied()))
+            .expect_err("should be a usage error")
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn output_flag_works_before_the_command() {
+        let cli = parse(&["-o", "json", "runs"]);
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert!(matches!(cli.command, Command::Runs(_)));
+    }
+
+    #[test]
+    fn output_flag_works_after_the_command() {
+        let cli = parse(&["runs", "--jobset", "x", "--output", "json"]);
+        assert_eq!(cli.output, OutputFormat::Json);
+        let cli = parse(&["jobset", "list", "-o", "json"]);
+        assert_eq!(cli.output, OutputFormat::Json);
+    }
+
+    #[test]
+    fn output_defaults_to_table_and_rejects_unknown_formats() {
+        assert_eq!(parse(&["agents"]).output, OutputFormat::Table);
+        let err = parse_err(&["-o", "yaml", "agents"]);
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn coordinator_flag_is_global_and_explicit_only_when_given() {
+        let cli = parse(&["groups", "--coordinator", "http://h:1"]);
+        assert_eq!(cli.coordinator.as_deref(), Some("http://h:1"));
+        assert_eq!(cli.coordinator_url(), "http://h:1");
+        // The env var may be set in the test environment; only check the fallback logic.
+        let cli = Cli {
+            coordinator: None,
+            ..parse(&["groups"])
+        };
+        assert_eq!(cli.coordinator_url(), DEFAULT_COORDINATOR);
+    }
+
+    #[test]
+    fn submit_takes_the_argv_after_double_dash_verbatim() {
+        let cli = parse(&[
+            "submit", "--jobset", "s", "--group", "a", "--group", "b", "--", "ls", "-la", "-o",
+            "json",
+        ]);
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!(a.command, ["ls", "-la", "-o", "json"]);
+        assert_eq!(a.jobset.as_deref(), Some("s"));
+        assert_eq!(a.groups, ["a", "b"]);
+        assert_eq!(
+            cli.output,
+            OutputFormat::Table,
+            "-o after -- belongs to CMD"
+        );
+    }
+
+    #[test]
+    fn submit_takes_argv_without_double_dash_once_the_command_starts() {
+        let Command::Submit(a) = parse(&["submit", "--shell", "echo", "-n", "hi"]).command else {
+            panic!("not submit")
+        };
+        assert!(a.shell);
+        assert_eq!(a.command, ["echo", "-n", "hi"]);
+    }
+
+    #[test]
+    fn submit_parses_every_option() {
+        let Command::Submit(a) = parse(&[
+            "submit",
+            "--priority",
+            "high",
+            "--after",
+            "12",
+            "--after",
+            "abc",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--retries",
+            "3",
+            "--timeout",
+            "1m30s",
+            "--name",
+            "build",
+            "--",
+            "make",
+        ])
+        .command
+        else {
+            panic!("not submit")
+        };
+        assert_eq!(a.priority, Some(10));
+        assert_eq!(a.after, ["12", "abc"]);
+        assert_eq!(
+            a.env,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "x=y".to_string())
+            ]
+        );
+        assert_eq!(a.retries, Some(3));
+        assert_eq!(a.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(a.name.as_deref(), Some("build"));
+        assert_eq!(a.command, ["make"]);
+    }
+
+    #[test]
+    fn submit_accepts_negative_priorities() {
+        let Command::Submit(a) = parse(&["submit", "--priority", "-5", "--", "x"]).command else {
+            panic!("not submit")
+        };
+        assert_eq!(a.priority, Some(-5));
+    }
+
+    #[test]
+    fn submit_needs_a_command_or_from_but_not_both() {
+        parse_err(&["submit", "--jobset", "s"]);
+        parse_err(&["submit", "--from", "f", "--", "ls"]);
+        parse_err(&["submit", "--from", "f", "--name", "n"]);
+        let Command::Submit(a) = parse(&["submit", "--jobset", "s", "--from", "-"]).command else {
+            panic!("not submit")
+        };
+        assert_eq!(a.from, Some(PathBuf::from("-")));
+        assert!(a.command.is_empty());
+    }
+
+    #[test]
+    fn submit_rejects_malformed_values_as_usage_errors() {
+        assert_eq!(
+            parse_err(&["submit", "--env", "NOEQ", "--", "x"]).exit_code(),
+            2
+        );
+        assert_eq!(
+            parse_err(&["submit", "--timeout", "5x", "--", "x"]).exit_code(),
+            2
+        );
+        assert_eq!(
+            parse_err(&["submit", "--priority", "urgent", "--", "x"]).exit_code(),
+            2
+        );
+        assert_eq!(parse_err(&["submit", "--bogus", "x"]).exit_code(), 2);
+    }
+
+    #[test]
+    fn run_parses_its_options() {
+        let Command::Run(a) = parse(&[
+            "run",
+            "p.yaml",
+            "--parallel",
+            "2",
+            "--slots",
+            "8",
+            "--data-dir",
+            "/d",
+        ])
+        .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(a.file, PathBuf::from("p.yaml"));
+        assert_eq!(a.parallel, Some(2));
+        assert_eq!(a.slots, Some(8));
+        assert_eq!(a.data_dir, Some(PathBuf::from("/d")));
+        parse_err(&["run", "p.yaml", "--slots", "0"]);
+    }
+
+    #[test]
+    fn jobset_subcommands_parse() {
+        assert!(matches!(
+            parse(&["jobset", "create", "s", "--parallel", "3"]).command,
+            Command::Jobset(JobsetCommand::Create { ref name, parallel: 3 }) if name == "s"
+        ));
+        assert!(matches!(
+            parse(&["jobset", "parallel", "s", "5"]).command,
+            Command::Jobset(JobsetCommand::Parallel { parallel: 5, .. })
+        ));
+        assert!(matches!(
+            parse(&["jobset", "show", "s"]).command,
+            Command::Jobset(JobsetCommand::Show { .. })
+        ));
+        assert!(matches!(
+            parse(&["jobset", "list"]).command,
+            Command::Jobset(JobsetCommand::List)
+        ));
+    }
+
+    #[test]
+    fn logs_streams_are_exclusive() {
+        let Command::Logs(a) = parse(&["logs", "7", "-f", "--stderr"]).command else {
+            panic!("not logs")
+        };
+        assert!(a.follow && a.stderr && !a.stdout);
+        parse_err(&["logs", "7", "--stdout", "--stderr"]);
+    }
+
+    #[test]
+    fn retry_takes_a_run_or_a_jobsets_failed_runs() {
+        let Command::Retry(a) = parse(&["retry", "7"]).command else {
+            panic!("not retry")
+        };
+        assert_eq!(a.run.as_deref(), Some("7"));
+        let Command::Retry(a) = parse(&["retry", "--jobset", "s", "--failed"]).command else {
+            panic!("not retry")
+        };
+        assert!(a.failed && a.run.is_none());
+        parse_err(&["retry"]);
+        parse_err(&["retry", "--jobset", "s"]);
+        parse_err(&["retry", "7", "--jobset", "s", "--failed"]);
+    }
+
+    #[test]
+    fn wait_takes_runs_or_a_jobset() {
+        let Command::Wait(a) = parse(&["wait", "1", "2", "abc"]).command else {
+            panic!("not wait")
+        };
+        assert_eq!(a.runs, ["1", "2", "abc"]);
+        let Command::Wait(a) = parse(&["wait", "--jobset", "s"]).command else {
+            panic!("not wait")
+        };
+        assert_eq!(a.jobset.as_deref(), Some("s"));
+        parse_err(&["wait"]);
+        parse_err(&["wait", "1", "--jobset", "s"]);
+    }
+
+    #[test]
+    fn group_drain_trigger_apply_parse() {
+        assert!(matches!(
+            parse(&["group", "set", "g", "--max", "4"]).command,
+            Command::Group(GroupCommand::Set { max: 4, .. })
+        ));
+        parse_err(&["group", "set", "g"]);
+        let Command::Drain(a) = parse(&["drain", "host-a", "--timeout", "10m"]).command else {
+            panic!("not drain")
+        };
+        assert_eq!(a.timeout, Some(Duration::from_secs(600)));
+        let Command::Trigger(a) = parse(&["trigger", "nightly", "--env", "X=1"]).command else {
+            panic!("not trigger")
+        };
+        assert_eq!(a.env, [("X".to_string(), "1".to_string())]);
+        assert!(matches!(
+            parse(&["apply", "c.yaml"]).command,
+            Command::Apply(_)
+        ));
+    }
+
+    #[test]
+    fn verbose_counts() {
+        assert_eq!(parse(&["-vv", "agents"]).verbose, 2);
+        assert_eq!(parse(&["agents", "-v"]).verbose, 1);
+    }
+
+    #[test]
+    fn env_pairs_need_a_key() {
+        assert_eq!(parse_env("A="), Ok(("A".into(), String::new())));
+        assert!(parse_env("=1").is_err());
+        assert!(parse_env("A").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Talking to the coordinator: connecting, and turning gRPC failures into the one-line errors
+//! `main` prints (`rota: cannot reach coordinator at URL: ...`, `rota: no run "abc"`).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use rota_proto::control_service_client::ControlServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// The generated ControlService client over a connected channel; cheap to clone.
+pub type Client = ControlServiceClient<Channel>;
+
+/// How long a first connection may take: an unroutable host should fail, not hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects eagerly, so an unreachable coordinator is reported once, up front, with its URL.
+pub async fn connect(url: &str) -> anyhow::Result<Client> {
+    let url = normalize_url(url);
+    let endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| anyhow::anyhow!("invalid coordinator URL {url:?}: {}", root_cause(&e)))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))?;
+    Ok(ControlServiceClient::new(channel))
+}
+
+/// `host:port` is accepted as `http://host:port`: people type the listen address they gave
+/// the coordinator.
+pub fn normalize_url(url: &str) -> String {
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// The innermost error's message: transport errors wrap the useful part ("Connection refused
+/// (os error 111)") in layers like "transport error" that tell a person nothing.
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// A failed RPC, displayed as one line: the coordinator chooses its messages for people
+/// (`no run "abc"`), so the message alone is shown; the code only when the message is empty.
+#[derive(Debug)]
+pub struct RpcError(pub tonic::Status);
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = &self.0;
+        let message = status.message().trim();
+        match (status.code(), message.is_empty()) {
+            (tonic::Code::Unavailable, true) => write!(f, "coordinator unavailable"),
+            (tonic::Code::Unavailable, false) => write!(f, "coordinator unavailable: {message}"),
+            (code, true) => write!(f, "{}", code.description()),
+            (_, false) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl StdError for RpcError {}
+
+/// `client.get_run(req).await.reply()?`: unwraps the response and converts the status.
+pub trait Reply<T> {
+    /// The response message, or an [`RpcError`].
+    fn reply(self) -> anyhow::Result<T>;
+}
+
+impl<T> Reply<T> for Result<tonic::Response<T>, tonic::Status> {
+    fn reply(self) -> anyhow::Result<T> {
+        self.map(tonic::Response::into_inner)
+            .map_err(|s| RpcError(s).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_show_only_the_coordinators_message() {
+        let e = RpcError(tonic::Status::not_found("no run \"abc\""));
+        assert_eq!(e.to_string(), "no run \"abc\"");
+    }
+
+    #[test]
+    fn status_errors_without_message_name_the_code() {
+        let e = RpcError(tonic::Status::new(tonic::Code::Unimplemented, ""));
+        assert_eq!(e.to_string(), tonic::Code::Unimplemented.description());
+        let e = RpcError(tonic::Status::unavailable("connection reset"));
+        assert_eq!(e.to_string(), "coordinator unavailable: connection reset");
+    }
+
+    #[test]
+    fn urls_without_scheme_default_to_http() {
+        assert_eq!(normalize_url("127.0.0.1:7878"), "http://127.0.0.1:7878");
+        assert_eq!(normalize_url("https://h:1"), "https://h:1");
+    }
+
+    #[tokio::test]
+    async fn unreachable_coordinator_is_one_line_naming_the_url() {
+        // Bind then drop a listener: the port is (almost certainly) closed afterwards.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = connect(&url).await.expect_err("nothing listens there");
+        let line = format!("{err:#}");
+        assert!(
+            line.starts_with(&format!("cannot reach coordinator at {url}: ")),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+}

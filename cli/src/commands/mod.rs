@@ -1,0 +1,74 @@
+//! One module per verb (STYLE.md rule 3). Each takes the shared [`Context`] and its own parsed
+//! arguments, calls the coordinator and prints through `crate::output`.
+
+mod agents;
+mod apply;
+mod cancel;
+mod drain;
+mod group;
+mod groups;
+mod jobs;
+mod jobset;
+mod logs;
+mod retire;
+mod retry;
+mod run;
+mod runs;
+mod show;
+mod submit;
+mod trigger;
+mod wait;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command};
+use crate::client::{self, Client};
+use crate::output::OutputFormat;
+
+/// What every command needs besides its own arguments.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Coordinator URL, explicit or default.
+    pub url: String,
+    /// Whether `--coordinator`/`ROTA_COORDINATOR` was given: `rota run` runs in-process if not.
+    pub explicit_coordinator: bool,
+    /// `-o table|json`.
+    pub output: OutputFormat,
+}
+
+impl Context {
+    /// A connected client; fails with one line naming the URL when nothing answers there.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        client::connect(&self.url).await
+    }
+}
+
+/// Runs the parsed command. `Ok(code)` carries non-zero codes that are not errors (failed runs
+/// after `wait`/`run`, 130 after Ctrl-C).
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context {
+        url: client::normalize_url(&cli.coordinator_url()),
+        explicit_coordinator: cli.coordinator.is_some(),
+        output: cli.output,
+    };
+    let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match cli.command {
+        Command::Run(a) => run::run(&ctx, a).await,
+        Command::Submit(a) => ok(submit::submit(&ctx, a).await),
+        Command::Jobset(c) => ok(jobset::jobset(&ctx, c).await),
+        Command::Runs(a) => ok(runs::runs(&ctx, a).await),
+        Command::Show(a) => ok(show::show(&ctx, a).await),
+        Command::Logs(a) => ok(logs::logs(&ctx, a).await),
+        Command::Cancel(a) => ok(cancel::cancel(&ctx, a).await),
+        Command::Retry(a) => ok(retry::retry(&ctx, a).await),
+        Command::Retire(a) => ok(retire::retire(&ctx, a).await),
+        Command::Wait(a) => wait::wait(&ctx, a).await,
+        Command::Agents => ok(agents::agents(&ctx).await),
+        Command::Groups => ok(groups::groups(&ctx).await),
+        Command::Group(c) => ok(group::group(&ctx, c).await),
+        Command::Drain(a) => ok(drain::drain(&ctx, a).await),
+        Command::Apply(a) => ok(apply::apply(&ctx, a).await),
+        Command::Jobs => ok(jobs::jobs(&ctx).await),
+        Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
+    }
+}

@@ -1,0 +1,21 @@
+//! `rota runs [--jobset S] [--state X] [--limit N]`.
+
+use rota_proto::ListRunsRequest;
+
+use super::Context;
+use crate::args::RunsArgs;
+use crate::client::Reply;
+use crate::output::{emit, render, views};
+
+pub async fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<()> {
+    let req = ListRunsRequest {
+        jobset: args.jobset.unwrap_or_default(),
+        state: args.state.unwrap_or_default(),
+        limit: args.limit,
+        after_number: 0,
+    };
+    let resp = ctx.client().await?.list_runs(req).await.reply()?;
+    let json: Vec<views::RunView> = views::all(&resp.runs);
+    emit(ctx.output, &json, || render::runs_table(&resp.runs))?;
+    Ok(())
+}

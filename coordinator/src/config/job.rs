@@ -1,0 +1,187 @@
+//! One job's raw keys turned into a [`JobDef`], checking every value on the way.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use super::duration::{parse_duration, seconds_to_duration};
+use super::error::{ConfigError, Scope};
+use super::model::JobDef;
+use super::names::{is_valid_name, NAME_RULE};
+use super::priority::parse_priority;
+use super::raw::{Command, DurationValue, PriorityValue, RawJob, Scalar};
+use super::shell::split_shell_words;
+use crate::cron::{CronError, Schedule};
+
+/// Builds job `name` from `raw`. Errors are reported in `scope`: the job itself, or the job group
+/// whose keys it was expanded from (that is where the mistake is written). `group` is the job
+/// group that produced it, if any.
+pub(super) fn build_job(
+    path: &str,
+    scope: &Scope,
+    name: &str,
+    group: Option<&str>,
+    raw: RawJob,
+) -> Result<JobDef, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::InvalidValue {
+        path: path.into(),
+        scope: scope.clone(),
+        key: key.into(),
+        message,
+    };
+    let shell = raw.shell.unwrap_or(false);
+    let command = match raw.command {
+        None => {
+            return Err(ConfigError::MissingKey {
+                path: path.into(),
+                scope: scope.clone(),
+                key: "command".into(),
+            })
+        }
+        Some(Command::Argv(_)) if shell => {
+            return Err(invalid(
+                "command",
+                "with shell: true, command must be a string".into(),
+            ))
+        }
+        Some(Command::Argv(argv)) => argv.into_iter().map(Scalar::into_string).collect(),
+        Some(Command::Line(line)) if shell => {
+            if line.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec!["/bin/sh".into(), "-c".into(), line]
+            }
+        }
+        Some(Command::Line(line)) => split_shell_words(&line).map_err(|e| invalid("command", e))?,
+    };
+    if command.first().is_none_or(|program| program.is_empty()) {
+        return Err(invalid("command", "must name a program".into()));
+    }
+
+    let timezone = match raw.schedule_timezone {
+        Some(tz) if tz.parse::<Tz>().is_err() => {
+            return Err(invalid(
+                "schedule_timezone",
+                CronError::UnknownTimezone(tz).to_string(),
+            ))
+        }
+        tz => tz,
+    };
+    let schedule =
+        match &raw.schedule {
+            Some(text) => Some(Schedule::parse(text, name, timezone.as_deref()).map_err(
+                |error| ConfigError::Schedule {
+                    path: path.into(),
+                    scope: scope.clone(),
+                    error,
+                },
+            )?),
+            None => None,
+        };
+
+    let duration = |key: &str, value: Option<DurationValue>| match value {
+        None => Ok(None),
+        Some(DurationValue::Seconds(s)) => seconds_to_duration(s)
+            .map(Some)
+            .map_err(|e| invalid(key, e)),
+        Some(DurationValue::Text(t)) => parse_duration(&t).map(Some).map_err(|e| invalid(key, e)),
+    };
+    // dsari treats a max_execution of 0 as "no limit".
+    let max_execution = duration("max_execution", raw.max_execution)?.filter(|d| !d.is_zero());
+    let max_execution_grace = duration("max_execution_grace", raw.max_execution_grace)?;
+
+    let priority = match raw.priority {
+        None => 0,
+        Some(PriorityValue::Number(n)) => i32::try_from(n)
+            .map_err(|_| invalid("priority", format!("{n} does not fit in 32 bits")))?,
+        Some(PriorityValue::Word(word)) => {
+            parse_priority(&word).map_err(|e| invalid("priority", e))?
+        }
+    };
+
+    let mut concurrency_groups: Vec<String> = Vec::new();
+    for g in raw.concurrency_groups.unwrap_or_default() {
+        if !is_valid_name(&g) {
+            return Err(invalid(
+                "concurrency_groups",
+                format!("invalid name \"{g}\" (must match {NAME_RULE})"),
+            ));
+        }
+        if !concurrency_groups.contains(&g) {
+            concurrency_groups.push(g);
+        }
+    }
+    let mut after: Vec<String> = Vec::new();
+    for a in raw.after.unwrap_or_default() {
+        if !after.contains(&a) {
+            after.push(a);
+        }
+    }
+    if let Some(jobset) = &raw.jobset {
+        if !is_valid_name(jobset) {
+            return Err(invalid(
+                "jobset",
+                format!("invalid name \"{jobset}\" (must match {NAME_RULE})"),
+            ));
+        }
+    }
+    let job_group = match (group, raw.job_group) {
+        (Some(g), _) => Some(g.to_string()),
+        (None, Some(g)) if !is_valid_name(&g) => {
+            return Err(invalid(
+                "job_group",
+                format!("invalid name \"{g}\" (must match {NAME_RULE})"),
+            ))
+        }
+        (None, by_hand) => by_hand,
+    };
+
+    Ok(JobDef {
+        name: name.to_string(),
+        job_group,
+        command,
+        shell,
+        command_append_run: raw.command_append_run.unwrap_or(false),
+        environment: environment(path, scope, raw.environment)?,
+        concurrency_groups,
+        schedule,
+        schedule_text: raw.schedule,
+        schedule_timezone: timezone,
+        max_execution,
+        max_execution_grace,
+        concurrent_runs: raw.concurrent_runs.unwrap_or(false),
+        priority,
+        after,
+        retries: raw.retries.unwrap_or(0),
+        jobset: raw.jobset,
+    })
+}
+
+/// An `environment` map as strings, refusing names a process environment cannot hold.
+pub(super) fn environment(
+    path: &str,
+    scope: &Scope,
+    raw: Option<BTreeMap<String, Scalar>>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (key, value) in raw.unwrap_or_default() {
+        let value = value.into_string();
+        let problem = if key.is_empty() || key.contains(['=', '\0']) {
+            Some(format!("invalid variable name \"{key}\""))
+        } else if value.contains('\0') {
+            Some(format!("variable \"{key}\" contains a NUL byte"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(ConfigError::InvalidValue {
+                path: path.into(),
+                scope: scope.clone(),
+                key: "environment".into(),
+                message,
+            });
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}

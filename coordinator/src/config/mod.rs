@@ -1,0 +1,51 @@
+//! Config files: a superset of dsari's JSON/YAML job configuration, validated as a whole.
+//!
+//! # Format
+//!
+//! Top level:
+//! - `jobs`: name -> job.
+//! - `job_groups`: name -> job keys plus `job_names: [..]`; expands to one job per name, each
+//!   with `job_group` set to the group's name (and `JOB_GROUP` in its environment).
+//! - `concurrency_groups`: name -> `{max: N}` (a group only named by jobs has max 1).
+//! - `environment`: variables for every run.
+//! - rota: `jobset` (the jobset `rota run` creates; default: the file's stem) and `parallel`
+//!   (its limit; default 0 = unlimited).
+//! - dsari daemon keys (`data_dir`, `template_dir`, `report_html_gz`, `report_output_limit`,
+//!   `shutdown_kill_runs`, `shutdown_kill_grace`, `database`, `config_d`): accepted, ignored.
+//!
+//! Job keys: `command` (argv list, or a string split like a shell would; with `shell: true` the
+//! string runs under `/bin/sh -c`), `shell`, `schedule` (see [`crate::cron`]),
+//! `schedule_timezone` (IANA), `environment`, `concurrency_groups`, `max_execution` and
+//! `max_execution_grace` (seconds, or `"90s"`, `"5m"`, `"1h"`, `"500ms"`), `concurrent_runs`,
+//! `command_append_run` (dsari: append job name and run id), `job_group`, `priority`
+//! (`high`/`normal`/`low`/integer), `after` (job names in the same file), `retries`, `jobset`.
+//! dsari's `render_reports` and `jenkins_environment` are accepted and ignored.
+//!
+//! # Errors
+//!
+//! Unknown keys are errors, never dropped. Every error is one line naming the file, the job or
+//! group, and the key: `cfg.yaml: job "dump-db1": unknown key "comand"`. Validation covers names,
+//! keys, value types, `after` targets and cycles, cron expressions, time zones, durations, and
+//! jobs defined twice (in `jobs` and a job group, or in two job groups).
+
+mod duration;
+mod error;
+mod job;
+mod load;
+mod model;
+mod names;
+mod node;
+mod priority;
+mod raw;
+mod shell;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use duration::parse_duration;
+pub use error::{ConfigError, Scope};
+pub use load::{load_file, load_str};
+pub use model::{Definitions, JobDef, DEFAULT_KILL_GRACE};
+pub use names::{is_valid_name, NAME_RULE};
+pub use priority::parse_priority;
+pub use shell::split_shell_words;

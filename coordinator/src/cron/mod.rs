@@ -1,0 +1,163 @@
+//! Cron schedules as dsari reads them: 5 or 6 fields, Jenkins' `H`, `@daily` and friends, and a
+//! time zone per job.
+//!
+//! # Format
+//!
+//! `MIN HOUR DOM MON DOW [SEC]`: the optional sixth field is the *second* (dsari's order, not
+//! Quartz's). When it is missing it is `H`, as in dsari: each job fires at its own hashed second
+//! of the minute, so `* * * * *` on many jobs does not start them all at :00. Each field takes
+//! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. As in Vixie
+//! cron, when both day-of-month and day-of-week are restricted (neither starts with `*`), a day
+//! matching either one fires. `H` picks a value from a CRC-32 of the job name, so it is the same
+//! on every run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are described in
+//! `cron/hash.rs`.
+//!
+//! # Time zones and daylight saving
+//!
+//! Fields are matched against the wall clock of the schedule's zone (UTC when none is given).
+//! Around a DST change the rule depends on whether the schedule names particular hours:
+//! - It names particular hours (e.g. `30 2 * * *`): a wall-clock time skipped by spring-forward
+//!   fires once, at the first instant after the gap (02:30 in Europe/Berlin on the last Sunday
+//!   of March fires at 03:00 CEST); a time repeated by fall-back fires once, at its first
+//!   occurrence (02:30 CEST, not again at 02:30 CET). A daily job runs exactly once every day.
+//! - It runs in every hour (e.g. `*/15 * * * *`): it follows the wall clock, so skipped times do
+//!   not fire and repeated times fire in both passes; the interval between runs stays as written.
+//!
+//! Time is always passed in: [`Schedule::next_after`] never reads the clock, so schedules are
+//! tested with fixed instants.
+
+mod field;
+mod hash;
+mod search;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Why a schedule or its time zone was refused. Display is one line that names the expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// The expression itself is wrong; `reason` names the field at fault.
+    #[error("invalid cron \"{expr}\": {reason}")]
+    Invalid { expr: String, reason: String },
+    /// The zone is not an IANA name known to chrono-tz.
+    #[error("unknown timezone \"{0}\" (expected an IANA name such as \"Europe/Berlin\")")]
+    UnknownTimezone(String),
+}
+
+/// A parsed, hash-expanded schedule bound to one time zone.
+///
+/// Fields are bitsets so that matching a date or a time costs a few instructions; the search for
+/// the next fire time walks days, then hours, minutes and seconds, never second by second.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    expr: String,
+    expanded: String,
+    tz: Tz,
+    seconds: u64,
+    minutes: u64,
+    hours: u64,
+    days_of_month: u64,
+    months: u64,
+    days_of_week: u64,
+    /// Vixie cron's rule: both day fields restricted means either one may match.
+    day_or: bool,
+    /// Every hour is allowed: DST gaps are skipped and folds fire twice (see the module docs).
+    every_hour: bool,
+}
+
+impl Schedule {
+    /// `expr` as dsari accepts it (see the module docs), `H` hashed by `job_name` so each job gets
+    /// its own stable minute/second; `tz` is an IANA zone name, `None` for UTC.
+    ///
+    /// An expression that can never fire (`0 0 30 2 *`) is an error too, so a config that
+    /// validates always schedules something.
+    pub fn parse(expr: &str, job_name: &str, tz: Option<&str>) -> Result<Schedule, CronError> {
+        let tz = match tz {
+            None => chrono_tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| CronError::UnknownTimezone(name.into()))?,
+        };
+        let invalid = |reason: String| CronError::Invalid {
+            expr: expr.to_string(),
+            reason,
+        };
+        let trimmed = expr.trim();
+        let six_fields = if trimmed.starts_with('@') {
+            hash::expand_macro(trimmed)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unknown macro \"{trimmed}\" (expected @hourly, @daily, @midnight, \
+                         @weekly, @monthly, @yearly or @annually)"
+                    ))
+                })?
+                .to_string()
+        } else {
+            match trimmed.split_whitespace().count() {
+                5 => format!("{trimmed} H"),
+                6 => trimmed.to_string(),
+                n => {
+                    return Err(invalid(format!(
+                        "expected 5 or 6 fields (minute hour day-of-month month day-of-week \
+                         [second]), got {n}"
+                    )))
+                }
+            }
+        };
+
+        let crc = hash::crc32(job_name.as_bytes());
+        let mut expanded = Vec::with_capacity(6);
+        let mut bits = [0u64; 6];
+        for (position, text) in six_fields.split_whitespace().enumerate() {
+            let spec = &field::FIELDS[position];
+            let text = hash::expand_field(text, position, spec, crc).map_err(invalid)?;
+            bits[position] = field::parse_field(spec, &text).map_err(invalid)?;
+            expanded.push(text);
+        }
+        let [minutes, hours, days_of_month, months, days_of_week, seconds] = bits;
+        let schedule = Schedule {
+            expr: expr.to_string(),
+            day_or: !expanded[2].starts_with('*') && !expanded[4].starts_with('*'),
+            expanded: expanded.join(" "),
+            tz,
+            seconds,
+            minutes,
+            hours,
+            days_of_month,
+            months,
+            days_of_week,
+            every_hour: hours == (1 << 24) - 1,
+        };
+        let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+        if schedule.next_after(probe).is_none() {
+            return Err(invalid(
+                "no date ever matches its day-of-month, month and day-of-week".into(),
+            ));
+        }
+        Ok(schedule)
+    }
+
+    /// The first fire time strictly after `t`. `None` only when no date matches within nine
+    /// years (which [`Schedule::parse`] already refuses) or `t` lies outside years 1-9990.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        search::next_after(self, t)
+    }
+
+    /// The expression as written in the config.
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    /// The six fields after `H` and macro expansion, e.g. `10 11 * * * 32`: what `rota jobs`
+    /// shows so a person sees when a hashed job really runs.
+    pub fn expanded(&self) -> &str {
+        &self.expanded
+    }
+
+    /// The zone the fields are matched in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+}

@@ -1,0 +1,291 @@
+//! Behaviour of [`Schedule`]: parsing, hashing, macros, time zones and DST, all with injected
+//! instants.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeZone, Timelike, Utc};
+
+use super::{CronError, Schedule};
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+/// The first `n` fire times after `t`.
+fn fires(schedule: &Schedule, mut t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        t = schedule.next_after(t).expect("schedule fires");
+        out.push(t);
+    }
+    out
+}
+
+fn parse(expr: &str, job: &str) -> Schedule {
+    Schedule::parse(expr, job, None).unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+#[test]
+fn five_fields_fire_at_the_jobs_hashed_second() {
+    // dsari appends " H" to a 5-field schedule; for "hello" the second hashes to 32.
+    let s = parse("35 6 * * *", "hello");
+    assert_eq!(s.expanded(), "35 6 * * * 32");
+    assert_eq!(
+        fires(&s, utc(2020, 1, 1, 0, 0, 0), 2),
+        [utc(2020, 1, 1, 6, 35, 32), utc(2020, 1, 2, 6, 35, 32)]
+    );
+}
+
+#[test]
+fn the_sixth_field_is_the_second() {
+    let s = parse("0 12 * * * 15", "any");
+    assert_eq!(
+        s.next_after(utc(2024, 5, 1, 0, 0, 0)),
+        Some(utc(2024, 5, 1, 12, 0, 15))
+    );
+}
+
+#[test]
+fn hashed_daily_matches_dsari() {
+    // dsari's test_hash_daily / test_hash_second: "H H * * *" for "hello" is 11:10(:32).
+    let s = parse("H H * * *", "hello");
+    assert_eq!(s.expanded(), "10 11 * * * 32");
+    assert_eq!(
+        s.next_after(utc(2020, 1, 1, 0, 0, 0)),
+        Some(utc(2020, 1, 1, 11, 10, 32))
+    );
+}
+
+#[test]
+fn macros_expand_like_dsari() {
+    let epoch = utc(2020, 1, 1, 0, 0, 0);
+    let next = |expr: &str| parse(expr, "hello").next_after(epoch).unwrap();
+    assert_eq!(next("@hourly"), utc(2020, 1, 1, 0, 10, 32));
+    assert_eq!(next("@daily"), utc(2020, 1, 1, 11, 10, 32));
+    // @midnight hashes the hour into 0-2.
+    assert_eq!(next("@midnight"), utc(2020, 1, 1, 2, 10, 32));
+    // Weekday 5 (Friday), as dsari with croniter < 1.0.5.
+    assert_eq!(next("@weekly"), utc(2020, 1, 3, 11, 10, 32));
+    // Day of month is hashed into 1-28 (dsari: 1-31), month into September as in dsari.
+    assert_eq!(next("@monthly"), utc(2020, 1, 22, 11, 10, 32));
+    assert_eq!(next("@yearly"), utc(2020, 9, 22, 11, 10, 32));
+    assert_eq!(next("@annually"), next("@yearly"));
+}
+
+#[test]
+fn macro_intervals_are_one_period() {
+    let epoch = utc(2021, 3, 3, 0, 0, 0);
+    let gap = |expr: &str| {
+        let f = fires(&parse(expr, "job"), epoch, 2);
+        f[1] - f[0]
+    };
+    assert_eq!(gap("@hourly"), chrono::Duration::hours(1));
+    assert_eq!(gap("@daily"), chrono::Duration::days(1));
+    assert_eq!(gap("@weekly"), chrono::Duration::weeks(1));
+}
+
+#[test]
+fn hash_is_stable_for_a_name() {
+    let a = parse("H H * * *", "dump-db1");
+    let b = parse("H H * * *", "dump-db1");
+    assert_eq!(a.expanded(), b.expanded());
+}
+
+#[test]
+fn hash_spreads_names_over_the_hour() {
+    let minutes: BTreeSet<u32> = (0..100)
+        .map(|i| {
+            let s = parse("H * * * *", &format!("job-{i}"));
+            s.next_after(utc(2024, 1, 1, 0, 0, 0)).unwrap().minute()
+        })
+        .collect();
+    assert!(
+        minutes.len() >= 40,
+        "only {} distinct minutes",
+        minutes.len()
+    );
+}
+
+#[test]
+fn hash_range_stays_within_its_bounds() {
+    let mut hours = BTreeSet::new();
+    for i in 0..200 {
+        let s = parse("0 H(2-5) * * *", &format!("n{i}"));
+        for t in fires(&s, utc(2024, 1, 1, 0, 0, 0), 3) {
+            assert!((2..=5).contains(&t.hour()), "{t}");
+            hours.insert(t.hour());
+        }
+    }
+    assert_eq!(hours.into_iter().collect::<Vec<_>>(), [2, 3, 4, 5]);
+}
+
+#[test]
+fn hash_step_fires_every_step_from_a_hashed_offset() {
+    let mut offsets = BTreeSet::new();
+    for i in 0..50 {
+        let s = parse("H/15 * * * * 0", &format!("n{i}"));
+        let f = fires(&s, utc(2023, 12, 31, 23, 59, 59), 8);
+        assert!(f[0].minute() < 15, "{f:?}");
+        for pair in f.windows(2) {
+            assert_eq!(pair[1] - pair[0], chrono::Duration::minutes(15));
+        }
+        offsets.insert(f[0].minute());
+    }
+    assert!(offsets.len() > 5);
+}
+
+#[test]
+fn hash_range_with_step_stays_in_range() {
+    let s = parse("H(30-59)/10 * * * * 0", "hello");
+    for t in fires(&s, utc(2024, 1, 1, 0, 0, 0), 9) {
+        assert!((30..=59).contains(&t.minute()), "{t}");
+    }
+}
+
+#[test]
+fn next_after_is_strictly_after() {
+    let s = parse("*/5 * * * * 0", "x");
+    let at = utc(2024, 1, 1, 10, 5, 0);
+    assert_eq!(s.next_after(at), Some(utc(2024, 1, 1, 10, 10, 0)));
+    let just_before = at - chrono::Duration::milliseconds(1);
+    assert_eq!(s.next_after(just_before), Some(at));
+}
+
+#[test]
+fn restricted_day_of_month_and_weekday_match_either() {
+    // Vixie cron: the 13th, and every Friday.
+    let s = parse("0 0 13 * 5 0", "x");
+    let f = fires(&s, utc(2025, 6, 1, 0, 0, 0), 6);
+    let days: Vec<u32> = f.iter().map(chrono::Datelike::day).collect();
+    assert_eq!(days, [6, 13, 20, 27, 4, 11]);
+    // With the weekday a star, only the 13th.
+    let s = parse("0 0 13 * * 0", "x");
+    assert_eq!(
+        fires(&s, utc(2025, 6, 1, 0, 0, 0), 2),
+        [utc(2025, 6, 13, 0, 0, 0), utc(2025, 7, 13, 0, 0, 0)]
+    );
+}
+
+#[test]
+fn leap_day_is_found_years_ahead() {
+    let s = parse("0 0 29 2 * 0", "x");
+    assert_eq!(
+        s.next_after(utc(2025, 1, 1, 0, 0, 0)),
+        Some(utc(2028, 2, 29, 0, 0, 0))
+    );
+}
+
+#[test]
+fn timezone_shifts_the_wall_clock() {
+    let s = Schedule::parse("0 9 * * * 0", "x", Some("America/New_York")).unwrap();
+    // 09:00 EST = 14:00 UTC in January.
+    assert_eq!(
+        s.next_after(utc(2024, 1, 10, 0, 0, 0)),
+        Some(utc(2024, 1, 10, 14, 0, 0))
+    );
+    assert_eq!(s.timezone(), chrono_tz::America::New_York);
+}
+
+/// Europe/Berlin springs forward on 2025-03-30 (02:00 CET -> 03:00 CEST, 01:00 UTC): 02:30 does
+/// not exist that day, so the daily 02:30 job runs once, at 03:00 CEST.
+#[test]
+fn daily_job_in_the_spring_forward_gap_runs_once_at_the_end_of_the_gap() {
+    let s = Schedule::parse("30 2 * * * 0", "x", Some("Europe/Berlin")).unwrap();
+    assert_eq!(
+        fires(&s, utc(2025, 3, 29, 0, 0, 0), 3),
+        [
+            utc(2025, 3, 29, 1, 30, 0), // 02:30 CET
+            utc(2025, 3, 30, 1, 0, 0),  // 03:00 CEST, the first instant after the gap
+            utc(2025, 3, 31, 0, 30, 0), // 02:30 CEST
+        ]
+    );
+}
+
+/// Europe/Berlin falls back on 2025-10-26 (03:00 CEST -> 02:00 CET, 01:00 UTC): 02:30 happens
+/// twice that day, and the daily job runs only at the first.
+#[test]
+fn daily_job_in_the_fall_back_fold_runs_once_at_the_first_occurrence() {
+    let s = Schedule::parse("30 2 * * * 0", "x", Some("Europe/Berlin")).unwrap();
+    assert_eq!(
+        fires(&s, utc(2025, 10, 25, 0, 0, 0), 3),
+        [
+            utc(2025, 10, 25, 0, 30, 0), // 02:30 CEST
+            utc(2025, 10, 26, 0, 30, 0), // 02:30 CEST, first pass
+            utc(2025, 10, 27, 1, 30, 0), // 02:30 CET; the second pass on the 26th is skipped
+        ]
+    );
+    // Asked during the second pass (02:10 CET), it does not run again that day.
+    assert_eq!(
+        s.next_after(utc(2025, 10, 26, 1, 10, 0)),
+        Some(utc(2025, 10, 27, 1, 30, 0))
+    );
+}
+
+#[test]
+fn interval_job_keeps_its_rhythm_across_fall_back() {
+    let s = Schedule::parse("*/15 * * * * 0", "x", Some("Europe/Berlin")).unwrap();
+    // 02:40 CEST: the runs go on every 15 minutes through both passes of 02:xx.
+    let f = fires(&s, utc(2025, 10, 26, 0, 40, 0), 10);
+    assert_eq!(f[0], utc(2025, 10, 26, 0, 45, 0));
+    for pair in f.windows(2) {
+        assert_eq!(pair[1] - pair[0], chrono::Duration::minutes(15), "{f:?}");
+    }
+}
+
+#[test]
+fn interval_job_skips_the_missing_hour_at_spring_forward() {
+    let s = Schedule::parse("*/15 * * * * 0", "x", Some("Europe/Berlin")).unwrap();
+    let f = fires(&s, utc(2025, 3, 30, 0, 40, 0), 3);
+    // 01:45 CET, then 03:00 CEST and 03:15 CEST: still 15 minutes apart in real time.
+    assert_eq!(
+        f,
+        [
+            utc(2025, 3, 30, 0, 45, 0),
+            utc(2025, 3, 30, 1, 0, 0),
+            utc(2025, 3, 30, 1, 15, 0)
+        ]
+    );
+}
+
+#[test]
+fn invalid_expressions_name_the_field() {
+    let err = |expr: &str| Schedule::parse(expr, "x", None).unwrap_err().to_string();
+    assert_eq!(
+        err("61 * * * *"),
+        "invalid cron \"61 * * * *\": minute: 61 is out of range 0-59"
+    );
+    assert_eq!(
+        err("* * * *"),
+        "invalid cron \"* * * *\": expected 5 or 6 fields (minute hour day-of-month month \
+         day-of-week [second]), got 4"
+    );
+    assert!(err("@fortnightly").starts_with("invalid cron \"@fortnightly\": unknown macro"));
+    assert_eq!(
+        err("0 0 30 2 *"),
+        "invalid cron \"0 0 30 2 *\": no date ever matches its day-of-month, month and day-of-week"
+    );
+    assert_eq!(
+        err("* * * * MON-FOO"),
+        "invalid cron \"* * * * MON-FOO\": day-of-week: invalid value \"FOO\""
+    );
+}
+
+#[test]
+fn unknown_timezone_is_an_error() {
+    assert_eq!(
+        Schedule::parse("* * * * *", "x", Some("Mars/Olympus")).unwrap_err(),
+        CronError::UnknownTimezone("Mars/Olympus".into())
+    );
+}
+
+#[test]
+fn times_outside_years_1_to_9990_have_no_next_fire_and_do_not_panic() {
+    let s = Schedule::parse("* * * * * *", "x", Some("Europe/Berlin")).unwrap();
+    assert_eq!(s.next_after(DateTime::<Utc>::MAX_UTC), None);
+    assert_eq!(s.next_after(DateTime::<Utc>::MIN_UTC), None);
+    let year_one = utc(1, 1, 1, 0, 0, 0);
+    assert_eq!(
+        s.next_after(year_one),
+        Some(year_one + chrono::Duration::seconds(1))
+    );
+}

@@ -1,0 +1,344 @@
+//! Agent sessions as the engine sees them: who is connected, under which name and session, and
+//! what happens when one says hello, reports, or goes away.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rota_proto as pb;
+
+use super::{AgentTx, Effect, State};
+use crate::error::{Error, Result};
+use crate::sched::{AgentId, Outcome};
+use crate::store::Batch;
+
+/// What an agent's stream handler passes on from `Hello`.
+#[derive(Debug)]
+pub struct AgentHello {
+    pub hello: pb::Hello,
+    pub tx: AgentTx,
+}
+
+/// The engine's answer to `Hello`.
+#[derive(Debug)]
+pub struct HelloReply {
+    pub agent: AgentId,
+    /// For each held run: (run id, attempt, run number, keep).
+    pub held: Vec<(String, u32, u64, bool)>,
+}
+
+#[derive(Debug)]
+struct Session {
+    name: String,
+    session_id: String,
+    groups: Vec<String>,
+    slots: u32,
+    labels: BTreeMap<String, String>,
+    tx: AgentTx,
+    connected_at: u64,
+    last_seen: u64,
+    draining: bool,
+}
+
+/// Agent sessions, live and recently gone.
+#[derive(Debug, Default)]
+pub struct Agents {
+    next_id: AgentId,
+    live: HashMap<AgentId, Session>,
+    by_name: HashMap<String, AgentId>,
+    /// name → (state, last seen, session) of agents that went away, for `rota agents`.
+    gone: BTreeMap<String, (String, u64, Session)>,
+}
+
+impl Agents {
+    pub fn name(&self, id: AgentId) -> Option<String> {
+        self.live.get(&id).map(|s| s.name.clone())
+    }
+
+    /// Queues a message to an agent for after the commit.
+    pub fn send_later(
+        &self,
+        effects: &mut Vec<Effect>,
+        id: AgentId,
+        msg: pb::coordinator_message::Msg,
+    ) {
+        if let Some(s) = self.live.get(&id) {
+            let tx = s.tx.clone();
+            effects.push(Box::new(move || {
+                let _ = tx.send(Ok(pb::CoordinatorMessage { msg: Some(msg) }));
+            }));
+        }
+    }
+}
+
+impl State {
+    pub(super) fn agent_hello(&mut self, b: &Batch<'_>, h: AgentHello) -> Result<HelloReply> {
+        let hello = h.hello;
+        crate::error::check_name("agent", &hello.name)?;
+        if hello.slots == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "agent {:?}: slots must be at least 1",
+                hello.name
+            )));
+        }
+        // Another stream under the same name: the same session reconnecting (its old stream may
+        // still look open if it stalled), or a new process with the same name.
+        if let Some(&old) = self.agents.by_name.get(&hello.name) {
+            let same_session = self
+                .agents
+                .live
+                .get(&old)
+                .is_some_and(|s| s.session_id == hello.session_id);
+            self.agents.by_name.remove(&hello.name);
+            if let Some(s) = self.agents.live.remove(&old) {
+                let state = if same_session {
+                    "reconnected"
+                } else {
+                    "replaced"
+                };
+                self.agents
+                    .gone
+                    .insert(s.name.clone(), (state.into(), self.now, s));
+            }
+            // Either way the old stream's runs wait for a claim; a new process's runs are never
+            // claimed (it does not hold them) and follow the lease rule.
+            self.core.agent_disconnected(old, self.now);
+        }
+        self.agents.next_id += 1;
+        let id = self.agents.next_id;
+        let groups: Vec<Arc<str>> = hello.groups.iter().map(|g| Arc::from(g.as_str())).collect();
+        self.core.agent_connected(id, hello.slots, groups);
+        let mut held = Vec::new();
+        for run in &hello.held {
+            let number = match self.ids.get(&run.run_id) {
+                Some(n) => Some(*n),
+                None => b.read().run_by_id(&run.run_id)?.map(|r| r.number),
+            };
+            let keep = number.is_some_and(|n| self.core.claim(id, n, run.attempt));
+            if keep {
+                let n = number.expect("claimed");
+                let name = hello.name.clone();
+                self.update(b, n, |r| r.agent = name)?;
+            }
+            held.push((run.run_id.clone(), run.attempt, number.unwrap_or(0), keep));
+        }
+        // Welcome goes out first, before any Assign this batch's dispatch may add.
+        let resume = held
+            .iter()
+            .map(|(run_id, attempt, _, keep)| pb::ResumeRun {
+                run_id: run_id.clone(),
+                attempt: *attempt,
+                stdout_acked: self.logs.len(run_id, *attempt, crate::logs::Stream::Stdout),
+                stderr_acked: self.logs.len(run_id, *attempt, crate::logs::Stream::Stderr),
+                keep: *keep,
+            })
+            .collect();
+        let welcome = pb::Welcome {
+            agent_id: id.to_string(),
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            lease_ms: self.config.lease.as_millis() as u64,
+            resume,
+        };
+        let tx = h.tx.clone();
+        self.effects.push(Box::new(move || {
+            let _ = tx.send(Ok(pb::CoordinatorMessage {
+                msg: Some(pb::coordinator_message::Msg::Welcome(welcome)),
+            }));
+        }));
+        self.agents.gone.remove(&hello.name);
+        self.agents.by_name.insert(hello.name.clone(), id);
+        self.agents.live.insert(
+            id,
+            Session {
+                name: hello.name,
+                session_id: hello.session_id,
+                groups: hello.groups,
+                slots: hello.slots,
+                labels: hello.labels.into_iter().collect(),
+                tx: h.tx,
+                connected_at: self.now,
+                last_seen: self.now,
+                draining: false,
+            },
+        );
+        Ok(HelloReply { agent: id, held })
+    }
+
+    pub(super) fn agent_heartbeat(&mut self, agent: AgentId, draining: bool) {
+        if let Some(s) = self.agents.live.get_mut(&agent) {
+            s.last_seen = self.now;
+            if draining && !s.draining {
+                s.draining = true;
+                self.core.drain(agent);
+            }
+        }
+    }
+
+    pub(super) fn agent_started(
+        &mut self,
+        b: &Batch<'_>,
+        agent: AgentId,
+        msg: pb::RunStarted,
+    ) -> Result<()> {
+        let Some(&number) = self.ids.get(&msg.run_id) else {
+            return Ok(());
+        };
+        if !self.core.is_current(number, msg.attempt) || self.core.agent_of(number) != Some(agent) {
+            return Ok(());
+        }
+        let rec = self.update(b, number, |r| r.state = "running".into())?;
+        self.update_attempt(b, &rec, msg.attempt, |a| a.state = "running".into())
+    }
+
+    /// Records an attempt's end once: a report for any attempt but the current one is refused.
+    pub(super) fn agent_finished(
+        &mut self,
+        b: &Batch<'_>,
+        agent: AgentId,
+        msg: pb::RunFinished,
+    ) -> Result<bool> {
+        let Some(&number) = self.ids.get(&msg.run_id) else {
+            tracing::info!(run = %msg.run_id, attempt = msg.attempt, "refused result for a finished run");
+            return Ok(false);
+        };
+        if self.core.agent_of(number) != Some(agent) {
+            tracing::info!(
+                run = number,
+                attempt = msg.attempt,
+                "refused result from an agent that does not hold the run"
+            );
+            return Ok(false);
+        }
+        if msg.rejected {
+            self.core.unassign(number, msg.attempt)?;
+            self.update(b, number, |r| {
+                r.state = "pending".into();
+                r.agent.clear();
+                r.group.clear();
+            })?;
+            return Ok(true);
+        }
+        let outcome = if msg.cancelled {
+            Outcome::Cancelled
+        } else if msg.exit_code == Some(0) && msg.error.is_empty() && !msg.timed_out {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        };
+        if let Err(e) = self.core.finished(number, msg.attempt, outcome, self.now) {
+            tracing::info!(run = number, "refused result: {e}");
+            return Ok(false);
+        }
+        let now = self.now;
+        let state = match outcome {
+            Outcome::Success => "success",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "errored",
+        };
+        let error = if msg.timed_out && msg.error.is_empty() {
+            "timed out".to_string()
+        } else {
+            msg.error.clone()
+        };
+        let rec = self.update(b, number, |r| {
+            r.exit_code = msg.exit_code;
+            r.signal = msg.signal;
+            r.error = error.clone();
+            r.stdout_len = msg.stdout_len;
+            r.stderr_len = msg.stderr_len;
+        })?;
+        self.update_attempt(b, &rec, msg.attempt, |a| {
+            a.state = state.into();
+            a.finished_at = now;
+            a.exit_code = msg.exit_code;
+            a.signal = msg.signal;
+            a.error = error;
+        })?;
+        Ok(true)
+    }
+
+    pub(super) fn agent_gone(&mut self, agent: AgentId, lost: bool) {
+        let Some(s) = self.agents.live.remove(&agent) else {
+            return;
+        };
+        if self.agents.by_name.get(&s.name) == Some(&agent) {
+            self.agents.by_name.remove(&s.name);
+        }
+        if lost {
+            self.core.agent_lost(agent, self.now);
+        } else {
+            self.core.agent_disconnected(agent, self.now);
+        }
+        let state = if lost { "lost" } else { "disconnected" };
+        self.agents
+            .gone
+            .insert(s.name.clone(), (state.into(), self.now, s));
+    }
+
+    pub(super) fn agent_views(&self) -> Vec<pb::Agent> {
+        let mut out: Vec<pb::Agent> = self
+            .agents
+            .live
+            .iter()
+            .map(|(id, s)| {
+                let running: Vec<String> = self
+                    .core
+                    .agent(*id)
+                    .map(|a| {
+                        let mut r: Vec<u64> = a.running.iter().copied().collect();
+                        r.sort_unstable();
+                        r.iter().map(|n| n.to_string()).collect()
+                    })
+                    .unwrap_or_default();
+                view(
+                    s,
+                    if s.draining { "draining" } else { "connected" },
+                    running,
+                )
+            })
+            .collect();
+        for (state, last_seen, s) in self.agents.gone.values() {
+            if self.agents.by_name.contains_key(&s.name) {
+                continue;
+            }
+            let mut v = view(s, state, vec![]);
+            v.last_seen_ms = *last_seen;
+            out.push(v);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub(super) fn drain_agent(&mut self, req: pb::DrainRequest) -> Result<pb::Agent> {
+        let id =
+            *self.agents.by_name.get(&req.agent).ok_or_else(|| {
+                Error::NotFound(format!("no connected agent named {:?}", req.agent))
+            })?;
+        self.agent_heartbeat(id, true);
+        self.agents.send_later(
+            &mut self.effects,
+            id,
+            pb::coordinator_message::Msg::Drain(pb::Drain {
+                timeout_ms: req.timeout_ms,
+            }),
+        );
+        self.agent_views()
+            .into_iter()
+            .find(|a| a.name == req.agent)
+            .ok_or_else(|| Error::NotFound(req.agent))
+    }
+}
+
+fn view(s: &Session, state: &str, running_runs: Vec<String>) -> pb::Agent {
+    pb::Agent {
+        name: s.name.clone(),
+        state: state.into(),
+        groups: s.groups.clone(),
+        slots: s.slots,
+        running: running_runs.len() as u32,
+        running_runs,
+        labels: s.labels.clone().into_iter().collect(),
+        connected_at_ms: s.connected_at,
+        last_seen_ms: s.last_seen,
+        session_id: s.session_id.clone(),
+    }
+}

@@ -1,0 +1,197 @@
+//! Turning the core's decisions into store writes and (after commit) agent messages.
+
+use std::collections::HashMap;
+
+use rota_proto as pb;
+
+use super::State;
+use crate::error::Result;
+use crate::sched::Decision;
+use crate::store::{Batch, RunRecord};
+
+impl State {
+    pub(super) fn apply_decisions(&mut self, b: &Batch<'_>) -> Result<()> {
+        for d in self.core.take_decisions() {
+            match d {
+                Decision::Assign {
+                    run,
+                    attempt,
+                    agent,
+                    group,
+                } => {
+                    let now = self.now;
+                    let agent_name = self.agents.name(agent).unwrap_or_default();
+                    let group = group.map(|g| g.to_string()).unwrap_or_default();
+                    let rec = self.update(b, run, |r| {
+                        r.state = "assigned".into();
+                        r.attempt = attempt;
+                        r.agent = agent_name.clone();
+                        r.group = group.clone();
+                        r.started_at = now;
+                        r.not_before = 0;
+                    })?;
+                    self.update_attempt(b, &rec, attempt, |a| {
+                        a.agent = agent_name;
+                        a.group = group;
+                        a.state = "assigned".into();
+                        a.started_at = now;
+                    })?;
+                    let msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    self.agents.send_later(
+                        &mut self.effects,
+                        agent,
+                        pb::coordinator_message::Msg::Assign(msg),
+                    );
+                }
+                Decision::Kill {
+                    run,
+                    attempt,
+                    agent,
+                } => {
+                    let grace = self
+                        .live
+                        .get(&run)
+                        .map(|r| r.spec.kill_grace_ms)
+                        .filter(|g| *g > 0)
+                        .unwrap_or(self.config.cancel_grace.as_millis() as u64);
+                    let msg = pb::Cancel {
+                        run_id: self
+                            .live
+                            .get(&run)
+                            .map(|r| r.id.clone())
+                            .unwrap_or_default(),
+                        attempt,
+                        grace_ms: grace,
+                        reason: "cancelled".into(),
+                    };
+                    self.agents.send_later(
+                        &mut self.effects,
+                        agent,
+                        pb::coordinator_message::Msg::Cancel(msg),
+                    );
+                }
+                Decision::Requeue {
+                    run,
+                    attempt,
+                    not_before,
+                    reason,
+                } => {
+                    let now = self.now;
+                    let rec = self.record(b, run)?;
+                    if !reason.is_empty() {
+                        // The agent never reported: record why the attempt ended.
+                        self.update_attempt(b, &rec, attempt - 1, |a| {
+                            a.state = "errored".into();
+                            a.finished_at = now;
+                            a.error = reason.clone();
+                        })?;
+                    }
+                    self.update(b, run, |r| {
+                        r.state = "pending".into();
+                        r.attempt = attempt;
+                        r.not_before = not_before;
+                        if !reason.is_empty() {
+                            r.error = reason;
+                        }
+                    })?;
+                }
+                Decision::Finish { run, state, reason } => {
+                    let now = self.now;
+                    let rec = self.record(b, run)?;
+                    let was_active = matches!(rec.state.as_str(), "assigned" | "running");
+                    if was_active && !reason.is_empty() {
+                        self.update_attempt(b, &rec, rec.attempt, |a| {
+                            a.state = state.as_str().into();
+                            a.finished_at = now;
+                            a.error = reason.clone();
+                        })?;
+                    }
+                    self.update(b, run, |r| {
+                        r.state = state.as_str().into();
+                        r.finished_at = now;
+                        if !reason.is_empty() && r.error.is_empty() {
+                            r.error = reason;
+                        }
+                    })?;
+                }
+                Decision::Reopen { run, attempt } => {
+                    self.update(b, run, |r| {
+                        r.state = "pending".into();
+                        r.attempt = attempt;
+                        r.exit_code = None;
+                        r.signal = None;
+                        r.error.clear();
+                        r.finished_at = 0;
+                        r.not_before = 0;
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// PREVIOUS_RUN_ID / PREVIOUS_EXIT_CODE: the last finished run of the same job.
+    fn previous(&self, b: &Batch<'_>, rec: &RunRecord) -> Result<HashMap<&'static str, String>> {
+        let mut env = HashMap::new();
+        if let Some(id) = &rec.spec.previous_run_id {
+            env.insert("PREVIOUS_RUN_ID", id.clone());
+        }
+        if let Some(code) = rec.spec.previous_exit_code {
+            env.insert("PREVIOUS_EXIT_CODE", code.to_string());
+        }
+        let _ = b;
+        Ok(env)
+    }
+}
+
+/// The Assign message: exact argv and the run's whole environment (DESIGN.md "Run
+/// environment"), later sources winning: rota's variables, then the run's own environment.
+fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb::Assign {
+    let argv = if r.spec.shell {
+        vec!["/bin/sh".into(), "-c".into(), r.spec.command.join(" ")]
+    } else {
+        r.spec.command.clone()
+    };
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("JOB_NAME".into(), r.name.clone());
+    env.insert("RUN_ID".into(), r.id.clone());
+    env.insert("RUN_NUMBER".into(), r.number.to_string());
+    env.insert("ATTEMPT".into(), r.attempt.to_string());
+    env.insert("JOBSET".into(), r.jobset.clone());
+    if !r.group.is_empty() {
+        env.insert("CONCURRENCY_GROUP".into(), r.group.clone());
+    }
+    if let Some(g) = &r.spec.job_group {
+        env.insert("JOB_GROUP".into(), g.clone());
+    }
+    if let Some(t) = r.spec.schedule_time {
+        env.insert("SCHEDULE_TIME".into(), (t / 1000).to_string());
+    }
+    let trigger = if r.attempt > 1 {
+        "retry"
+    } else {
+        r.spec.trigger_type.as_str()
+    };
+    env.insert("TRIGGER_TYPE".into(), trigger.into());
+    for (k, v) in previous {
+        env.insert((*k).into(), v.clone());
+    }
+    for (k, v) in &r.spec.env {
+        env.insert(k.clone(), v.clone());
+    }
+    pb::Assign {
+        run_id: r.id.clone(),
+        attempt: r.attempt,
+        number: r.number,
+        argv,
+        env,
+        max_execution_ms: r.spec.max_execution_ms,
+        kill_grace_ms: if r.spec.kill_grace_ms > 0 {
+            r.spec.kill_grace_ms
+        } else {
+            60_000
+        },
+        job_name: r.name.clone(),
+        jobset: r.jobset.clone(),
+    }
+}

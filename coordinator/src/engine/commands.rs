@@ -1,0 +1,297 @@
+//! One match arm per command: convert, call the state method, queue the reply.
+
+use rota_proto as pb;
+
+use super::submit::Origin;
+use super::{Command, State};
+use crate::error::{Error, Result};
+use crate::store::{Batch, RunFilter};
+
+impl State {
+    /// Handles one command inside the batch's transaction. Only store errors abort the batch;
+    /// a refused request is answered with its error and changes nothing.
+    pub(super) fn handle(&mut self, b: &Batch<'_>, cmd: Command) -> Result<()> {
+        macro_rules! answer {
+            ($reply:expr, $value:expr) => {{
+                let v = $value;
+                if let Err(Error::Store(e)) = v {
+                    return Err(e.into());
+                }
+                self.reply($reply, v);
+            }};
+        }
+        match cmd {
+            Command::Submit(req, reply) => {
+                match self.submit(b, &req.jobset, req.parallel, req.runs, &Origin::default()) {
+                    Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
+                    Err(e) => answer!(reply, Err(e)),
+                }
+            }
+            Command::CreateJobset(req, reply) => answer!(reply, self.create_jobset(b, req)),
+            Command::SetParallel(req, reply) => answer!(reply, self.set_parallel(b, req)),
+            Command::GetJobset(name, reply) => answer!(reply, self.jobset_view(b, &name)),
+            Command::ListJobsets(reply) => {
+                let v = (|| {
+                    let names: Vec<String> =
+                        b.read().jobsets()?.into_iter().map(|j| j.name).collect();
+                    names
+                        .iter()
+                        .map(|n| self.jobset_view(b, n))
+                        .collect::<Result<Vec<_>>>()
+                })();
+                answer!(reply, v)
+            }
+            Command::ListRuns(req, reply) => answer!(reply, self.list_runs(b, req)),
+            Command::GetRun(r, reply) => {
+                answer!(reply, self.resolve(b, &r).and_then(|n| self.run_view(b, n)))
+            }
+            Command::Cancel(r, reply) => {
+                let v = self.resolve(b, &r).and_then(|n| {
+                    self.core.cancel(n)?;
+                    Ok(n)
+                });
+                match v {
+                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Err(e) => answer!(reply, Err(e)),
+                }
+            }
+            Command::Retry(req, reply) => match self.retry(b, req) {
+                Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
+                Err(e) => answer!(reply, Err(e)),
+            },
+            Command::Retire(r, reply) => {
+                let v = self.resolve(b, &r).and_then(|n| {
+                    self.ensure_known(b, n)?;
+                    self.core.retire(n)?;
+                    Ok(n)
+                });
+                match v {
+                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Err(e) => answer!(reply, Err(e)),
+                }
+            }
+            Command::ListAgents(reply) => {
+                let v = Ok(self.agent_views());
+                answer!(reply, v)
+            }
+            Command::Drain(req, reply) => answer!(reply, self.drain_agent(req)),
+            Command::ListGroups(reply) => answer!(reply, self.group_views(b)),
+            Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
+            Command::Apply(req, reply) => {
+                answer!(reply, self.apply_config(b, &req.path, &req.content))
+            }
+            Command::ListJobs(reply) => {
+                let v = Ok(self.job_views());
+                answer!(reply, v)
+            }
+            Command::Trigger(req, reply) => match self.trigger(b, req) {
+                Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                Err(e) => answer!(reply, Err(e)),
+            },
+            Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
+            Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
+            Command::AgentStarted { agent, msg } => {
+                if let Err(Error::Store(e)) = self.agent_started(b, agent, msg) {
+                    return Err(e.into());
+                }
+            }
+            Command::AgentFinished { agent, msg, reply } => {
+                answer!(reply, self.agent_finished(b, agent, msg))
+            }
+            Command::AgentGone { agent, lost } => self.agent_gone(agent, lost),
+        }
+        Ok(())
+    }
+
+    fn create_jobset(&mut self, b: &Batch<'_>, req: pb::CreateJobsetRequest) -> Result<pb::Jobset> {
+        self.ensure_jobset(b, &req.name, req.parallel)?;
+        self.jobset_view(b, &req.name)
+    }
+
+    fn set_parallel(&mut self, b: &Batch<'_>, req: pb::SetParallelRequest) -> Result<pb::Jobset> {
+        let mut js = b
+            .read()
+            .jobset(&req.name)?
+            .ok_or_else(|| Error::NotFound(format!("no jobset {:?}", req.name)))?;
+        js.parallel = req.parallel;
+        b.upsert_jobset(&js)?;
+        self.core.set_parallel(&req.name, req.parallel);
+        self.jobset_view(b, &req.name)
+    }
+
+    pub(super) fn jobset_view(&self, b: &Batch<'_>, name: &str) -> Result<pb::Jobset> {
+        let js = b
+            .read()
+            .jobset(name)?
+            .ok_or_else(|| Error::NotFound(format!("no jobset {name:?}")))?;
+        let counts = b.read().jobset_counts(name)?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let unfinished: u64 = counts
+            .iter()
+            .filter(|(s, _)| !crate::store::is_final_state(s))
+            .map(|(_, n)| n)
+            .sum();
+        let succeeded: u64 = counts
+            .iter()
+            .filter(|(s, _)| s == "success")
+            .map(|(_, n)| n)
+            .sum();
+        let state = if total == 0 {
+            "empty"
+        } else if unfinished > 0 {
+            "running"
+        } else if succeeded == total {
+            "success"
+        } else {
+            "errored"
+        };
+        Ok(pb::Jobset {
+            name: js.name,
+            parallel: js.parallel,
+            state: state.into(),
+            counts: counts.into_iter().collect(),
+            created_at_ms: js.created_at,
+        })
+    }
+
+    fn list_runs(&self, b: &Batch<'_>, req: pb::ListRunsRequest) -> Result<Vec<pb::Run>> {
+        let filter = RunFilter {
+            jobset: (!req.jobset.is_empty()).then_some(req.jobset),
+            state: (!req.state.is_empty()).then_some(req.state),
+            after_number: req.after_number,
+            limit: req.limit,
+        };
+        let runs = b.read().runs(&filter)?;
+        Ok(runs
+            .iter()
+            .map(|r| super::records::to_proto(r, self.core.waiting_reason(r.number)))
+            .collect())
+    }
+
+    fn retry(&mut self, b: &Batch<'_>, req: pb::RetryRequest) -> Result<Vec<u64>> {
+        let targets: Vec<u64> = if !req.run.is_empty() {
+            vec![self.resolve(b, &req.run)?]
+        } else if !req.jobset.is_empty() && req.failed {
+            let filter = RunFilter {
+                jobset: Some(req.jobset.clone()),
+                state: Some("errored".into()),
+                ..Default::default()
+            };
+            b.read().runs(&filter)?.iter().map(|r| r.number).collect()
+        } else {
+            return Err(Error::InvalidArgument(
+                "retry needs a run, or --jobset with --failed".into(),
+            ));
+        };
+        let mut touched = Vec::new();
+        for n in targets {
+            self.load_with_dependents(b, n)?;
+            self.core.retry(n, self.now)?;
+            touched.push(n);
+        }
+        Ok(touched)
+    }
+
+    /// Before a retry: the run and every run that (transitively) depends on it must be known to
+    /// the core, so skipped dependents can come back.
+    fn load_with_dependents(&mut self, b: &Batch<'_>, n: u64) -> Result<()> {
+        let mut stack = vec![n];
+        while let Some(r) = stack.pop() {
+            if self.core.attempt(r).is_none() {
+                let rec = self.record(b, r)?;
+                for &d in &rec.spec.after {
+                    self.ensure_known(b, d)?;
+                }
+                let mut info = super::submit::run_info(&rec);
+                info.after.retain(|d| self.core.attempt(*d).is_some());
+                let state = super::submit::final_of(&rec.state).ok_or_else(|| {
+                    Error::FailedPrecondition(format!(
+                        "run {r} is {} but unknown to the scheduler",
+                        rec.state
+                    ))
+                })?;
+                self.core.add(
+                    info,
+                    rec.attempt,
+                    crate::sched::Initial::Done(state),
+                    self.now,
+                )?;
+            }
+            for d in b.read().dependents(r)? {
+                if d.state == "skipped" && self.core.attempt(d.number).is_none() {
+                    stack.push(d.number);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn group_views(&self, b: &Batch<'_>) -> Result<Vec<pb::Group>> {
+        let _ = b;
+        let agents = self.agent_views();
+        Ok(self
+            .core
+            .groups()
+            .into_iter()
+            .map(|g| pb::Group {
+                agents: agents
+                    .iter()
+                    .filter(|a| {
+                        a.state != "lost"
+                            && a.state != "disconnected"
+                            && a.groups.iter().any(|x| **x == *g.name)
+                    })
+                    .map(|a| a.name.clone())
+                    .collect(),
+                name: g.name.to_string(),
+                max: g.max,
+                running: g.running,
+                waiting: g.waiting,
+                defined: g.defined,
+            })
+            .collect())
+    }
+
+    fn set_group_max(&mut self, b: &Batch<'_>, req: pb::SetGroupMaxRequest) -> Result<pb::Group> {
+        crate::error::check_name("concurrency group", &req.name)?;
+        b.set_group_max(&req.name, Some(req.max))?;
+        self.core.set_group_max(&req.name, Some(req.max));
+        self.group_views(b)?
+            .into_iter()
+            .find(|g| g.name == req.name)
+            .ok_or_else(|| Error::NotFound(req.name))
+    }
+}
+
+/// A reply that carries run views made at the end of the batch, after dispatch, so that what
+/// the caller sees includes the batch's own assignments.
+pub(super) enum ViewReply {
+    One(super::Reply<pb::Run>),
+    Many(super::Reply<Vec<pb::Run>>),
+}
+
+impl State {
+    pub(super) fn answer_views(&mut self, b: &Batch<'_>) -> Result<()> {
+        for (numbers, reply) in std::mem::take(&mut self.pending_views) {
+            // Batch replies (a submit of 100,000 runs) skip the per-run attempts query.
+            let views: Result<Vec<pb::Run>> = match reply {
+                ViewReply::One(_) => numbers.iter().map(|&n| self.run_view(b, n)).collect(),
+                ViewReply::Many(_) => numbers
+                    .iter()
+                    .map(|&n| {
+                        // No waiting reasons here: `rota show` / `rota runs` give them.
+                        Ok(super::records::to_proto(&self.record(b, n)?, None))
+                    })
+                    .collect(),
+            };
+            if let Err(Error::Store(e)) = views {
+                return Err(e.into());
+            }
+            match reply {
+                ViewReply::Many(r) => self.reply(r, views),
+                ViewReply::One(r) => self.reply(r, views.map(|mut v| v.remove(0))),
+            }
+        }
+        Ok(())
+    }
+}

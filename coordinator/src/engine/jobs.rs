@@ -1,0 +1,217 @@
+//! Job definitions (`rota apply`, `--config`): what is defined, when each scheduled job fires
+//! next, and starting runs of a job (by schedule or `rota trigger`).
+//!
+//! Schedules fire from the engine's own wake-up deadline (the earliest next fire time), not
+//! from a polling loop. A job has at most one pending scheduled run; a job without
+//! `concurrent_runs` never runs twice at once (the core treats it as an exclusive job).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rota_proto as pb;
+
+use super::submit::Origin;
+use super::State;
+use crate::config::{self, Definitions, JobDef};
+use crate::error::{Error, Result};
+use crate::store::Batch;
+
+/// Store key of the applied config (path and text), re-read at start.
+const DEFINITIONS_KEY: &str = "definitions";
+
+#[derive(Debug, Default)]
+pub struct Jobs {
+    defs: Option<Definitions>,
+    /// Next fire time (ms) per scheduled job.
+    next: BTreeMap<String, u64>,
+    fires: BTreeSet<(u64, String)>,
+    /// The pending run a schedule created, per job: no second one while it waits.
+    scheduled_pending: BTreeMap<String, u64>,
+}
+
+impl Jobs {
+    /// When the next schedule fires.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.fires.first().map(|(t, _)| *t)
+    }
+
+    fn job(&self, name: &str) -> Option<&JobDef> {
+        self.defs.as_ref()?.jobs.iter().find(|j| j.name == name)
+    }
+
+    fn set_next(&mut self, job: &JobDef, after_ms: u64) {
+        if let Some(old) = self.next.remove(&job.name) {
+            self.fires.remove(&(old, job.name.clone()));
+        }
+        let Some(schedule) = &job.schedule else {
+            return;
+        };
+        let after = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(after_ms as i64)
+            .unwrap_or_default();
+        if let Some(t) = schedule.next_after(after) {
+            let t = t.timestamp_millis().max(0) as u64;
+            self.next.insert(job.name.clone(), t);
+            self.fires.insert((t, job.name.clone()));
+        }
+    }
+}
+
+impl State {
+    /// Validates and installs a config. On any error nothing of the file is applied.
+    pub(super) fn apply_config(
+        &mut self,
+        b: &Batch<'_>,
+        path: &str,
+        content: &str,
+    ) -> Result<pb::ApplyResponse> {
+        let defs =
+            config::load_str(path, content).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let doc = serde_json::json!({ "path": path, "content": content }).to_string();
+        b.set_config(DEFINITIONS_KEY, &doc)?;
+        for (g, max) in &defs.groups {
+            b.set_group_max(g, Some(*max))?;
+        }
+        let removed = self.install(defs);
+        let jobs: Vec<String> = self
+            .jobs
+            .defs
+            .as_ref()
+            .map(|d| d.jobs.iter().map(|j| j.name.clone()).collect())
+            .unwrap_or_default();
+        tracing::info!(
+            path,
+            jobs = jobs.len(),
+            removed = removed.len(),
+            "definitions applied"
+        );
+        Ok(pb::ApplyResponse { jobs, removed })
+    }
+
+    /// Re-installs the stored config after a restart.
+    pub(super) fn load_stored_config(&mut self, b: &Batch<'_>) -> Result<()> {
+        let Some(doc) = b.read().config(DEFINITIONS_KEY)? else {
+            return Ok(());
+        };
+        let v: serde_json::Value = serde_json::from_str(&doc)
+            .map_err(|e| Error::InvalidArgument(format!("stored definitions: {e}")))?;
+        let path = v["path"].as_str().unwrap_or("stored config");
+        let content = v["content"].as_str().unwrap_or("");
+        match config::load_str(path, content) {
+            Ok(defs) => {
+                self.install(defs);
+            }
+            Err(e) => tracing::error!("stored definitions no longer load: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Replaces the definitions; returns the names of jobs that are gone. Pending and running
+    /// runs of removed jobs are left alone; removed jobs just stop being scheduled.
+    fn install(&mut self, defs: Definitions) -> Vec<String> {
+        let removed: Vec<String> = self
+            .jobs
+            .defs
+            .as_ref()
+            .map(|old| {
+                old.jobs
+                    .iter()
+                    .filter(|j| !defs.jobs.iter().any(|n| n.name == j.name))
+                    .map(|j| j.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (g, max) in &defs.groups {
+            self.core.set_group_max(g, Some(*max));
+        }
+        self.jobs.next.clear();
+        self.jobs.fires.clear();
+        for job in &defs.jobs {
+            self.jobs.set_next(job, self.now);
+        }
+        self.jobs.defs = Some(defs);
+        removed
+    }
+
+    /// Starts runs for every schedule due at `now`.
+    pub(super) fn fire_schedules(&mut self, b: &Batch<'_>) -> Result<()> {
+        while let Some((t, name)) = self.jobs.fires.first().cloned() {
+            if t > self.now {
+                break;
+            }
+            let Some(job) = self.jobs.job(&name).cloned() else {
+                self.jobs.fires.pop_first();
+                continue;
+            };
+            let waiting = self
+                .jobs
+                .scheduled_pending
+                .get(&name)
+                .is_some_and(|n| self.live.get(n).is_some_and(|r| r.state == "pending"));
+            if waiting {
+                tracing::debug!(job = %name, "schedule fired while its previous scheduled run still waits: skipped");
+            } else {
+                let n = self.start_job(b, &job, "schedule", BTreeMap::new(), Some(t))?;
+                self.jobs.scheduled_pending.insert(name.clone(), n);
+            }
+            self.jobs.set_next(&job, t.max(self.now));
+        }
+        Ok(())
+    }
+
+    pub(super) fn trigger(&mut self, b: &Batch<'_>, req: pb::TriggerRequest) -> Result<u64> {
+        let job = self.jobs.job(&req.job).cloned().ok_or_else(|| {
+            Error::NotFound(format!(
+                "no job {:?} (rota jobs lists the defined ones)",
+                req.job
+            ))
+        })?;
+        self.start_job(b, &job, "trigger", req.env.into_iter().collect(), None)
+    }
+
+    /// One run of a defined job. Environment: global < job < trigger.
+    fn start_job(
+        &mut self,
+        b: &Batch<'_>,
+        job: &JobDef,
+        trigger: &str,
+        env: BTreeMap<String, String>,
+        schedule_time: Option<u64>,
+    ) -> Result<u64> {
+        let defs = self.jobs.defs.as_ref().expect("a job implies definitions");
+        let mut spec = job.to_run_spec(&defs.environment);
+        // `after` names other jobs of a `rota run` batch; a single triggered run has none.
+        spec.after.clear();
+        spec.env.extend(env);
+        let jobset = job.jobset.clone().unwrap_or_else(|| defs.jobset.clone());
+        let previous = b.read().last_finished_of_job(&job.name)?;
+        let origin = Origin {
+            trigger_type: trigger.into(),
+            job: Some(job.name.clone()),
+            job_group: job.job_group.clone(),
+            exclusive: !job.concurrent_runs,
+            schedule_time,
+            previous,
+        };
+        let numbers = self.submit(b, &jobset, 0, vec![spec], &origin)?;
+        Ok(numbers[0])
+    }
+
+    pub(super) fn job_views(&self) -> Vec<pb::Job> {
+        let Some(defs) = &self.jobs.defs else {
+            return vec![];
+        };
+        defs.jobs
+            .iter()
+            .map(|j| pb::Job {
+                name: j.name.clone(),
+                command: j.command.clone(),
+                schedule: j.schedule_text.clone().unwrap_or_default(),
+                schedule_timezone: j.schedule_timezone.clone().unwrap_or_default(),
+                concurrency_groups: j.concurrency_groups.clone(),
+                next_run_at_ms: self.jobs.next.get(&j.name).copied().unwrap_or(0),
+                job_group: j.job_group.clone().unwrap_or_default(),
+                priority: j.priority,
+                retries: j.retries,
+            })
+            .collect()
+    }
+}

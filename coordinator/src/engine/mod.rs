@@ -1,0 +1,273 @@
+//! The engine: the one owner of the scheduler core and the store, on its own thread.
+//!
+//! gRPC handlers send [`Command`]s and await replies. The engine takes every command that is
+//! waiting, applies them, runs one dispatch cycle, and commits all of it in ONE transaction
+//! (group commit); only then are replies and agent messages sent. So a submit is answered only
+//! once it is durable, an assignment is persisted before it is sent, and a burst of events
+//! costs one fsync. A single owner also means the core and the store need no locks.
+
+mod agents;
+mod apply;
+mod commands;
+mod jobs;
+mod records;
+mod submit;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rota_proto as pb;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::error::{Error, Result};
+use crate::logs::LogHub;
+use crate::sched::{AgentId, SchedConfig, Scheduler};
+use crate::store::{RunRecord, Store};
+
+pub use agents::{AgentHello, HelloReply};
+
+/// Outbound queue of one agent stream.
+pub type AgentTx =
+    tokio::sync::mpsc::UnboundedSender<std::result::Result<pb::CoordinatorMessage, tonic::Status>>;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// Everything the engine can be asked. Each carries its reply channel.
+pub enum Command {
+    Submit(pb::SubmitRequest, Reply<Vec<pb::Run>>),
+    CreateJobset(pb::CreateJobsetRequest, Reply<pb::Jobset>),
+    SetParallel(pb::SetParallelRequest, Reply<pb::Jobset>),
+    GetJobset(String, Reply<pb::Jobset>),
+    ListJobsets(Reply<Vec<pb::Jobset>>),
+    ListRuns(pb::ListRunsRequest, Reply<Vec<pb::Run>>),
+    GetRun(String, Reply<pb::Run>),
+    Cancel(String, Reply<pb::Run>),
+    Retry(pb::RetryRequest, Reply<Vec<pb::Run>>),
+    Retire(String, Reply<pb::Run>),
+    ListAgents(Reply<Vec<pb::Agent>>),
+    Drain(pb::DrainRequest, Reply<pb::Agent>),
+    ListGroups(Reply<Vec<pb::Group>>),
+    SetGroupMax(pb::SetGroupMaxRequest, Reply<pb::Group>),
+    Apply(pb::ApplyRequest, Reply<pb::ApplyResponse>),
+    ListJobs(Reply<Vec<pb::Job>>),
+    Trigger(pb::TriggerRequest, Reply<pb::Run>),
+    AgentHello(AgentHello, Reply<HelloReply>),
+    AgentHeartbeat {
+        agent: AgentId,
+        draining: bool,
+    },
+    AgentStarted {
+        agent: AgentId,
+        msg: pb::RunStarted,
+    },
+    /// Reply: whether the result was recorded (false: refused, stale attempt).
+    AgentFinished {
+        agent: AgentId,
+        msg: pb::RunFinished,
+        reply: Reply<bool>,
+    },
+    AgentGone {
+        agent: AgentId,
+        lost: bool,
+    },
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub lease: Duration,
+    pub heartbeat_interval: Duration,
+    pub sched: SchedConfig,
+    /// Grace between SIGTERM and SIGKILL on cancel, when the run sets none.
+    pub cancel_grace: Duration,
+}
+
+/// Handle to a running engine; cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    pub events: broadcast::Sender<pb::Run>,
+    pub logs: LogHub,
+    pub config: EngineConfig,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineHandle")
+    }
+}
+
+impl EngineHandle {
+    /// Sends a command built around a fresh reply channel and awaits the reply.
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Sends a command that needs no reply.
+    pub fn tell(&self, cmd: Command) {
+        let _ = self.tx.send(cmd);
+    }
+}
+
+/// Messages to agents and replies, released only after the batch committed.
+type Effect = Box<dyn FnOnce() + Send>;
+
+struct Engine {
+    store: Store,
+    state: State,
+}
+
+/// Everything but the store, so a batch closure can borrow both at once.
+struct State {
+    core: Scheduler,
+    config: EngineConfig,
+    /// Unfinished runs, whole records (Assign needs command and env).
+    live: HashMap<u64, RunRecord>,
+    /// Run id → number for unfinished runs.
+    ids: HashMap<String, u64>,
+    next_number: u64,
+    agents: agents::Agents,
+    jobs: jobs::Jobs,
+    events: broadcast::Sender<pb::Run>,
+    logs: LogHub,
+    effects: Vec<Effect>,
+    /// Runs changed in this batch, broadcast after commit.
+    changed: Vec<u64>,
+    /// Runs that finished in this batch (evicted from `live`), for the broadcast.
+    recently_finished: HashMap<u64, RunRecord>,
+    /// Replies waiting for the batch's dispatch, answered with fresh run views.
+    pending_views: Vec<(Vec<u64>, commands::ViewReply)>,
+    now: u64,
+}
+
+/// Starts the engine thread on the store at `config.data_dir`.
+pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join("rota.db"))?;
+    let (tx, rx) = mpsc::channel();
+    let (events, _) = broadcast::channel(4096);
+    let logs = LogHub::new(config.data_dir.join("logs"));
+    let mut engine = Engine {
+        store,
+        state: State {
+            core: Scheduler::new(config.sched.clone()),
+            config: config.clone(),
+            live: HashMap::new(),
+            ids: HashMap::new(),
+            next_number: 1,
+            agents: Default::default(),
+            jobs: Default::default(),
+            events: events.clone(),
+            logs: logs.clone(),
+            effects: Vec::new(),
+            changed: Vec::new(),
+            recently_finished: HashMap::new(),
+            pending_views: Vec::new(),
+            now: crate::time::now_millis(),
+        },
+    };
+    engine.recover()?;
+    std::thread::Builder::new()
+        .name("rota-engine".into())
+        .spawn(move || engine.run(rx))?;
+    Ok(EngineHandle {
+        tx,
+        events,
+        logs,
+        config,
+    })
+}
+
+/// At most this many commands share one transaction.
+const MAX_BATCH: usize = 1024;
+
+impl Engine {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            // Sleep until a command arrives or the core's next deadline (back-off end, orphan
+            // lease); there is no polling interval.
+            let deadline = [
+                self.state.core.next_deadline(),
+                self.state.jobs.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let first = match deadline {
+                None => match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                },
+                Some(deadline) => {
+                    let wait = deadline.saturating_sub(crate::time::now_millis());
+                    match rx.recv_timeout(Duration::from_millis(wait)) {
+                        Ok(c) => Some(c),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            };
+            let mut batch: Vec<Command> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let state = &mut self.state;
+            state.now = crate::time::now_millis();
+            let res: Result<()> = self.store.batch(|b| {
+                for cmd in batch {
+                    state.handle(b, cmd)?;
+                }
+                state.fire_schedules(b)?;
+                state.core.tick(state.now);
+                state.core.dispatch();
+                state.apply_decisions(b)?;
+                state.answer_views(b)
+            });
+            if let Err(e) = res {
+                // The core has moved on but the store has not: the only safe way forward is a
+                // restart from the store (crash-only). Nothing committed is lost.
+                tracing::error!("store write failed, stopping the coordinator: {e}");
+                eprintln!("rota-coordinator: store write failed: {e}");
+                std::process::exit(70);
+            }
+            self.state.publish();
+        }
+    }
+}
+
+impl State {
+    /// After commit: send replies and agent messages, broadcast changed runs.
+    fn publish(&mut self) {
+        for effect in self.effects.drain(..) {
+            effect();
+        }
+        if self.events.receiver_count() > 0 {
+            let changed = std::mem::take(&mut self.changed);
+            for number in changed {
+                if let Some(run) = self.live.get(&number) {
+                    let _ = self
+                        .events
+                        .send(records::to_proto(run, self.core.waiting_reason(number)));
+                } else if let Some(run) = self.recently_finished.remove(&number) {
+                    let _ = self.events.send(records::to_proto(&run, None));
+                }
+            }
+        }
+        self.changed.clear();
+        self.recently_finished.clear();
+    }
+
+    fn reply<T: Send + 'static>(&mut self, reply: Reply<T>, value: Result<T>) {
+        self.effects.push(Box::new(move || {
+            let _ = reply.send(value);
+        }));
+    }
+}

@@ -1,0 +1,67 @@
+//! The coordinator's domain error, and its one mapping to gRPC status codes (STYLE.md rule 4:
+//! the code is chosen where the error is made, by picking the variant).
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("coordinator is shutting down")]
+    ShuttingDown,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::NotFound(_) => tonic::Status::not_found(msg),
+            Error::InvalidArgument(_) => tonic::Status::invalid_argument(msg),
+            Error::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
+            Error::AlreadyExists(_) => tonic::Status::already_exists(msg),
+            Error::Store(_) => tonic::Status::internal(msg),
+            Error::ShuttingDown => tonic::Status::unavailable(msg),
+        }
+    }
+}
+
+impl From<crate::sched::SchedError> for Error {
+    fn from(e: crate::sched::SchedError) -> Self {
+        use crate::sched::SchedError as S;
+        match e {
+            S::UnknownRun(n) => Error::NotFound(format!("no run {n}")),
+            S::Duplicate(_) => Error::AlreadyExists(e.to_string()),
+            S::StaleAttempt { .. } | S::WrongState { .. } => {
+                Error::FailedPrecondition(e.to_string())
+            }
+        }
+    }
+}
+
+/// Names follow dsari's rule: `^[- A-Za-z0-9_+.:@]+$`, at most 64 characters, not `.` or `..`.
+pub fn check_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "- _+.:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid {kind} name {name:?} (must match ^[- A-Za-z0-9_+.:@]+$, at most 64 characters, not . or ..)"
+        )))
+    }
+}

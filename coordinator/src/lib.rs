@@ -1,0 +1,16 @@
+//! rota's coordinator: the durable queue, the scheduler and the gRPC services agents and the CLI
+//! talk to. `main.rs` only parses flags; everything lives here so tests and `rota run` can embed
+//! a coordinator in-process.
+
+pub mod config;
+pub mod cron;
+pub mod engine;
+pub mod error;
+pub mod logs;
+pub mod sched;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod time;
+
+pub use server::{serve, CoordinatorConfig};

@@ -1,0 +1,76 @@
+//! `rota-coordinator`: flags, tracing, signals; the work is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// The rota coordinator: holds the queue, the jobsets and the groups; agents and the CLI
+/// connect to it over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "rota-coordinator", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:7878", env = "ROTA_LISTEN")]
+    listen: SocketAddr,
+    /// Directory of the SQLite store and the logs.
+    #[arg(long, default_value = "rota-data", env = "ROTA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Job definitions to apply at start.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seconds an agent may be silent before it is lost.
+    #[arg(long, default_value_t = 15.0)]
+    lease: f64,
+    /// Seconds between agent heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    heartbeat: f64,
+    /// Seconds of the first retry back-off (doubling per attempt).
+    #[arg(long, default_value_t = 1.0)]
+    retry_backoff: f64,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(args.verbose);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("rota-coordinator listening on {}", listener.local_addr()?);
+    let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
+    config.config_file = args.config;
+    config.lease = Duration::from_secs_f64(args.lease);
+    config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
+    config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
+    rota_coordinator::serve(config, listener, shutdown_signal()).await
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

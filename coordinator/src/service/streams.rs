@@ -1,0 +1,198 @@
+//! The long-lived control calls: `logs` (follows a live run), `watch` and `wait`. They
+//! subscribe before they look, so no change between the look and the wait is missed.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use futures::Stream;
+use rota_proto as pb;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::Status;
+
+use crate::engine::{Command, EngineHandle};
+use crate::logs::{read_at, Stream as LogStream};
+use crate::store::is_final_state;
+
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Ends `stream` when the coordinator shuts down.
+pub fn until_shutdown<T: Send + 'static>(
+    stream: BoxStream<T>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> BoxStream<T> {
+    use futures::StreamExt;
+    Box::pin(stream.take_until(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    }))
+}
+
+/// Bytes per LogsResponse.
+const CHUNK: usize = 256 << 10;
+
+pub async fn logs(
+    engine: EngineHandle,
+    req: pb::LogsRequest,
+) -> Result<BoxStream<pb::LogsResponse>, Status> {
+    let run = engine.ask(|t| Command::GetRun(req.run.clone(), t)).await?;
+    let streams: Vec<LogStream> = match (req.stdout, req.stderr) {
+        (true, false) => vec![LogStream::Stdout],
+        (false, true) => vec![LogStream::Stderr],
+        _ => vec![LogStream::Stdout, LogStream::Stderr],
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        let hub = engine.logs.clone();
+        let mut changes = hub.subscribe(&run.id);
+        let mut run = run;
+        if req.follow && !is_final_state(&run.state) {
+            // The run may have finished between the first look and the subscription (its
+            // wake-up would then be lost): look again now that we are subscribed.
+            match engine.ask(|t| Command::GetRun(run.id.clone(), t)).await {
+                Ok(r) => run = r,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            }
+        }
+        let mut offsets: HashMap<LogStream, u64> = HashMap::new();
+        loop {
+            // Re-read the state before the files: once final, the files are complete.
+            let done = is_final_state(&run.state) || !req.follow;
+            if is_final_state(&run.state) {
+                hub.finished(&run.id);
+            }
+            for &s in &streams {
+                let path = hub.path(&run.id, run.attempt, s);
+                loop {
+                    let off = offsets.entry(s).or_default();
+                    let data = match tokio::task::block_in_place(|| read_at(&path, *off, CHUNK)) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(Status::internal(format!("reading log: {e}"))))
+                                .await;
+                            return;
+                        }
+                    };
+                    if data.is_empty() {
+                        break;
+                    }
+                    let offset = *off;
+                    *off += data.len() as u64;
+                    let stream = match s {
+                        LogStream::Stdout => pb::LogStream::Stdout,
+                        LogStream::Stderr => pb::LogStream::Stderr,
+                    } as i32;
+                    if tx
+                        .send(Ok(pb::LogsResponse {
+                            stream,
+                            offset,
+                            data,
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            if done {
+                return;
+            }
+            // Woken by new bytes, or by the run finishing (the sender goes away).
+            if changes.changed().await.is_err() {
+                match engine.ask(|t| Command::GetRun(run.id.clone(), t)).await {
+                    Ok(r) => run = r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+                if !is_final_state(&run.state) {
+                    changes = hub.subscribe(&run.id);
+                }
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+pub fn watch(engine: &EngineHandle, req: pb::WatchRequest) -> BoxStream<pb::RunEvent> {
+    let mut events = engine.events.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(run) => {
+                    if !req.jobset.is_empty() && run.jobset != req.jobset {
+                        continue;
+                    }
+                    if tx.send(Ok(pb::RunEvent { run: Some(run) })).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => tracing::warn!("watch lagged, {n} events skipped"),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+pub async fn wait(engine: &EngineHandle, req: pb::WaitRequest) -> Result<pb::WaitResponse, Status> {
+    let mut events = engine.events.subscribe();
+    let mut runs: HashMap<u64, pb::Run> = HashMap::new();
+    let load = |engine: EngineHandle, req: pb::WaitRequest| async move {
+        if req.jobset.is_empty() {
+            let mut out = Vec::new();
+            for r in &req.runs {
+                out.push(engine.ask(|t| Command::GetRun(r.clone(), t)).await?);
+            }
+            Ok::<_, crate::error::Error>(out)
+        } else {
+            engine
+                .ask(|t| Command::GetJobset(req.jobset.clone(), t))
+                .await?;
+            let list = pb::ListRunsRequest {
+                jobset: req.jobset.clone(),
+                ..Default::default()
+            };
+            engine.ask(|t| Command::ListRuns(list, t)).await
+        }
+    };
+    if req.runs.is_empty() && req.jobset.is_empty() {
+        return Err(Status::invalid_argument("wait needs runs or a jobset"));
+    }
+    for r in load(engine.clone(), req.clone()).await? {
+        runs.insert(r.number, r);
+    }
+    loop {
+        if runs.values().all(|r| is_final_state(&r.state)) {
+            let mut list: Vec<pb::Run> = runs.into_values().collect();
+            list.sort_by_key(|r| r.number);
+            let all_succeeded = list.iter().all(|r| r.state == "success");
+            return Ok(pb::WaitResponse {
+                runs: list,
+                all_succeeded,
+            });
+        }
+        match events.recv().await {
+            Ok(run) => {
+                let tracked = runs.contains_key(&run.number)
+                    || (!req.jobset.is_empty() && run.jobset == req.jobset);
+                if tracked {
+                    runs.insert(run.number, run);
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                for r in load(engine.clone(), req.clone()).await? {
+                    runs.insert(r.number, r);
+                }
+            }
+            Err(RecvError::Closed) => {
+                return Err(Status::unavailable("coordinator is shutting down"))
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The embedded SQL store (SQLite, WAL, synchronous=FULL): runs, attempts, jobsets, group
+//! limits, job definitions. Log bytes are not here; they live in files (see `logs`).
+//!
+//! The store is owned by the engine thread alone, so it needs no locking. Writes happen inside
+//! [`Store::batch`]: one transaction per dispatch cycle, so durability costs one fsync per
+//! batch, not one per run.
+
+mod model;
+mod runs;
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use model::*;
+
+/// Errors of the store, carrying what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    number       INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    jobset       TEXT NOT NULL,
+    priority     INTEGER NOT NULL,
+    spec         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    agent        TEXT NOT NULL DEFAULT '',
+    grp          TEXT NOT NULL DEFAULT '',
+    exit_code    INTEGER,
+    signal       INTEGER,
+    error        TEXT NOT NULL DEFAULT '',
+    not_before   INTEGER NOT NULL DEFAULT 0,
+    submitted_at INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL DEFAULT 0,
+    finished_at  INTEGER NOT NULL DEFAULT 0,
+    stdout_len   INTEGER NOT NULL DEFAULT 0,
+    stderr_len   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state, number);
+CREATE INDEX IF NOT EXISTS runs_by_jobset ON runs(jobset, number);
+CREATE TABLE IF NOT EXISTS attempts (
+    run         INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    agent       TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER,
+    signal      INTEGER,
+    error       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run, attempt)
+);
+CREATE TABLE IF NOT EXISTS jobsets (
+    name       TEXT PRIMARY KEY,
+    parallel   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    max  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // WAL + synchronous=FULL: a committed transaction survives kill -9 and power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store { conn })
+    }
+
+    /// Runs `f` in one transaction; commits when it returns Ok.
+    pub fn batch<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Batch<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let out = f(&Batch { tx: &tx })?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Read access outside a batch.
+    pub fn read(&self) -> Reader<'_> {
+        Reader { conn: &self.conn }
+    }
+}
+
+/// Writes (and reads) inside one transaction.
+pub struct Batch<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+/// Reads on the store's connection.
+pub struct Reader<'a> {
+    conn: &'a Connection,
+}
+
+impl Batch<'_> {
+    pub fn read(&self) -> Reader<'_> {
+        Reader { conn: self.tx }
+    }
+
+    pub fn upsert_jobset(&self, js: &JobsetRecord) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO jobsets(name, parallel, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET parallel = excluded.parallel",
+            params![js.name, js.parallel, js.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a group's max; None removes the definition (back to the implicit 1).
+    pub fn set_group_max(&self, name: &str, max: Option<u32>) -> Result<()> {
+        match max {
+            Some(m) => self.tx.execute(
+                "INSERT INTO groups(name, max) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET max = excluded.max",
+                params![name, m],
+            )?,
+            None => self.tx.execute("DELETE FROM groups WHERE name = ?1", params![name])?,
+        };
+        Ok(())
+    }
+
+    pub fn set_config(&self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO config(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
+
+impl Reader<'_> {
+    pub fn jobset(&self, name: &str) -> Result<Option<JobsetRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, parallel, created_at FROM jobsets WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(JobsetRecord {
+                        name: r.get(0)?,
+                        parallel: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn jobsets(&self) -> Result<Vec<JobsetRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, parallel, created_at FROM jobsets ORDER BY created_at, name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(JobsetRecord {
+                name: r.get(0)?,
+                parallel: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Run counts per state of one jobset.
+    pub fn jobset_counts(&self, name: &str) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM runs WHERE jobset = ?1 GROUP BY state")?;
+        let rows = stmt.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn groups(&self) -> Result<Vec<(String, u32)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, max FROM groups ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn config(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM config WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The highest run number ever given out (numbers are gap-free from 1).
+    pub fn max_number(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(number), 0) FROM runs", [], |r| {
+                r.get(0)
+            })?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

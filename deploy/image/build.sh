@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds the rota container images without pulling anything: release binaries from this
+# workspace, the shared libraries they link (as `ldd` resolves them on this host), a static
+# busybox for /bin/sh, assembled into a root filesystem in a temporary directory, then
+# `docker build` of deploy/image/Dockerfile (FROM scratch) on it.
+#
+# Usage: deploy/image/build.sh [TAG]          TAG defaults to rota:dev
+# Makes: TAG (coordinator), TAG-agent (agent), TAG-cli (the rota CLI); one shared layer.
+#
+# Environment:
+#   CARGO_TARGET_DIR   where cargo puts the binaries (default: <repo>/target)
+#   ROTA_SKIP_CARGO=1  use the release binaries already built, do not run cargo
+#   ROTA_KEEP_ROOTFS=1 keep the temporary build context and print its path
+#   DOCKER             the docker client to use (default: docker)
+#
+# The image holds this host's glibc: build on the oldest distribution you deploy to, and on
+# the architecture you deploy to (no cross-compilation here).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+tag=${1:-rota:dev}
+docker=${DOCKER:-docker}
+rota_uid=10001
+binaries=(rota rota-coordinator rota-agent)
+
+cd "$repo"
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+case $target_dir in /*) ;; *) target_dir=$repo/$target_dir ;; esac
+
+log() { printf 'build.sh: %s\n' "$*" >&2; }
+
+if [[ ${ROTA_SKIP_CARGO:-} != 1 ]]; then
+    log "cargo build --release (rota-cli, rota-coordinator, rota-agent)"
+    cargo build --release -p rota-cli -p rota-coordinator -p rota-agent
+fi
+for bin in "${binaries[@]}"; do
+    [[ -x $target_dir/release/$bin ]] || { log "missing $target_dir/release/$bin"; exit 1; }
+done
+
+# A static busybox gives the image /bin/sh (agents run `--shell` commands with it) and the
+# basic tools; Debian's busybox-static package installs it as /bin/busybox.
+busybox=${BUSYBOX:-/bin/busybox}
+if [[ ! -x $busybox ]]; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing busybox-static"
+        apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
+    else
+        log "no $busybox: install Debian's busybox-static (or set BUSYBOX=/path/to/busybox)"
+        exit 1
+    fi
+fi
+
+ctx=$(mktemp -d "${TMPDIR:-/tmp}/rota-image.XXXXXX")
+if [[ ${ROTA_KEEP_ROOTFS:-} == 1 ]]; then
+    log "build context kept in $ctx"
+else
+    trap 'rm -rf "$ctx"' EXIT
+fi
+rootfs=$ctx/rootfs
+mkdir -p "$rootfs"/{bin,etc,usr/local/bin,usr/bin,tmp,var/lib} "$ctx"/state/{rota,rota-agent} "$ctx"/home/rota
+chmod 1777 "$rootfs/tmp"
+
+# Copies each shared library that `ldd` names for $1 to the same path in the rootfs, following
+# symlinks (the loader looks the libraries up by those paths, e.g. /lib64/ld-linux-x86-64.so.2).
+copy_libraries() {
+    local lib
+    # "not a dynamic executable" (a static binary) prints no paths: nothing to copy.
+    for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+        if [[ ! -e $rootfs$lib ]]; then
+            mkdir -p "$rootfs$(dirname "$lib")"
+            cp -L "$lib" "$rootfs$lib"
+        fi
+    done
+}
+
+for bin in "${binaries[@]}"; do
+    install -m 0755 "$target_dir/release/$bin" "$rootfs/usr/local/bin/$bin"
+    copy_libraries "$target_dir/release/$bin"
+done
+
+install -m 0755 "$busybox" "$rootfs/bin/busybox"
+copy_libraries "$busybox" # nothing for busybox-static; the libraries of a dynamic one
+for applet in $("$busybox" --list); do
+    [[ $applet == busybox ]] || ln -sf busybox "$rootfs/bin/$applet"
+done
+ln -sf ../../bin/busybox "$rootfs/usr/bin/env" # for `#!/usr/bin/env sh` scripts
+
+cat >"$rootfs/etc/passwd" <<EOF
+root:x:0:0:root:/root:/bin/sh
+rota:x:$rota_uid:$rota_uid:rota:/home/rota:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$rootfs/etc/group" <<EOF
+root:x:0:
+rota:x:$rota_uid:
+nobody:x:65534:
+EOF
+# glibc resolves the coordinator's host name (e.g. `coordinator` on a compose network) from
+# /etc/hosts, then DNS; say so rather than rely on glibc's built-in default.
+cat >"$rootfs/etc/nsswitch.conf" <<'EOF'
+passwd: files
+group:  files
+hosts:  files dns
+EOF
+
+cp "$here/Dockerfile" "$ctx/Dockerfile"
+log "rootfs of $(du -sh "$rootfs" | cut -f1) in $ctx"
+
+# Targets share every layer; only the ENTRYPOINT (the role) differs.
+"$docker" build --target coordinator -t "$tag" "$ctx"
+"$docker" build --target agent -t "$tag-agent" "$ctx"
+"$docker" build --target cli -t "$tag-cli" "$ctx"
+log "built $tag (coordinator), $tag-agent, $tag-cli"

@@ -1,0 +1,21 @@
+//! Compiles `proto/rota/v1/*.proto` with protox (pure Rust), so building rota needs no system
+//! `protoc`. The encoded descriptor set is written to `OUT_DIR` for gRPC server reflection.
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/rota/v1/agent.proto", "proto/rota/v1/control.proto"];
+    // Neither protox nor tonic-prost-build emits rerun-if-changed for the inputs.
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(files, ["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("rota_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // The agent rpc is called `Connect` (DESIGN.md); the generated `connect` constructor would
+        // clash with it, so clients are built with `::new(channel)` instead.
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! rota's wire protocol, package `rota.v1`: the agent stream (`AgentService.Connect`) and the
+//! CLI's `ControlService`. Generated code lives in `v1`; nothing hand-written touches the wire.
+
+/// Generated messages and services of `rota.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("rota.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every rota proto, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/rota_descriptor.bin"));
+
+/// Version of the agent protocol. An agent whose `Hello` carries another version is refused with
+/// `failed_precondition`, so an old agent never misreads a newer coordinator's messages.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+pub use v1::*;

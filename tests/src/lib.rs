@@ -1,0 +1,276 @@
+//! Shared fixtures for rota's integration and end-to-end tests (STYLE.md rule 13): start a
+//! coordinator and agents in-process on `127.0.0.1:0` in a temp dir, or start the real binaries
+//! as processes; wait on conditions with a deadline, never on fixed sleeps.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rota_proto as pb;
+use rota_proto::control_service_client::ControlServiceClient;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub mod procs;
+
+pub type Client = ControlServiceClient<Channel>;
+
+/// Polls `check` until it returns Some, failing the test after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Connects a control client to `url`.
+pub async fn client(url: &str) -> Client {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect to coordinator");
+    ControlServiceClient::new(channel)
+        .max_decoding_message_size(512 << 20)
+        .max_encoding_message_size(512 << 20)
+}
+
+/// An in-process coordinator on 127.0.0.1:0.
+pub struct Coordinator {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Coordinator {
+    pub async fn start(
+        data_dir: &Path,
+        tune: impl FnOnce(&mut rota_coordinator::CoordinatorConfig),
+    ) -> Coordinator {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = rota_coordinator::CoordinatorConfig::new(data_dir);
+        config.retry_backoff = Duration::from_millis(50);
+        tune(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rota_coordinator::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Coordinator {
+            addr,
+            url: format!("http://{addr}"),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await
+                .expect("coordinator task")
+                .expect("coordinator result");
+        }
+    }
+}
+
+/// An in-process agent.
+pub struct Agent {
+    pub name: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Agent {
+    pub fn start(url: &str, name: &str, slots: u32, groups: &[&str], spool: &Path) -> Agent {
+        let config = rota_agent::AgentConfig {
+            coordinator: url.to_string(),
+            name: name.to_string(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            slots,
+            labels: Default::default(),
+            spool_dir: spool.join(name),
+            drain_timeout: Duration::from_secs(30),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rota_agent::run(config, async move {
+            let _ = stopped.await;
+        }));
+        Agent {
+            name: name.to_string(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Drains and waits for the agent to exit.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("agent task").expect("agent result");
+        }
+    }
+}
+
+/// A coordinator and agents in one temp dir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub coordinator: Coordinator,
+    pub agents: Vec<Agent>,
+}
+
+impl Cluster {
+    /// A coordinator with no agents yet.
+    pub async fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let coordinator = Coordinator::start(&dir.path().join("data"), |_| {}).await;
+        Cluster {
+            dir,
+            coordinator,
+            agents: vec![],
+        }
+    }
+
+    pub fn add_agent(&mut self, name: &str, slots: u32, groups: &[&str]) {
+        let spool = self.dir.path().join("spool");
+        self.agents.push(Agent::start(
+            &self.coordinator.url,
+            name,
+            slots,
+            groups,
+            &spool,
+        ));
+    }
+
+    pub async fn client(&self) -> Client {
+        client(&self.coordinator.url).await
+    }
+
+    /// Waits until `n` agents are connected.
+    pub async fn wait_agents(&self, n: usize) {
+        let mut c = self.client().await;
+        eventually(Duration::from_secs(10), "agents to connect", || {
+            let mut c = c.clone();
+            async move {
+                let agents = c
+                    .list_agents(pb::ListAgentsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .agents;
+                (agents.iter().filter(|a| a.state == "connected").count() >= n).then_some(())
+            }
+        })
+        .await;
+        let _ = &mut c;
+    }
+
+    pub async fn stop(mut self) {
+        for a in &mut self.agents {
+            a.stop().await;
+        }
+        self.coordinator.stop().await;
+    }
+}
+
+/// A RunSpec for a shell command.
+pub fn sh(name: &str, command: &str) -> pb::RunSpec {
+    pb::RunSpec {
+        name: name.to_string(),
+        command: vec![command.to_string()],
+        shell: true,
+        ..Default::default()
+    }
+}
+
+/// Waits until every run of `jobset` is final; returns them.
+pub async fn wait_jobset(c: &mut Client, jobset: &str, deadline: Duration) -> pb::WaitResponse {
+    tokio::time::timeout(
+        deadline,
+        c.wait(pb::WaitRequest {
+            runs: vec![],
+            jobset: jobset.to_string(),
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("jobset {jobset} did not finish within {deadline:?}"))
+    .expect("wait")
+    .into_inner()
+}
+
+/// Path of a file in the test's temp dir.
+pub fn path_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift64*): reproducible test data that is not
+/// valid UTF-8 and that a misplaced or repeated chunk cannot match by accident.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Largest number of `[start, finish)` intervals that overlap at any instant: the observed
+/// concurrency of a set of runs, from their recorded times.
+pub fn max_overlap(intervals: &[(u64, u64)]) -> usize {
+    let mut edges: Vec<(u64, i32)> = intervals
+        .iter()
+        .flat_map(|&(s, f)| [(s, 1), (f, -1)])
+        .collect();
+    // At equal times, a finish (-1) sorts first: it frees its slot before a start takes it.
+    edges.sort();
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+/// A run's stored stdout, as text.
+pub async fn stdout_of(c: &mut Client, run: &str) -> String {
+    let mut s = c
+        .logs(pb::LogsRequest {
+            run: run.into(),
+            follow: false,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .expect("logs")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = s.message().await.expect("log chunk") {
+        out.extend(m.data);
+    }
+    String::from_utf8(out).expect("utf-8 stdout")
+}

@@ -1,0 +1,219 @@
+//! Real binaries: the coordinator is `kill -9`ed and restarted on the same data dir and port;
+//! nothing pending, running or finished is lost, run numbers do not change, and agents
+//! reconnect by themselves and resend their logs from where the coordinator stopped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use rota_tests::procs::{until, System};
+use rota_tests::{bins, pseudo_random_bytes};
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The runs of a jobset, by number.
+fn runs_of(sys: &System, jobset: &str) -> BTreeMap<u64, Value> {
+    sys.json(&["runs", "--jobset", jobset])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["number"].as_u64().unwrap(), r.clone()))
+        .collect()
+}
+
+fn submit_from(sys: &System, jobset: &str, lines: &str) -> Vec<Value> {
+    let file = sys.path(&format!("{jobset}.txt"));
+    std::fs::write(&file, lines).unwrap();
+    sys.json(&[
+        "submit",
+        "--jobset",
+        jobset,
+        "--from",
+        file.to_str().unwrap(),
+    ])
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+#[test]
+fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run() {
+    let mut sys = System::start(bins!());
+    sys.start_agent("a", 2, &[]);
+    sys.wait_agents(&["a"]);
+    submit_from(&sys, "done", "echo one\nexit 3\nprintf 'two\\n' >&2\n");
+    let waited = sys.rota(&["wait", "--jobset", "done"]);
+    assert_eq!(waited.status.code(), Some(1), "one of them failed");
+    let finished = runs_of(&sys, "done");
+    assert_eq!(finished.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+
+    // No agent from here on: what is submitted now stays queued.
+    sys.agent("a").signal(Signal::SIGTERM);
+    assert_eq!(sys.agent("a").wait(), Some(0));
+    until(DEADLINE, "agent a to be gone", || {
+        sys.agents()
+            .iter()
+            .all(|a| a["state"] != "connected")
+            .then_some(())
+    });
+    submit_from(&sys, "queued", "echo q4\necho q5\necho q6\n");
+    let queued = runs_of(&sys, "queued");
+    assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [4, 5, 6]);
+    assert!(queued.values().all(|r| r["state"] == "pending"));
+
+    sys.kill9_coordinator();
+    sys.restart_coordinator();
+
+    let after = runs_of(&sys, "done");
+    assert_eq!(after.len(), 3);
+    for (n, before) in &finished {
+        let now = &after[n];
+        for field in [
+            "id",
+            "state",
+            "exit_code",
+            "error",
+            "finished_at_ms",
+            "command",
+            "stdout_len",
+            "stderr_len",
+        ] {
+            assert_eq!(now[field], before[field], "run {n}: {field}");
+        }
+    }
+    let states: Vec<(&str, &Value)> = after
+        .values()
+        .map(|r| (r["state"].as_str().unwrap(), &r["exit_code"]))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("success", &Value::from(0)),
+            ("errored", &Value::from(3)),
+            ("success", &Value::from(0)),
+        ]
+    );
+    assert_eq!(sys.rota(&["logs", "1"]).stdout, b"one\n");
+    assert_eq!(sys.rota(&["logs", "3"]).stderr, b"two\n");
+
+    let still = runs_of(&sys, "queued");
+    for (n, before) in &queued {
+        assert_eq!(still[n]["id"], before["id"], "run {n} keeps its id");
+        assert_eq!(still[n]["state"], "pending", "run {n} is still queued");
+        assert_ne!(still[n]["waiting_reason"], "", "run {n} says why it waits");
+    }
+
+    // An agent comes: the queued runs run, in order, and new numbers continue the sequence.
+    sys.start_agent("b", 1, &[]);
+    let waited = sys.rota(&["wait", "--jobset", "queued"]);
+    assert_eq!(waited.status.code(), Some(0), "every queued run succeeded");
+    for n in 4..=6 {
+        let logs = sys.rota(&["logs", &n.to_string()]);
+        assert_eq!(logs.stdout, format!("q{n}\n").as_bytes());
+    }
+    let next = sys.submit(&["--", "true"]);
+    assert_eq!(next["number"], 7, "numbers continue without a gap");
+}
+
+/// 64 KiB pieces of output per run, printed with short pauses: 5 MiB over a few seconds.
+const PIECE: usize = 64 << 10;
+const PIECES: usize = 80;
+const RUNS: usize = 20;
+
+fn stored_len(sys: &System, run_id: &str) -> u64 {
+    let path: PathBuf = sys.data_dir().join("logs").join(run_id).join("1.stdout");
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Bytes of a run's stdout in its agent's spool (it runs on `a` or `b`).
+fn spooled_len(sys: &System, run_id: &str) -> u64 {
+    ["a", "b"]
+        .iter()
+        .map(|agent| {
+            sys.path(&format!("spool-{agent}"))
+                .join(format!("{run_id}.1.stdout"))
+        })
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result() {
+    let mut sys = System::start(bins!());
+    sys.start_agent("a", 10, &[]);
+    sys.start_agent("b", 10, &[]);
+    let data = pseudo_random_bytes(42, PIECE * PIECES);
+    let data_file = sys.path("data.bin");
+    std::fs::write(&data_file, &data).unwrap();
+    let lines: String = (0..RUNS)
+        .map(|k| {
+            format!(
+                "printf 'run {k}\\n'; i=0; while [ $i -lt {PIECES} ]; do \
+                 dd if={data} bs={PIECE} skip=$i count=1 2>/dev/null; sleep 0.05; i=$((i+1)); \
+                 done\n",
+                data = data_file.display()
+            )
+        })
+        .collect();
+    sys.wait_agents(&["a", "b"]);
+    let runs = submit_from(&sys, "big", &lines);
+    assert_eq!(runs.len(), RUNS);
+    let ids: Vec<String> = runs
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+
+    // Mid-way: every run is running and has part of its output stored, none is finished.
+    until(DEADLINE, "every run to have stored some output", || {
+        ids.iter()
+            .all(|id| stored_len(&sys, id) >= 512 << 10)
+            .then_some(())
+    });
+    let before = runs_of(&sys, "big");
+    assert!(
+        before.values().all(|r| r["state"] == "running"),
+        "all running at the kill"
+    );
+    sys.kill9_coordinator();
+    let at_kill: Vec<u64> = ids.iter().map(|id| stored_len(&sys, id)).collect();
+    assert!(at_kill.iter().all(|&len| len < (PIECE * PIECES) as u64));
+    // The runs go on without a coordinator: their agents spool what the coordinator misses.
+    until(
+        DEADLINE,
+        "every run to spool output past what was stored",
+        || {
+            ids.iter()
+                .zip(&at_kill)
+                .all(|(id, &stored)| spooled_len(&sys, id) >= stored + (256 << 10))
+                .then_some(())
+        },
+    );
+    sys.restart_coordinator();
+
+    until(Duration::from_secs(50), "the jobset to finish", || {
+        (sys.json(&["jobset", "show", "big"])["state"] != "running").then_some(())
+    });
+    let after = runs_of(&sys, "big");
+    for (k, id) in ids.iter().enumerate() {
+        let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();
+        let n = run["number"].to_string();
+        assert_eq!(run["state"], "success", "run {n}: {run}");
+        let shown = sys.show(&n);
+        let successes = shown["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "success")
+            .count();
+        assert_eq!(successes, 1, "run {n} has exactly one success: {shown}");
+        let mut expected = format!("run {k}\n").into_bytes();
+        expected.extend_from_slice(&data);
+        let logs = sys.rota(&["logs", &n, "--stdout"]);
+        assert_eq!(logs.stdout.len(), expected.len(), "run {n}: log length");
+        assert!(logs.stdout == expected, "run {n}: log is byte-identical");
+    }
+}

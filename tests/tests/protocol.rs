@@ -1,0 +1,105 @@
+//! The coordinator's gRPC surface: health, reflection, and the agent handshake.
+
+use rota_proto as pb;
+use rota_tests::Cluster;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+async fn channel(cluster: &Cluster) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(cluster.coordinator.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_serving_for_both_services() {
+    let cluster = Cluster::start().await;
+    let mut health = HealthClient::new(channel(&cluster).await);
+    for service in ["", "rota.v1.ControlService", "rota.v1.AgentService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_rota_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let cluster = Cluster::start().await;
+    let mut client = ServerReflectionClient::new(channel(&cluster).await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer: {resp:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "rota.v1.ControlService",
+        "rota.v1.AgentService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    cluster.stop().await;
+}
+
+async fn connect_with(cluster: &Cluster, first: pb::agent_message::Msg) -> tonic::Status {
+    let mut client = pb::agent_service_client::AgentServiceClient::new(channel(cluster).await);
+    let msgs = vec![pb::AgentMessage { msg: Some(first) }];
+    client.connect(tokio_stream::iter(msgs)).await.unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_another_protocol_version_is_refused_with_a_clear_message() {
+    let cluster = Cluster::start().await;
+    let hello = pb::Hello {
+        name: "old".into(),
+        slots: 1,
+        protocol_version: rota_proto::PROTOCOL_VERSION + 1,
+        session_id: "s".into(),
+        ..Default::default()
+    };
+    let err = connect_with(&cluster, pb::agent_message::Msg::Hello(hello)).await;
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        err.message().contains("protocol version"),
+        "{}",
+        err.message()
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_agent_message_must_be_hello() {
+    let cluster = Cluster::start().await;
+    let err = connect_with(
+        &cluster,
+        pb::agent_message::Msg::Heartbeat(pb::Heartbeat::default()),
+    )
+    .await;
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("Hello"), "{}", err.message());
+    cluster.stop().await;
+}
