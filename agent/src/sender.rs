@@ -5,14 +5,19 @@
 //! The first send and a resend after a reconnect are the same code with other start offsets.
 //! Everything goes through the connection's bounded, ordered data channel, so a run's chunks
 //! precede its `RunFinished`, and a 200 MB log never sits in memory: the sender waits for room
-//! before it reads the next 64 KiB.
+//! before it reads the next chunk.
 
 use rota_proto as pb;
 use tokio::sync::mpsc;
 
-use crate::runner::{Outcome, Run, READ_SIZE};
+use crate::runner::{Outcome, Run};
 use crate::spool::{SpoolReader, Stream};
 use crate::RunKey;
+
+/// Largest `LogChunk`: big enough that a 200 MB log is 200 messages, not 3,200, and well
+/// under the coordinator's 16 MiB message limit; the connection's data queue holds at most a
+/// few of them.
+pub const CHUNK_SIZE: usize = 1 << 20;
 
 /// Why a sender stopped before `RunFinished`.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +76,10 @@ pub async fn send_run(
             while sent[i] < len {
                 let want = usize::try_from(len - sent[i])
                     .unwrap_or(usize::MAX)
-                    .min(READ_SIZE);
+                    .min(CHUNK_SIZE);
                 let data =
                     readers[i]
                         .read_at(sent[i], want)
-                        .await
                         .map_err(|source| SendError::Spool {
                             run: key.clone(),
                             source,

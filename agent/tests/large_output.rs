@@ -4,7 +4,7 @@
 
 mod support;
 
-use rota_agent::runner::{Run, READ_SIZE};
+use rota_agent::runner::Run;
 use rota_agent::sender::send_run;
 use rota_agent::spool::{SpoolReader, Stream};
 use rota_proto::agent_message::Msg;
@@ -43,7 +43,7 @@ async fn fifty_megabytes_stream_through_a_bounded_consumer_in_small_memory() {
                         chunk.offset, received,
                         "chunks arrive in order without gaps"
                     );
-                    assert!(chunk.data.len() <= READ_SIZE);
+                    assert!(chunk.data.len() <= rota_agent::sender::CHUNK_SIZE);
                     assert!(chunk.data.iter().all(|&byte| byte == 0));
                     received += chunk.data.len() as u64;
                 }

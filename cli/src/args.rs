@@ -172,10 +172,16 @@ pub struct RunsArgs {
     /// Only runs in this state (pending, running, success, errored, ...).
     #[arg(long, value_name = "X")]
     pub state: Option<String>,
-    /// At most this many runs (0 = no limit).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// At most this many runs, lowest numbers first (0 = every run).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNS_PAGE)]
     pub limit: u32,
+    /// Only runs numbered above N: the next page after a listing that ended at run N.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub after: u64,
 }
+
+/// `rota runs` shows a page, not a 100,000-row queue, unless asked.
+pub const DEFAULT_RUNS_PAGE: u32 = 1000;
 
 /// A command that takes one run: its id (UUID) or number.
 #[derive(Debug, Args)]

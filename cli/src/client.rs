@@ -14,6 +14,10 @@ pub type Client = ControlServiceClient<Channel>;
 /// How long a first connection may take: an unroutable host should fail, not hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A 100,000-run batch submit and its reply are one message each (the coordinator accepts
+/// the same size); tonic's 4 MB default would refuse the reply to a submit already committed.
+const MAX_MESSAGE: usize = 512 << 20;
+
 /// Connects eagerly, so an unreachable coordinator is reported once, up front, with its URL.
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
     let url = normalize_url(url);
@@ -24,7 +28,9 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))?;
-    Ok(ControlServiceClient::new(channel))
+    Ok(ControlServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
 }
 
 /// `host:port` is accepted as `http://host:port`: people type the listen address they gave
