@@ -30,6 +30,10 @@ struct Args {
     /// Seconds of the first retry back-off (doubling per attempt).
     #[arg(long, default_value_t = 1.0)]
     retry_backoff: f64,
+    /// Seconds between the SIGTERM and the SIGKILL of `rota cancel`, for runs whose job sets
+    /// no `max_execution_grace`.
+    #[arg(long, default_value_t = 10.0)]
+    cancel_grace: f64,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     config.lease = Duration::from_secs_f64(args.lease);
     config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
     config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
+    config.cancel_grace = Duration::from_secs_f64(args.cancel_grace);
     rota_coordinator::serve(config, listener, shutdown_signal()).await
 }
 

@@ -217,3 +217,43 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
         assert!(logs.stdout == expected, "run {n}: log is byte-identical");
     }
 }
+
+/// A cancel is answered once stored: a run that ignores SIGTERM is still running (in its grace)
+/// when the coordinator is `kill -9`ed; after the restart its agent reports it killed, and it
+/// ends `cancelled` with one attempt, not queued again as if its agent had stopped it.
+#[test]
+fn a_cancel_in_its_grace_survives_a_kill_9_of_the_coordinator() {
+    let mut flags = rota_tests::procs::STEADY.to_vec();
+    flags.extend(["--cancel-grace", "3"]);
+    let mut sys = System::start_with(bins!(), &flags);
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    let pid_file = sys.path("stubborn.pid");
+    let run = sys.submit(&[
+        "--shell",
+        "--",
+        &format!(
+            "trap '' TERM; echo $$ > {}; while :; do sleep 0.1; done",
+            pid_file.display()
+        ),
+    ]);
+    let n = run["number"].to_string();
+    let pid = until(DEADLINE, "the run to start", || {
+        rota_tests::procs::read_pid(&pid_file)
+    });
+    sys.wait_state(&n, "running", DEADLINE);
+    let cancelled = sys.rota(&["cancel", &n]);
+    assert!(cancelled.status.success(), "{cancelled:?}");
+    assert!(
+        rota_tests::procs::alive(pid),
+        "SIGTERM is ignored: the run is in its grace"
+    );
+
+    sys.kill9_coordinator();
+    sys.restart_coordinator();
+
+    let run = sys.wait_run(&n, DEADLINE, "final", |v| v["finished_at_ms"].is_u64());
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert_eq!(run["attempts"].as_array().unwrap().len(), 1, "{run}");
+    assert!(!rota_tests::procs::alive(pid));
+}

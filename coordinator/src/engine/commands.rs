@@ -48,6 +48,13 @@ impl State {
             Command::Cancel(r, reply) => {
                 let v = self.resolve(b, &r).and_then(|n| {
                     self.core.cancel(n)?;
+                    // A running run ends only when its agent reports; until then the request
+                    // must survive a restart, committed with this batch before the reply.
+                    if let Some(rec) = self.live.get(&n).filter(|rec| !rec.is_final()) {
+                        if rec.state != "pending" {
+                            b.request_cancel(n, rec.attempt)?;
+                        }
+                    }
                     Ok(n)
                 });
                 match v {

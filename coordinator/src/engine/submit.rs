@@ -207,6 +207,7 @@ impl Engine {
             state.next_number = b.read().max_number()? + 1;
             state.load_stored_config(b)?;
             let runs = b.read().unfinished_runs()?;
+            let cancels = b.read().cancel_requests()?;
             for rec in runs {
                 for &d in &rec.spec.after {
                     state.ensure_known(b, d)?;
@@ -217,6 +218,7 @@ impl Engine {
                     },
                     _ => Initial::Active {
                         group: (!rec.group.is_empty()).then(|| Arc::from(rec.group.as_str())),
+                        cancel_requested: cancels.contains(&(rec.number, rec.attempt)),
                     },
                 };
                 state

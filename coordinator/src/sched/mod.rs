@@ -87,8 +87,11 @@ pub enum Initial {
         not_before: Option<Millis>,
     },
     /// Was assigned or running when the coordinator stopped; waits for its agent to claim it.
+    /// `cancel_requested`: a cancel was stored before the stop, so the claim re-sends the kill
+    /// and the run ends `cancelled`, not queued again.
     Active {
         group: Option<Arc<str>>,
+        cancel_requested: bool,
     },
     Done(Final),
 }
@@ -186,13 +189,16 @@ impl Scheduler {
         );
         match initial {
             Initial::Done(state) => self.set_phase(number, Phase::Done(state)),
-            Initial::Active { group } => {
+            Initial::Active {
+                group,
+                cancel_requested,
+            } => {
                 self.set_phase(
                     number,
                     Phase::Active {
                         agent: None,
                         group,
-                        cancel_requested: false,
+                        cancel_requested,
                     },
                 );
                 self.orphan(number, now);

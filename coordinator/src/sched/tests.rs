@@ -426,8 +426,16 @@ fn orphan_past_its_lease_is_retried_or_errored_as_agent_lost() {
 #[test]
 fn restored_active_run_waits_for_its_agent() {
     let mut s = sched();
-    s.add(info(1), 3, Initial::Active { group: None }, 0)
-        .unwrap();
+    s.add(
+        info(1),
+        3,
+        Initial::Active {
+            group: None,
+            cancel_requested: false,
+        },
+        0,
+    )
+    .unwrap();
     assert_eq!(
         s.waiting_reason(1).unwrap(),
         "waiting for its agent to reconnect"

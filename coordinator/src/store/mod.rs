@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     error       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run, attempt)
 );
+CREATE TABLE IF NOT EXISTS cancel_requests (
+    run     INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    PRIMARY KEY (run, attempt)
+);
 CREATE TABLE IF NOT EXISTS jobsets (
     name       TEXT PRIMARY KEY,
     parallel   INTEGER NOT NULL,

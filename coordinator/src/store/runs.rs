@@ -111,6 +111,16 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Stores that a cancel was requested for this attempt of a running run. Rows are keyed by
+    /// attempt, so a later retry of the run is not affected and nothing needs deleting.
+    pub fn request_cancel(&self, run: u64, attempt: u32) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO cancel_requests(run, attempt) VALUES (?1, ?2)",
+        )?;
+        stmt.execute(params![run, attempt])?;
+        Ok(())
+    }
+
     /// Inserts or replaces one attempt row.
     pub fn put_attempt(&self, a: &AttemptRecord) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
@@ -175,6 +185,16 @@ impl Reader<'_> {
         ))?;
         let rows = stmt.query_map([], run_from_row)?;
         rows.map(|r| with_spec(r?)).collect()
+    }
+
+    /// The (run, attempt) pairs a cancel was requested for while they ran: a restart must not
+    /// forget them, or the cancelled process's report would queue the run again.
+    pub fn cancel_requests(&self) -> Result<std::collections::HashSet<(u64, u32)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run, attempt FROM cancel_requests")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Runs that list `number` in their `after`, by number.

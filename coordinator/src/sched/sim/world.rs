@@ -57,8 +57,8 @@ impl Sim {
     }
 
     /// The coordinator restarts: a new core restored from what the store holds; every stream
-    /// is gone, so every active run waits for a claim. A cancel request is not stored, so it is
-    /// forgotten (see the report of issue 3).
+    /// is gone, so every active run waits for a claim. A cancel request is stored, so it
+    /// survives.
     pub(super) fn restart(&mut self) {
         self.log("coordinator restarts".into());
         self.tally("restart");
@@ -81,10 +81,10 @@ impl Sim {
                     orphan_until,
                     ..
                 } => {
-                    *cancel = false;
                     *orphan_until = Some(until);
                     Initial::Active {
                         group: group.clone(),
+                        cancel_requested: *cancel,
                     }
                 }
                 St::Done(f) => Initial::Done(*f),
