@@ -1,8 +1,11 @@
-//! One field of a cron expression (after `H` expansion) turned into a bitset of allowed values.
+//! The six fields of a cron expression (after `H` expansion) turned into bitsets of allowed
+//! values, parsed by the `croner` crate.
 //!
-//! The syntax is the classic Vixie/croniter one: a comma-separated list of `*`, `N`, `A-B`, each
-//! optionally followed by `/STEP`; `N/STEP` means `N-MAX/STEP` as croniter reads it. Months and
-//! weekdays also take three-letter English names (`JAN`, `MON`), and weekday 7 is Sunday.
+//! The syntax is the classic Vixie one: a comma-separated list of `*`, `N`, `A-B`, each
+//! optionally followed by `/STEP`. Months and weekdays also take three-letter English names
+//! (`JAN`, `MON`), and weekday 7 is Sunday.
+
+use croner::parser::{CronParser, Seconds};
 
 /// The range and spelling of one cron field, so one parser serves all six.
 #[derive(Debug, Clone, Copy)]
@@ -58,77 +61,109 @@ pub(super) const SECOND: FieldSpec = FieldSpec {
 /// The fields in dsari's order: the optional sixth field is the second.
 pub(super) const FIELDS: [FieldSpec; 6] = [MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK, SECOND];
 
-/// Parses one expanded field into a bitset (bit `v` set = value `v` allowed).
+/// Parses the six expanded fields (dsari's order) into bitsets (bit `v` set = value `v`
+/// allowed), with the maintained `croner` crate doing the cron syntax; rota keeps only the
+/// bitsets, which its own DST-aware search walks (see `search.rs` for why not croner's).
 ///
 /// Errors are one short phrase that starts with the field's name, for [`super::CronError`].
-pub(super) fn parse_field(spec: &FieldSpec, text: &str) -> Result<u64, String> {
-    if text.is_empty() {
-        return Err(format!("{}: empty field", spec.name));
+pub(super) fn parse_fields(fields: &[String]) -> Result<[u64; 6], String> {
+    for (spec, text) in FIELDS.iter().zip(fields) {
+        refuse_extensions(spec, text)?;
     }
-    let mut bits = 0u64;
-    for item in text.split(',') {
-        bits |= parse_item(spec, item)?;
-    }
-    if spec.max == 7 && bits & (1 << 7) != 0 {
-        bits = (bits & !(1 << 7)) | 1;
-    }
-    Ok(bits)
-}
-
-fn parse_item(spec: &FieldSpec, item: &str) -> Result<u64, String> {
-    let (range, step) = match item.split_once('/') {
-        Some((range, step)) => {
-            let step: u32 =
-                step.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    format!("{}: invalid step \"{step}\" in \"{item}\"", spec.name)
-                })?;
-            (range, Some(step))
-        }
-        None => (item, None),
+    let parser = CronParser::builder().seconds(Seconds::Required).build();
+    let pattern = croner_order(fields);
+    let cron = match parser.parse(&pattern.join(" ")) {
+        Ok(cron) => cron,
+        Err(err) => return Err(name_the_field(&parser, fields, &err)),
     };
-    let (lo, hi) = if range == "*" {
-        (spec.min, spec.max)
-    } else if let Some((a, b)) = range.split_once('-') {
-        let (a, b) = (value(spec, a, item)?, value(spec, b, item)?);
-        if a > b {
-            return Err(format!("{}: range \"{range}\" runs backwards", spec.name));
-        }
-        (a, b)
-    } else {
-        let v = value(spec, range, item)?;
-        // croniter reads `N/STEP` as `N-MAX/STEP`.
-        (v, if step.is_some() { spec.max } else { v })
-    };
-    let step = step.unwrap_or(1);
-    let mut bits = 0u64;
-    let mut v = lo;
-    while v <= hi {
-        bits |= 1 << v;
-        v += step;
-    }
-    Ok(bits)
-}
-
-fn value(spec: &FieldSpec, text: &str, item: &str) -> Result<u32, String> {
-    let upper = text.to_ascii_uppercase();
-    let v = if let Some(i) = spec.names.iter().position(|n| *n == upper) {
-        spec.min + i as u32
-    } else {
-        text.parse::<u32>().map_err(|_| {
-            if text.is_empty() {
-                format!("{}: invalid item \"{item}\"", spec.name)
-            } else {
-                format!("{}: invalid value \"{text}\"", spec.name)
+    let p = &cron.pattern;
+    let components = [
+        &p.minutes,
+        &p.hours,
+        &p.days,
+        &p.months,
+        &p.days_of_week,
+        &p.seconds,
+    ];
+    let mut bits = [0u64; 6];
+    for ((spec, component), out) in FIELDS.iter().zip(components).zip(&mut bits) {
+        for v in spec.min..=spec.max {
+            // croner's ALL_BIT (1): the plain "value allowed" flag.
+            if component.is_bit_set(v as u16, 1).unwrap_or(false) {
+                *out |= 1 << v;
             }
-        })?
-    };
-    if v < spec.min || v > spec.max {
-        return Err(format!(
-            "{}: {v} is out of range {}-{}",
-            spec.name, spec.min, spec.max
-        ));
+        }
     }
-    Ok(v)
+    // Weekday 7 is Sunday.
+    if bits[4] & (1 << 7) != 0 {
+        bits[4] = (bits[4] & !(1 << 7)) | 1;
+    }
+    Ok(bits)
+}
+
+/// croner reads `SEC MIN HOUR DOM MON DOW`; dsari writes `MIN HOUR DOM MON DOW SEC`.
+fn croner_order(fields: &[String]) -> [&str; 6] {
+    [
+        &fields[5], &fields[0], &fields[1], &fields[2], &fields[3], &fields[4],
+    ]
+}
+
+/// croner also reads Quartz's `L`, `W`, `#`, `?` and `+`, which dsari does not have; they are
+/// refused rather than half-honoured by a search that does not know them.
+fn refuse_extensions(spec: &FieldSpec, text: &str) -> Result<(), String> {
+    let mut rest = text.to_ascii_uppercase();
+    for name in spec.names {
+        rest = rest.replace(name, "");
+    }
+    match rest
+        .chars()
+        .find(|c| matches!(c, 'L' | 'W' | '#' | '?' | '+'))
+    {
+        Some(c) => Err(format!(
+            "{}: \"{c}\" in \"{text}\" is not supported (dsari's cron has no L, W, #, ? or +)",
+            spec.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// croner's errors do not say which field is wrong: parse each field alone (the others `*`)
+/// to find the first that fails, and name it.
+fn name_the_field(
+    parser: &CronParser,
+    fields: &[String],
+    err: &croner::errors::CronError,
+) -> String {
+    for (i, spec) in FIELDS.iter().enumerate() {
+        let mut probe: Vec<String> = vec!["*".into(); 6];
+        probe[i] = fields[i].clone();
+        if let Err(err) = parser.parse(&croner_order(&probe).join(" ")) {
+            return format!(
+                "{}: invalid \"{}\" ({}; values are {}-{}{})",
+                spec.name,
+                fields[i],
+                plain(&err),
+                spec.min,
+                spec.max,
+                if spec.names.is_empty() {
+                    ""
+                } else {
+                    " or names"
+                }
+            );
+        }
+    }
+    plain(err)
+}
+
+/// croner's message without its "Component error: " style prefix and trailing period.
+fn plain(err: &croner::errors::CronError) -> String {
+    use croner::errors::CronError as E;
+    let text = match err {
+        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => m.clone(),
+        other => other.to_string(),
+    };
+    text.trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -139,61 +174,72 @@ mod tests {
         (0..64).filter(|v| bits & (1 << v) != 0).collect()
     }
 
+    /// The bitset of field `position` when the others are `*` (second `0`).
+    fn one(position: usize, text: &str) -> Result<u64, String> {
+        let mut fields: Vec<String> = vec!["*".into(); 5];
+        fields.push("0".into());
+        fields[position] = text.into();
+        parse_fields(&fields).map(|bits| bits[position])
+    }
+
     #[test]
     fn star_covers_the_whole_range() {
-        assert_eq!(
-            values(parse_field(&HOUR, "*").unwrap()),
-            (0..24).collect::<Vec<_>>()
-        );
+        assert_eq!(values(one(1, "*").unwrap()), (0..24).collect::<Vec<_>>());
+        assert_eq!(values(one(2, "*").unwrap()), (1..32).collect::<Vec<_>>());
     }
 
     #[test]
     fn lists_ranges_and_steps_combine() {
-        let bits = parse_field(&MINUTE, "1,10-12,*/20,50/5").unwrap();
+        let bits = one(0, "1,10-12,*/20,50-59/5").unwrap();
         assert_eq!(values(bits), vec![0, 1, 10, 11, 12, 20, 40, 50, 55]);
     }
 
     #[test]
     fn month_and_weekday_names_are_accepted() {
-        assert_eq!(
-            values(parse_field(&MONTH, "jan,Mar-MAY").unwrap()),
-            vec![1, 3, 4, 5]
-        );
-        assert_eq!(
-            values(parse_field(&DAY_OF_WEEK, "MON-FRI").unwrap()),
-            vec![1, 2, 3, 4, 5]
-        );
+        assert_eq!(values(one(3, "jan,Mar-MAY").unwrap()), vec![1, 3, 4, 5]);
+        assert_eq!(values(one(4, "MON-FRI").unwrap()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(values(one(4, "WED,SAT").unwrap()), vec![3, 6]);
     }
 
     #[test]
     fn weekday_seven_is_sunday() {
-        assert_eq!(
-            values(parse_field(&DAY_OF_WEEK, "5-7").unwrap()),
-            vec![0, 5, 6]
-        );
+        assert_eq!(values(one(4, "5-7").unwrap()), vec![0, 5, 6]);
+    }
+
+    #[test]
+    fn the_sixth_field_is_the_second() {
+        let fields: Vec<String> = ["5", "*", "*", "*", "*", "30"].map(String::from).into();
+        let bits = parse_fields(&fields).unwrap();
+        assert_eq!(values(bits[0]), vec![5]);
+        assert_eq!(values(bits[5]), vec![30]);
     }
 
     #[test]
     fn out_of_range_and_garbage_are_rejected_with_the_field_name() {
+        for (position, text, field) in [
+            (0, "61", "minute"),
+            (2, "0", "day-of-month"),
+            (1, "x", "hour"),
+            (1, "5-2", "hour"),
+            (1, "*/0", "hour"),
+            (4, "MON-FOO", "day-of-week"),
+        ] {
+            let err = one(position, text).unwrap_err();
+            assert!(
+                err.starts_with(&format!("{field}: invalid \"{text}\" (")),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn quartz_extensions_are_refused() {
         assert_eq!(
-            parse_field(&MINUTE, "61").unwrap_err(),
-            "minute: 61 is out of range 0-59"
+            one(2, "L").unwrap_err(),
+            "day-of-month: \"L\" in \"L\" is not supported (dsari's cron has no L, W, #, ? or +)"
         );
-        assert_eq!(
-            parse_field(&DAY_OF_MONTH, "0").unwrap_err(),
-            "day-of-month: 0 is out of range 1-31"
-        );
-        assert_eq!(
-            parse_field(&HOUR, "x").unwrap_err(),
-            "hour: invalid value \"x\""
-        );
-        assert_eq!(
-            parse_field(&HOUR, "5-2").unwrap_err(),
-            "hour: range \"5-2\" runs backwards"
-        );
-        assert_eq!(
-            parse_field(&HOUR, "*/0").unwrap_err(),
-            "hour: invalid step \"0\" in \"*/0\""
-        );
+        assert!(one(4, "5#2").unwrap_err().starts_with("day-of-week: \"#\""));
+        assert!(one(2, "15W").is_err());
+        assert!(one(2, "?").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Cron schedules as dsari reads them: 5 or 6 fields, Jenkins' `H`, `@daily` and friends, and a
-//! time zone per job.
+//! time zone per job. The field syntax is parsed by the `croner` crate (`field.rs`); `H` and the
+//! macros (`hash.rs`) and the DST-aware search (`search.rs`) are rota's.
 //!
 //! # Format
 //!
@@ -109,13 +110,11 @@ impl Schedule {
 
         let crc = hash::crc32(job_name.as_bytes());
         let mut expanded = Vec::with_capacity(6);
-        let mut bits = [0u64; 6];
         for (position, text) in six_fields.split_whitespace().enumerate() {
             let spec = &field::FIELDS[position];
-            let text = hash::expand_field(text, position, spec, crc).map_err(invalid)?;
-            bits[position] = field::parse_field(spec, &text).map_err(invalid)?;
-            expanded.push(text);
+            expanded.push(hash::expand_field(text, position, spec, crc).map_err(invalid)?);
         }
+        let bits = field::parse_fields(&expanded).map_err(invalid)?;
         let [minutes, hours, days_of_month, months, days_of_week, seconds] = bits;
         let schedule = Schedule {
             expr: expr.to_string(),

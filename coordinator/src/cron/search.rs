@@ -5,6 +5,12 @@
 //! time can be an earlier instant. So the search starts a little before `t` and goes on a little
 //! past its first hit whenever an offset change is near ([`MARGIN`]); elsewhere the first hit is
 //! the answer.
+//!
+//! Why not croner's own `find_next_occurrence` (croner parses the fields, see `field.rs`):
+//! croner 3.0 returns an instant *before* the one asked about when asked during the second
+//! pass of a fall-back hour (02:10 CET on 2025-10-26 in Europe/Berlin gives 02:30 CEST, an
+//! hour earlier), and it drops an interval job's runs in the repeated hour, which Vixie cron
+//! keeps. The tests in `tests.rs` pin both cases.
 
 use chrono::{
     DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,

@@ -252,7 +252,7 @@ fn invalid_expressions_name_the_field() {
     let err = |expr: &str| Schedule::parse(expr, "x", None).unwrap_err().to_string();
     assert_eq!(
         err("61 * * * *"),
-        "invalid cron \"61 * * * *\": minute: 61 is out of range 0-59"
+        "invalid cron \"61 * * * *\": minute: invalid \"61\" (number out of bounds; values are 0-59)"
     );
     assert_eq!(
         err("* * * *"),
@@ -264,9 +264,16 @@ fn invalid_expressions_name_the_field() {
         err("0 0 30 2 *"),
         "invalid cron \"0 0 30 2 *\": no date ever matches its day-of-month, month and day-of-week"
     );
+    let foo = err("* * * * MON-FOO");
+    assert!(
+        foo.starts_with("invalid cron \"* * * * MON-FOO\": day-of-week: invalid \"MON-FOO\" ("),
+        "{foo}"
+    );
+    assert!(foo.ends_with("; values are 0-7 or names)"), "{foo}");
     assert_eq!(
-        err("* * * * MON-FOO"),
-        "invalid cron \"* * * * MON-FOO\": day-of-week: invalid value \"FOO\""
+        err("0 0 L * *"),
+        "invalid cron \"0 0 L * *\": day-of-month: \"L\" in \"L\" is not supported \
+         (dsari's cron has no L, W, #, ? or +)"
     );
 }
 

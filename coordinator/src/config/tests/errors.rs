@@ -84,7 +84,7 @@ fn invalid_cron_names_the_job_and_the_expression() {
     let json = r#"{"jobs": {"x": {"command": ["true"], "schedule": "61 * * * *"}}}"#;
     assert_eq!(
         error("cfg.json", json),
-        "cfg.json: job \"x\": schedule: invalid cron \"61 * * * *\": minute: 61 is out of range 0-59"
+        "cfg.json: job \"x\": schedule: invalid cron \"61 * * * *\": minute: invalid \"61\" (number out of bounds; values are 0-59)"
     );
 }
 
