@@ -230,6 +230,89 @@ async fn failed_dependency_skips_and_retry_brings_dependents_back() {
     cluster.stop().await;
 }
 
+/// A retried run waits for its dependencies again, even after it left the scheduler's memory
+/// (finished runs are forgotten there) or was loaded back as another run's finished dependency,
+/// and its skipped dependents come back with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_run_waits_for_its_unfinished_dependency_again() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 4, &[]);
+    let mut c = cluster.client().await;
+    let go = cluster.dir.path().join("go");
+    let gate = format!("while [ ! -e {} ]; do sleep 0.05; done", go.display());
+    let submitted = c
+        .submit(pb::SubmitRequest {
+            jobset: "again".into(),
+            runs: vec![
+                sh("gate", &gate),
+                pb::RunSpec {
+                    after: vec!["gate".into()],
+                    ..sh("b", "true")
+                },
+            ],
+            parallel: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (gate_run, b) = (&submitted.runs[0], &submitted.runs[1]);
+    let reader = c.clone();
+    let get = |run: String| {
+        let mut c = reader.clone();
+        async move { c.get_run(pb::RunRef { run }).await.unwrap().into_inner() }
+    };
+    eventually(Duration::from_secs(10), "the gate to run", || async {
+        (get(gate_run.id.clone()).await.state == "running").then_some(())
+    })
+    .await;
+    c.cancel(pb::RunRef { run: b.id.clone() }).await.unwrap();
+    assert_eq!(get(b.id.clone()).await.state, "cancelled");
+    // A run submitted after the cancelled one is skipped at once; b is loaded back for it.
+    let later = c
+        .submit(pb::SubmitRequest {
+            jobset: "again".into(),
+            runs: vec![pb::RunSpec {
+                after: vec![b.number.to_string()],
+                ..sh("c", "true")
+            }],
+            parallel: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let later = &later.runs[0];
+    assert_eq!(get(later.id.clone()).await.state, "skipped");
+
+    c.retry(pb::RetryRequest {
+        run: b.id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let waiting = get(b.id.clone()).await;
+    assert_eq!(waiting.state, "pending", "{waiting:?}");
+    assert!(
+        waiting
+            .waiting_reason
+            .contains(&format!("run {}", gate_run.number)),
+        "{waiting:?}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let done = wait_jobset(&mut c, "again", Duration::from_secs(30)).await;
+    assert!(
+        done.all_succeeded,
+        "{:?}",
+        done.runs.iter().map(|r| &r.state).collect::<Vec<_>>()
+    );
+    let gate_done = get(gate_run.id.clone()).await;
+    let b_done = get(b.id.clone()).await;
+    let c_done = get(later.id.clone()).await;
+    assert!(b_done.started_at_ms >= gate_done.finished_at_ms);
+    assert!(c_done.started_at_ms >= b_done.finished_at_ms);
+    assert_eq!(b_done.attempt, 2);
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_command_errors_its_run_and_leaves_the_agent_and_others_alone() {
     let mut cluster = Cluster::start().await;

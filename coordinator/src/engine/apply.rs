@@ -11,6 +11,7 @@ use crate::store::{Batch, RunRecord};
 
 impl State {
     pub(super) fn apply_decisions(&mut self, b: &Batch<'_>) -> Result<()> {
+        let mut finished = Vec::new();
         for d in self.core.take_decisions() {
             match d {
                 Decision::Assign {
@@ -98,6 +99,7 @@ impl State {
                 Decision::Finish { run, state, reason } => {
                     let now = self.now;
                     let rec = self.record(b, run)?;
+                    finished.push((run, rec.spec.after.clone()));
                     let was_active = matches!(rec.state.as_str(), "assigned" | "running");
                     if was_active && !reason.is_empty() {
                         self.update_attempt(b, &rec, rec.attempt, |a| {
@@ -127,7 +129,21 @@ impl State {
                 }
             }
         }
+        self.forget_finished(finished);
         Ok(())
+    }
+
+    /// A coordinator runs for months: finished runs leave the core once nothing unfinished
+    /// depends on them, so its memory holds the queue, not the history. A run is also retried
+    /// for a dependency that was the last to hold it. Everything forgotten is still in the store
+    /// and is loaded again when a retry, cancel, retire or new `after` names it.
+    fn forget_finished(&mut self, finished: Vec<(u64, Vec<u64>)>) {
+        for (run, after) in finished {
+            self.core.forget(run);
+            for dep in after {
+                self.core.forget(dep);
+            }
+        }
     }
 
     /// PREVIOUS_RUN_ID / PREVIOUS_EXIT_CODE: the last finished run of the same job.

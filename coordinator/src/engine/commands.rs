@@ -47,6 +47,9 @@ impl State {
             }
             Command::Cancel(r, reply) => {
                 let v = self.resolve(b, &r).and_then(|n| {
+                    // A finished run may have left the core: load it so the refusal names its
+                    // state.
+                    self.ensure_known(b, n)?;
                     self.core.cancel(n)?;
                     // A running run ends only when its agent reports; until then the request
                     // must survive a restart, committed with this batch before the reply.
@@ -199,11 +202,19 @@ impl State {
         Ok(touched)
     }
 
-    /// Before a retry: the run and every run that (transitively) depends on it must be known to
-    /// the core, so skipped dependents can come back.
+    /// Before a retry: the run and every run that (transitively) depends on it must be in the
+    /// core with their full `after`, so the new attempt waits for its dependencies again and
+    /// skipped dependents can come back. A finished run may be absent (forgotten) or present
+    /// without its dependencies (loaded as another run's finished dependency): either way it
+    /// is loaded afresh from its record.
     fn load_with_dependents(&mut self, b: &Batch<'_>, n: u64) -> Result<()> {
         let mut stack = vec![n];
+        let mut seen = std::collections::HashSet::new();
         while let Some(r) = stack.pop() {
+            if !seen.insert(r) {
+                continue;
+            }
+            self.core.forget(r);
             if self.core.attempt(r).is_none() {
                 let rec = self.record(b, r)?;
                 for &d in &rec.spec.after {
@@ -225,7 +236,7 @@ impl State {
                 )?;
             }
             for d in b.read().dependents(r)? {
-                if d.state == "skipped" && self.core.attempt(d.number).is_none() {
+                if d.state == "skipped" {
                     stack.push(d.number);
                 }
             }

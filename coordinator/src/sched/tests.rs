@@ -497,3 +497,18 @@ fn a_run_its_agent_stopped_while_draining_goes_back_to_the_queue() {
         }
     );
 }
+
+#[test]
+fn only_finished_runs_without_unfinished_dependents_are_forgotten() {
+    let mut s = sched();
+    s.add(info(1), 1, Initial::Done(Final::Success), 0).unwrap();
+    s.add(with(2, |i| i.after = vec![1]), 1, pending(), 0)
+        .unwrap();
+    assert!(!s.forget(2), "an unfinished run stays");
+    assert!(!s.forget(1), "a run something still waits on stays");
+    s.cancel(2).unwrap();
+    assert!(s.forget(2));
+    assert!(s.forget(1), "its last unfinished dependent ended");
+    assert_eq!(s.attempt(1), None);
+    assert!(!s.forget(1), "unknown runs are not forgotten twice");
+}
