@@ -22,7 +22,6 @@ use rota_proto::coordinator_message::Msg as In;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::Endpoint;
 use tonic::{Code, Status, Streaming};
 
 use crate::sender::{send_run, SendError};
@@ -95,9 +94,13 @@ async fn handshake(
     agent: &Agent,
 ) -> Result<(Streaming<pb::CoordinatorMessage>, pb::Welcome, Queues), Ended> {
     let url = &agent.config.coordinator;
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|err| Ended::Fatal(format!("invalid coordinator URL {url:?}: {err}")))?
+    let endpoint = agent
+        .config
+        .access
+        .endpoint(url)
+        .map_err(Ended::Fatal)?
         .connect_timeout(CONNECT_TIMEOUT);
+    let bearer = agent.config.access.bearer().map_err(Ended::Fatal)?;
     let channel = endpoint
         .connect()
         .await
@@ -111,7 +114,7 @@ async fn handshake(
         .try_send(message(Out::Hello(hello)))
         .expect("a new priority queue has room for the Hello");
 
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = AgentServiceClient::with_interceptor(channel, bearer);
     let welcome = async {
         let response = client
             .connect(outbound(priority_rx, data_rx))
@@ -316,6 +319,13 @@ fn reap(result: Result<(), JoinError>) {
 }
 
 fn status_ended(agent: &Agent, status: Status, welcomed: bool) -> Ended {
+    if status.code() == Code::Unauthenticated {
+        return Ended::Fatal(format!(
+            "coordinator {} refused this agent's token: {}",
+            agent.config.coordinator,
+            status.message()
+        ));
+    }
     if status.code() == Code::FailedPrecondition {
         return Ended::Fatal(format!(
             "coordinator {} refused this agent: {}",

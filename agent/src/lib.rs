@@ -52,6 +52,8 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     /// How long a drain waits for running runs before cancelling them.
     pub drain_timeout: Duration,
+    /// The coordinator's token and an extra CA for `https://`.
+    pub access: rota_proto::access::Access,
 }
 
 /// Identifies one attempt of one run: every report about a run carries both, so the

@@ -39,6 +39,12 @@ struct Flags {
     /// How long a drain (SIGTERM) waits for running runs before cancelling them: 90, 90s, 10m, 1h.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// The coordinator's shared token, as the first line of this file [default: ROTA_TOKEN].
+    #[arg(long, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Also trust this CA certificate (PEM) for an https:// coordinator.
+    #[arg(long, env = "ROTA_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// More logging: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -68,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
         labels: flags.labels.into_iter().collect::<BTreeMap<_, _>>(),
         spool_dir,
         drain_timeout: flags.drain_timeout,
+        access: rota_proto::access::Access::load(flags.token_file.as_deref(), flags.ca.as_deref())
+            .map_err(anyhow::Error::msg)?,
     };
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     rota_agent::run(config, shutdown).await

@@ -292,6 +292,8 @@ fn command(spec: &RunSpec) -> Command {
         .args(&spec.argv[1..])
         .envs(&spec.env)
         .env("AGENT_NAME", &spec.agent_name)
+        // The coordinator's token is the agent's secret, not the job's.
+        .env_remove(rota_proto::access::TOKEN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -71,6 +71,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<()> {
             labels: BTreeMap::new(),
             spool_dir: args.spool_dir,
             drain_timeout: Duration::from_secs(600),
+            access: Default::default(),
         };
         rota_agent::run(config, terminated()?).await
     })

@@ -29,6 +29,14 @@ pub struct Cli {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
+    /// The coordinator's shared token, as the first line of this file [default: ROTA_TOKEN].
+    #[arg(long, global = true, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// Also trust this CA certificate (PEM) for an https:// coordinator.
+    #[arg(long, global = true, env = "ROTA_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,

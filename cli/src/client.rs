@@ -5,11 +5,14 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+use rota_proto::access::{Access, Bearer};
 use rota_proto::control_service_client::ControlServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
-/// The generated ControlService client over a connected channel; cheap to clone.
-pub type Client = ControlServiceClient<Channel>;
+/// The generated ControlService client over a connected channel, sending the token on every
+/// call; cheap to clone.
+pub type Client = ControlServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// How long a first connection may take: an unroutable host should fail, not hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,16 +22,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_MESSAGE: usize = 512 << 20;
 
 /// Connects eagerly, so an unreachable coordinator is reported once, up front, with its URL.
-pub async fn connect(url: &str) -> anyhow::Result<Client> {
+pub async fn connect(url: &str, access: &Access) -> anyhow::Result<Client> {
     let url = normalize_url(url);
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| anyhow::anyhow!("invalid coordinator URL {url:?}: {}", root_cause(&e)))?
+    let endpoint = access
+        .endpoint(&url)
+        .map_err(anyhow::Error::msg)?
         .connect_timeout(CONNECT_TIMEOUT);
+    let bearer = access.bearer().map_err(anyhow::Error::msg)?;
     let channel = endpoint
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))?;
-    Ok(ControlServiceClient::new(channel)
+    Ok(ControlServiceClient::with_interceptor(channel, bearer)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE))
 }
@@ -116,7 +121,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = connect(&url).await.expect_err("nothing listens there");
+        let err = connect(&url, &Access::default())
+            .await
+            .expect_err("nothing listens there");
         let line = format!("{err:#}");
         assert!(
             line.starts_with(&format!("cannot reach coordinator at {url}: ")),

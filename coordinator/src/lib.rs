@@ -13,4 +13,4 @@ pub mod service;
 pub mod store;
 pub mod time;
 
-pub use server::{serve, CoordinatorConfig};
+pub use server::{serve, CoordinatorConfig, TlsIdentity};

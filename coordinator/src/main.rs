@@ -34,6 +34,16 @@ struct Args {
     /// no `max_execution_grace`.
     #[arg(long, default_value_t = 10.0)]
     cancel_grace: f64,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "ROTA_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "ROTA_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Require this shared token (first line of the file) from agents and the CLI. Without it
+    /// the token is taken from ROTA_TOKEN; with neither, anyone who reaches the port may submit.
+    #[arg(long, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -43,16 +53,33 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(args.verbose);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("rota-coordinator listening on {}", listener.local_addr()?);
     let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
     config.config_file = args.config;
     config.lease = Duration::from_secs_f64(args.lease);
     config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
     config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
     config.cancel_grace = Duration::from_secs_f64(args.cancel_grace);
+    config.token = rota_proto::access::Access::load(args.token_file.as_deref(), None)
+        .map_err(anyhow::Error::msg)?
+        .token;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        config.tls = Some(rota_coordinator::TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        });
+    }
+    if config.token.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (set ROTA_TOKEN or --token-file)");
+    }
+    // Bound and announced only once every file was read, so a caller that waits for the
+    // address never talks to a coordinator about to exit on a bad flag.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("rota-coordinator listening on {}", listener.local_addr()?);
     rota_coordinator::serve(config, listener, shutdown_signal()).await
 }
 

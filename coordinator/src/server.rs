@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rota_proto as pb;
+use rota_proto::access::RequireToken;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::engine::{self, EngineConfig};
 use crate::sched::SchedConfig;
@@ -28,6 +31,24 @@ pub struct CoordinatorConfig {
     pub retry_backoff: Duration,
     /// SIGTERM → SIGKILL grace on cancel.
     pub cancel_grace: Duration,
+    /// When set, agents and the CLI must send it as a bearer token (health and reflection
+    /// stay open, for probes).
+    pub token: Option<String>,
+    /// Serve TLS with this certificate chain and key (PEM).
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
 }
 
 impl CoordinatorConfig {
@@ -39,6 +60,8 @@ impl CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(10),
+            token: None,
+            tls: None,
         }
     }
 }
@@ -84,20 +107,40 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let control = pb::control_service_server::ControlServiceServer::new(ControlService {
-        engine: engine.clone(),
-        shutdown: stop_rx.clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE)
-    .max_encoding_message_size(MAX_MESSAGE);
-    let agents = pb::agent_service_server::AgentServiceServer::new(AgentService {
-        engine,
-        shutdown: stop_rx,
-    })
-    .max_decoding_message_size(16 << 20);
+    let auth = RequireToken::new(config.token.as_deref());
+    let control = InterceptedService::new(
+        pb::control_service_server::ControlServiceServer::new(ControlService {
+            engine: engine.clone(),
+            shutdown: stop_rx.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE),
+        auth.clone(),
+    );
+    let agents = InterceptedService::new(
+        pb::agent_service_server::AgentServiceServer::new(AgentService {
+            engine,
+            shutdown: stop_rx,
+        })
+        .max_decoding_message_size(16 << 20),
+        auth,
+    );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tracing::info!(addr = %incoming.local_addr()?, data_dir = %config.data_dir.display(), "coordinator serving");
-    tonic::transport::Server::builder()
+    tracing::info!(
+        addr = %incoming.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        tls = config.tls.is_some(),
+        token = config.token.is_some(),
+        "coordinator serving"
+    );
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {err}"))?;
+    }
+    server
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)

@@ -7,6 +7,8 @@ pub mod v1 {
     tonic::include_proto!("rota.v1");
 }
 
+pub mod access;
+
 /// Encoded `FileDescriptorSet` of every rota proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rota_descriptor.bin"));

@@ -110,6 +110,7 @@ impl Agent {
             labels: Default::default(),
             spool_dir: spool.join(name),
             drain_timeout: Duration::from_secs(30),
+            access: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rota_agent::run(config, async move {

@@ -30,6 +30,15 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// The exit code once the process has exited (inner `None`: killed by a signal); `None`
+    /// while it still runs.
+    pub fn try_exit_code(&mut self) -> Option<Option<i32>> {
+        self.child
+            .try_wait()
+            .expect("try_wait")
+            .map(|status| status.code())
+    }
+
     /// Waits for exit; returns the exit code (None: killed by a signal).
     pub fn wait(&mut self) -> Option<i32> {
         self.child.wait().expect("wait").code()
@@ -181,6 +190,8 @@ pub struct System {
     pub addr: SocketAddr,
     /// `http://ADDR`.
     pub url: String,
+    /// Environment given to every agent and `rota` command (e.g. `ROTA_TOKEN_FILE`, `ROTA_CA`).
+    pub client_env: Vec<(String, String)>,
     coordinator: Option<Proc>,
     coordinator_flags: Vec<String>,
     agents: BTreeMap<String, Proc>,
@@ -202,6 +213,7 @@ impl System {
             bins,
             url: format!("http://{addr}"),
             addr,
+            client_env: Vec::new(),
             coordinator: Some(proc),
             coordinator_flags: flags,
             agents: BTreeMap::new(),
@@ -260,6 +272,7 @@ impl System {
             .arg(self.path(&format!("spool-{name}")))
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(self.client_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -308,7 +321,8 @@ impl System {
             .arg(&self.url)
             .args(args)
             .env_remove("RUST_LOG")
-            .env_remove("ROTA_COORDINATOR");
+            .env_remove("ROTA_COORDINATOR")
+            .envs(self.client_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -330,6 +330,7 @@ impl TestAgent {
             labels: BTreeMap::from([("zone".to_owned(), "test".to_owned())]),
             spool_dir: spool_dir.clone(),
             drain_timeout: Duration::from_secs(10),
+            access: Default::default(),
         };
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(rota_agent::run(config, async move {

@@ -34,12 +34,14 @@ pub struct Context {
     pub explicit_coordinator: bool,
     /// `-o table|json`.
     pub output: OutputFormat,
+    /// Token and extra CA for the coordinator.
+    pub access: rota_proto::access::Access,
 }
 
 impl Context {
     /// A connected client; fails with one line naming the URL when nothing answers there.
     pub async fn client(&self) -> anyhow::Result<Client> {
-        client::connect(&self.url).await
+        client::connect(&self.url, &self.access).await
     }
 }
 
@@ -50,6 +52,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         url: client::normalize_url(&cli.coordinator_url()),
         explicit_coordinator: cli.coordinator.is_some(),
         output: cli.output,
+        access: rota_proto::access::Access::load(cli.token_file.as_deref(), cli.ca.as_deref())
+            .map_err(anyhow::Error::msg)?,
     };
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {

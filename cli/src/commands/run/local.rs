@@ -90,6 +90,7 @@ impl LocalCluster {
             labels: BTreeMap::new(),
             spool_dir: data_dir.join("spool"),
             drain_timeout: DRAIN_TIMEOUT,
+            access: Default::default(),
         };
         let agent = tokio::spawn(rota_agent::run(agent_config, async move {
             let _ = agent_stopped.await;

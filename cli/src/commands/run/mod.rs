@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         data_dir = %cluster.data_dir().display(),
         "in-process coordinator started"
     );
-    let result = match client::connect(cluster.url()).await {
+    let result = match client::connect(cluster.url(), &Default::default()).await {
         Ok(mut client) => {
             let mode = Mode::Local { slots };
             execute(ctx, &mut client, &plan, mode, Some(&mut cluster)).await
