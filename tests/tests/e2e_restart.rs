@@ -257,3 +257,65 @@ fn a_cancel_in_its_grace_survives_a_kill_9_of_the_coordinator() {
     assert_eq!(run["attempts"].as_array().unwrap().len(), 1, "{run}");
     assert!(!rota_tests::procs::alive(pid));
 }
+
+/// Issue 4's outage: the coordinator is gone for 30 s while four runs print a line every 50 ms.
+/// The agent keeps spooling, reconnects on its own once the coordinator is back, resends from
+/// the acknowledged offsets, and every log comes back byte-identical with one success.
+#[test]
+fn a_coordinator_away_for_30_s_loses_no_byte_of_runs_that_kept_printing() {
+    const RUNS: usize = 4;
+    const LINES: usize = 800; // 50 ms apart: about 40 s of output per run
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let mut sys = System::start(bins!());
+    sys.start_agent("a", RUNS as u32, &[]);
+    sys.wait_agents(&["a"]);
+    let lines: String = (0..RUNS)
+        .map(|k| {
+            format!(
+                "i=0; while [ $i -lt {LINES} ]; do printf 'run {k} line %05d\\n' $i; \
+                 sleep 0.05; i=$((i+1)); done\n"
+            )
+        })
+        .collect();
+    let runs = submit_from(&sys, "outage", &lines);
+    let ids: Vec<String> = runs
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    until(DEADLINE, "every run to have stored some output", || {
+        ids.iter().all(|id| stored_len(&sys, id) > 0).then_some(())
+    });
+
+    sys.kill9_coordinator();
+    let at_kill: Vec<u64> = ids.iter().map(|id| spooled_len(&sys, id)).collect();
+    // The outage itself is the scenario, not a wait for a condition.
+    std::thread::sleep(OUTAGE);
+    for (id, &before) in ids.iter().zip(&at_kill) {
+        assert!(
+            spooled_len(&sys, id) > before + 1024,
+            "run {id} kept printing into the spool while the coordinator was away"
+        );
+    }
+    sys.restart_coordinator();
+
+    until(Duration::from_secs(60), "the jobset to finish", || {
+        (sys.json(&["jobset", "show", "outage"])["state"] != "running").then_some(())
+    });
+    let after = runs_of(&sys, "outage");
+    for (k, id) in ids.iter().enumerate() {
+        let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();
+        let n = run["number"].to_string();
+        assert_eq!(run["state"], "success", "run {n}: {run}");
+        assert_eq!(sys.show(&n)["attempts"].as_array().unwrap().len(), 1);
+        let expected: String = (0..LINES)
+            .map(|i| format!("run {k} line {i:05}\n"))
+            .collect();
+        let logs = sys.rota(&["logs", &n, "--stdout"]);
+        assert!(
+            logs.stdout == expected.as_bytes(),
+            "run {n}: log differs ({} bytes, expected {})",
+            logs.stdout.len(),
+            expected.len()
+        );
+    }
+}
