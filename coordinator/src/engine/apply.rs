@@ -10,9 +10,13 @@ use crate::sched::Decision;
 use crate::store::{Batch, RunRecord};
 
 impl State {
-    pub(super) fn apply_decisions(&mut self, b: &Batch<'_>) -> Result<()> {
+    /// Applies the core's decisions to the store and queues their messages; returns whether
+    /// there were any.
+    pub(super) fn apply_decisions(&mut self, b: &Batch<'_>) -> Result<bool> {
         let mut finished = Vec::new();
-        for d in self.core.take_decisions() {
+        let decisions = self.core.take_decisions();
+        let decided = !decisions.is_empty();
+        for d in decisions {
             match d {
                 Decision::Assign {
                     run,
@@ -130,7 +134,7 @@ impl State {
             }
         }
         self.forget_finished(finished);
-        Ok(())
+        Ok(decided)
     }
 
     /// A coordinator runs for months: finished runs leave the core once nothing unfinished

@@ -74,6 +74,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Commands whose writes, if lost in a crash, change nothing anyone relied on: a run shown
+    /// `running` comes back `assigned` and its agent's reclaim goes on as before; reads write
+    /// nothing. Every other command's batch is fsynced before its replies and messages go out.
+    fn needs_no_fsync(&self) -> bool {
+        matches!(
+            self,
+            Command::AgentStarted { .. }
+                | Command::AgentHeartbeat { .. }
+                | Command::GetJobset(..)
+                | Command::ListJobsets(..)
+                | Command::ListRuns(..)
+                | Command::GetRun(..)
+                | Command::ListAgents(..)
+                | Command::ListGroups(..)
+                | Command::ListJobs(..)
+        )
+    }
+}
+
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -221,15 +241,21 @@ impl Engine {
             }
             let state = &mut self.state;
             state.now = crate::time::now_millis();
-            let res: Result<()> = self.store.batch(|b| {
+            let only_reports = batch.iter().all(Command::needs_no_fsync);
+            let next_number = state.next_number;
+            let res: Result<()> = self.store.batch_then(only_reports, |b| {
                 for cmd in batch {
                     state.handle(b, cmd)?;
                 }
                 state.fire_schedules(b)?;
                 state.core.tick(state.now);
                 state.core.dispatch();
-                state.apply_decisions(b)?;
-                state.answer_views(b)
+                let decided = state.apply_decisions(b)?;
+                state.answer_views(b)?;
+                // A batch of "run started" reports and reads that decided nothing and created
+                // no run promised nothing to anyone: it need not wait for the disk.
+                let durable = !only_reports || decided || state.next_number != next_number;
+                Ok(((), durable))
             });
             if let Err(e) = res {
                 // The core has moved on but the store has not: the only safe way forward is a

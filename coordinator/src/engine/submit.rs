@@ -229,7 +229,7 @@ impl Engine {
             }
             // Decisions of recovery itself (e.g. a run skipped because its dependency failed
             // while it was being written) are applied like any others.
-            state.apply_decisions(b)
+            state.apply_decisions(b).map(|_| ())
         })?;
         self.state.effects.clear();
         tracing::info!(

@@ -27,6 +27,12 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
+    #[error("store: cannot sync the write-ahead log {path}: {source}")]
+    Sync {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -90,6 +96,8 @@ CREATE TABLE IF NOT EXISTS config (
 
 pub struct Store {
     conn: Connection,
+    /// `<db>-wal`, fsynced by hand after a relaxed batch that turned out to need durability.
+    wal_path: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,18 +122,64 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Store { conn })
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        Ok(Store {
+            conn,
+            wal_path: wal_path.into(),
+        })
     }
 
-    /// Runs `f` in one transaction; commits when it returns Ok.
+    /// Runs `f` in one transaction; commits when it returns Ok, with an fsync.
     pub fn batch<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&Batch<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
-        let out = f(&Batch { tx: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
+        self.batch_then(false, |b| f(b).map(|out| (out, true)))
+    }
+
+    /// Runs `f` in one transaction, which `f` ends by saying whether it must be durable
+    /// before this returns. With `relaxed` the commit skips SQLite's fsync (synchronous=NORMAL;
+    /// SQLite refuses to change that inside a transaction, hence the up-front guess), and when
+    /// `f` nevertheless says durable, the WAL is fsynced here, which is what FULL would have
+    /// done. A commit without fsync is still atomic and ordered: the next fsynced commit makes
+    /// it durable too, and a crash before that loses only it, so it is only for changes nobody
+    /// was told are durable.
+    pub fn batch_then<T, E: From<StoreError>>(
+        &mut self,
+        relaxed: bool,
+        f: impl FnOnce(&Batch<'_>) -> std::result::Result<(T, bool), E>,
+    ) -> std::result::Result<T, E> {
+        if relaxed {
+            self.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(StoreError::from)?;
+        }
+        let result = (|| -> std::result::Result<(T, bool), E> {
+            let tx = self.conn.transaction().map_err(StoreError::from)?;
+            let (out, durable) = f(&Batch { tx: &tx })?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok((out, durable))
+        })();
+        if relaxed {
+            self.conn
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(StoreError::from)?;
+        }
+        let (out, durable) = result?;
+        if relaxed && durable {
+            self.sync_wal().map_err(E::from)?;
+        }
         Ok(out)
+    }
+
+    fn sync_wal(&self) -> Result<()> {
+        std::fs::File::open(&self.wal_path)
+            .and_then(|wal| wal.sync_data())
+            .map_err(|source| StoreError::Sync {
+                path: self.wal_path.display().to_string(),
+                source,
+            })
     }
 
     /// Read access outside a batch.

@@ -58,3 +58,39 @@ fn a_failed_batch_writes_nothing() {
     assert!(res.is_err());
     assert_eq!(s.read().max_number().unwrap(), 0);
 }
+
+fn synchronous(s: &Store) -> i64 {
+    s.conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn relaxed_batches_commit_and_leave_the_store_fully_synchronous() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rota.db");
+    {
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(synchronous(&s), 2, "FULL by default");
+        // A relaxed batch that stays relaxed, and one that turns out to need durability
+        // (synced by hand through the WAL file).
+        s.batch_then(true, |b| {
+            b.insert_run(&run(1, "running")).map(|()| ((), false))
+        })
+        .unwrap();
+        s.batch_then(true, |b| {
+            b.insert_run(&run(2, "pending")).map(|()| ((), true))
+        })
+        .unwrap();
+        assert_eq!(synchronous(&s), 2, "FULL again after relaxed batches");
+        // A failing relaxed batch rolls back and restores FULL too.
+        let failed: Result<()> = s.batch_then(true, |b| {
+            b.insert_run(&run(3, "pending"))?;
+            Err(StoreError::Corrupt("boom".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&s), 2);
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.read().max_number().unwrap(), 2);
+}
