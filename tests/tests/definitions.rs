@@ -265,13 +265,154 @@ async fn a_schedule_fires_on_its_own_with_schedule_environment() {
         words.next().unwrap().parse::<u64>().unwrap() > 1_700_000_000,
         "SCHEDULE_TIME is a unix time: {out}"
     );
-    // Removing the job stops the schedule.
-    c.apply(pb::ApplyRequest {
-        path: "tick.yaml".into(),
-        content: "jobs: {}\n".into(),
+    cluster.stop().await;
+}
+
+async fn runs_of(c: &mut Client, jobset: &str) -> Vec<pb::Run> {
+    c.list_runs(pb::ListRunsRequest {
+        jobset: jobset.into(),
+        ..Default::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+    .into_inner()
+    .runs
+}
+
+/// Re-applying updates live: a removed job stops being scheduled while its running run goes
+/// on to the end; and a job without `concurrent_runs` never runs twice at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 4, &[]);
+    let mut c = cluster.client().await;
+    let go = cluster.dir.path().join("go");
+    let cfg = format!(
+        "jobset: live\njobs:\n  tick:\n    command: 'true'\n    schedule: '* * * * * *'\n  \
+         slow:\n    command: 'sh -c \"sleep 0.3; while [ ! -e {} ]; do sleep 0.05; done; echo done\"'\n",
+        go.display()
+    );
+    let applied = c
+        .apply(pb::ApplyRequest {
+            path: "live.yaml".into(),
+            content: cfg,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(applied.jobs, ["tick", "slow"]);
+
+    // Without concurrent_runs: two triggers of `slow` run one after the other.
+    std::fs::write(&go, "").unwrap();
+    for _ in 0..2 {
+        c.trigger(pb::TriggerRequest {
+            job: "slow".into(),
+            env: Default::default(),
+        })
+        .await
+        .unwrap();
+    }
+    let slow_done = eventually(Duration::from_secs(20), "both slow runs to finish", || {
+        let mut c = c.clone();
+        async move {
+            let slow: Vec<pb::Run> = runs_of(&mut c, "live")
+                .await
+                .into_iter()
+                .filter(|r| r.name == "slow" && r.state == "success")
+                .collect();
+            (slow.len() == 2).then_some(slow)
+        }
+    })
+    .await;
+    assert!(
+        slow_done[1].started_at_ms >= slow_done[0].finished_at_ms,
+        "never twice at once: {slow_done:?}"
+    );
+
+    eventually(
+        Duration::from_secs(10),
+        "tick to fire on its schedule",
+        || {
+            let mut c = c.clone();
+            async move {
+                let runs = runs_of(&mut c, "live").await;
+                runs.iter().any(|r| r.name == "tick").then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A third one is held running by the gate while the job is removed.
+    std::fs::remove_file(&go).unwrap();
+    let third = c
+        .trigger(pb::TriggerRequest {
+            job: "slow".into(),
+            env: Default::default(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    eventually(Duration::from_secs(10), "the third slow run to run", || {
+        let mut c = c.clone();
+        let id = third.id.clone();
+        async move {
+            let r = c.get_run(pb::RunRef { run: id }).await.ok()?.into_inner();
+            (r.state == "running").then_some(())
+        }
+    })
+    .await;
+    let reapplied = c
+        .apply(pb::ApplyRequest {
+            path: "live.yaml".into(),
+            content: "jobset: live\njobs: {}\n".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut removed = reapplied.removed.clone();
+    removed.sort();
+    assert_eq!(removed, ["slow", "tick"]);
+    let listed = c
+        .list_jobs(pb::ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.jobs.is_empty(), "{listed:?}");
+    let ticks_after_apply = runs_of(&mut c, "live")
+        .await
+        .iter()
+        .filter(|r| r.name == "tick")
+        .count();
+
+    std::fs::write(&go, "").unwrap();
+    let third = eventually(
+        Duration::from_secs(10),
+        "the removed job's run to finish",
+        || {
+            let mut c = c.clone();
+            let id = third.id.clone();
+            async move {
+                let r = c.get_run(pb::RunRef { run: id }).await.ok()?.into_inner();
+                (r.finished_at_ms > 0).then_some(r)
+            }
+        },
+    )
+    .await;
+    assert_eq!(third.state, "success", "{third:?}");
+    assert_eq!(stdout_of(&mut c, &third.id).await, "done\n");
+    // Absence takes a window to show: `tick` fired every second before; over 2.5 s after its
+    // removal it must not fire again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let ticks_later = runs_of(&mut c, "live")
+        .await
+        .iter()
+        .filter(|r| r.name == "tick")
+        .count();
+    assert!(ticks_after_apply >= 1, "tick fired while defined");
+    assert_eq!(
+        ticks_later, ticks_after_apply,
+        "a removed job is not scheduled"
+    );
     cluster.stop().await;
 }
 
