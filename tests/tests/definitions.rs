@@ -268,6 +268,17 @@ async fn a_schedule_fires_on_its_own_with_schedule_environment() {
     cluster.stop().await;
 }
 
+/// `rota trigger JOB`, without extra environment.
+async fn trigger(c: &mut Client, job: &str) -> pb::Run {
+    c.trigger(pb::TriggerRequest {
+        job: job.into(),
+        env: Default::default(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 async fn runs_of(c: &mut Client, jobset: &str) -> Vec<pb::Run> {
     c.list_runs(pb::ListRunsRequest {
         jobset: jobset.into(),
@@ -305,12 +316,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
     // Without concurrent_runs: two triggers of `slow` run one after the other.
     std::fs::write(&go, "").unwrap();
     for _ in 0..2 {
-        c.trigger(pb::TriggerRequest {
-            job: "slow".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap();
+        trigger(&mut c, "slow").await;
     }
     let slow_done = eventually(Duration::from_secs(20), "both slow runs to finish", || {
         let mut c = c.clone();
@@ -344,14 +350,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
 
     // A third one is held running by the gate while the job is removed.
     std::fs::remove_file(&go).unwrap();
-    let third = c
-        .trigger(pb::TriggerRequest {
-            job: "slow".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let third = trigger(&mut c, "slow").await;
     eventually(Duration::from_secs(10), "the third slow run to run", || {
         let mut c = c.clone();
         let id = third.id.clone();
@@ -501,22 +500,8 @@ async fn max_execution_times_out_and_retries_keep_every_attempt() {
     })
     .await
     .unwrap();
-    let slow = c
-        .trigger(pb::TriggerRequest {
-            job: "slow".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let flaky = c
-        .trigger(pb::TriggerRequest {
-            job: "flaky".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let slow = trigger(&mut c, "slow").await;
+    let flaky = trigger(&mut c, "flaky").await;
     wait_jobset(&mut c, "limits", Duration::from_secs(30)).await;
     let slow = c
         .get_run(pb::RunRef { run: slow.id })
@@ -555,23 +540,9 @@ async fn a_job_run_knows_its_previous_run() {
     })
     .await
     .unwrap();
-    let first = c
-        .trigger(pb::TriggerRequest {
-            job: "p".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let first = trigger(&mut c, "p").await;
     wait_jobset(&mut c, "prev", Duration::from_secs(30)).await;
-    let second = c
-        .trigger(pb::TriggerRequest {
-            job: "p".into(),
-            env: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let second = trigger(&mut c, "p").await;
     wait_jobset(&mut c, "prev", Duration::from_secs(30)).await;
     assert_eq!(stdout_of(&mut c, &first.id).await.trim(), "none none");
     assert_eq!(
