@@ -113,3 +113,39 @@ fn submit_from_stdin_queues_one_run_per_line_and_wait_exits_1_when_one_fails() {
     assert_eq!(jobset["state"], "errored");
     assert_eq!(jobset["total"], 3);
 }
+
+/// `rota runs` shows a page, says how to get the next one on stderr (so `-o json` stays
+/// clean), and `--after N` continues from run N.
+#[test]
+fn runs_lists_pages_and_says_how_to_get_the_next() {
+    let sys = System::start(bins!());
+    let lines = "echo 1\necho 2\necho 3\necho 4\necho 5\n";
+    sys.rota_with_stdin(
+        &["submit", "--jobset", "paged", "--from", "-"],
+        lines.as_bytes(),
+    );
+    let page = |args: &[&str]| {
+        let mut all = vec!["-o", "json", "runs", "--jobset", "paged"];
+        all.extend_from_slice(args);
+        let out = sys.rota(&all);
+        assert!(out.status.success(), "{out:?}");
+        let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let numbers: Vec<u64> = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["number"].as_u64().unwrap())
+            .collect();
+        (numbers, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (first, hint) = page(&["--limit", "2"]);
+    assert_eq!(first, [1, 2]);
+    assert!(hint.contains("--after 2"), "{hint}");
+    let (second, _) = page(&["--limit", "2", "--after", "2"]);
+    assert_eq!(second, [3, 4]);
+    let (last, hint) = page(&["--limit", "2", "--after", "4"]);
+    assert_eq!(last, [5]);
+    assert!(hint.is_empty(), "no next page: {hint}");
+    let (all, _) = page(&["--limit", "0"]);
+    assert_eq!(all, [1, 2, 3, 4, 5]);
+}
