@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The agent rpc is called `Connect` (DESIGN.md); the generated `connect` constructor would
         // clash with it, so clients are built with `::new(channel)` instead.
         .build_transport(false)
+        // Log bytes as `bytes::Bytes`: the coordinator decodes a chunk without copying it out
+        // of the receive buffer, and the agent sends a just-spooled piece without a copy.
+        .bytes(".rota.v1.LogChunk.data")
         .compile_fds(fds)?;
     Ok(())
 }

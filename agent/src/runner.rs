@@ -19,6 +19,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::Write as _;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
@@ -89,6 +90,16 @@ pub struct Progress {
     pub stderr_len: u64,
     /// Set when the process exited and both pipes reached EOF.
     pub outcome: Option<Outcome>,
+    /// Per stream (stdout, stderr), the piece spooled last, so a sender that is caught up can
+    /// send it without reading it back from the spool.
+    pub recent: [Option<Piece>; 2],
+}
+
+/// Bytes of one stream as they were read from the pipe and spooled, at their offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub offset: u64,
+    pub data: Bytes,
 }
 
 impl Progress {
@@ -353,11 +364,14 @@ async fn spool_pipe(
     progress: Arc<watch::Sender<Progress>>,
 ) -> Option<String> {
     let mut pipe = pipe?;
-    let mut buf = vec![0; READ_SIZE];
+    let mut buf = BytesMut::new();
     let mut write_error = None;
     let mut file = None;
     loop {
-        let n = match pipe.read(&mut buf).await {
+        // A fresh buffer while the last piece is still shared (with `Progress::recent`, a
+        // sender): nothing is zeroed and nothing copied.
+        buf.reserve(READ_SIZE);
+        let n = match pipe.read_buf(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -366,6 +380,7 @@ async fn spool_pipe(
                 break;
             }
         };
+        let piece = buf.split().freeze();
         // After a write error keep draining the pipe, so the process is not blocked on a full
         // pipe; the bytes are lost and the outcome says so.
         if write_error.is_some() {
@@ -384,8 +399,15 @@ async fn spool_pipe(
             }
         }
         let file = file.as_mut().expect("created above");
-        match file.write_all(&buf[..n]) {
-            Ok(()) => progress.send_modify(|progress| *progress.len_mut(stream) += n as u64),
+        match file.write_all(&piece) {
+            Ok(()) => progress.send_modify(|progress| {
+                let offset = progress.len(stream);
+                *progress.len_mut(stream) += n as u64;
+                progress.recent[stream.index()] = Some(Piece {
+                    offset,
+                    data: piece,
+                });
+            }),
             Err(err) => {
                 write_error = Some(format!("cannot write spool file {}: {err}", path.display()))
             }

@@ -7,6 +7,7 @@
 //! precede its `RunFinished`, and a 200 MB log never sits in memory: the sender waits for room
 //! before it reads the next chunk.
 
+use bytes::Bytes;
 use rota_proto as pb;
 use tokio::sync::mpsc;
 
@@ -74,16 +75,28 @@ pub async fn send_run(
         for (i, stream) in Stream::BOTH.into_iter().enumerate() {
             let len = snapshot.len(stream);
             while sent[i] < len {
-                let want = usize::try_from(len - sent[i])
-                    .unwrap_or(usize::MAX)
-                    .min(CHUNK_SIZE);
-                let data =
-                    readers[i]
-                        .read_at(sent[i], want)
-                        .map_err(|source| SendError::Spool {
-                            run: key.clone(),
-                            source,
+                let data = match &snapshot.recent[i] {
+                    // Caught up: the unsent bytes are exactly the piece just spooled.
+                    Some(piece)
+                        if piece.offset == sent[i]
+                            && piece.offset + piece.data.len() as u64 == len =>
+                    {
+                        piece.data.clone()
+                    }
+                    _ => {
+                        let want = usize::try_from(len - sent[i])
+                            .unwrap_or(usize::MAX)
+                            .min(CHUNK_SIZE);
+                        let data = readers[i].read_at(sent[i], want).map_err(|source| {
+                            SendError::Spool {
+                                run: key.clone(),
+                                source,
+                            }
                         })?;
+                        Bytes::from(data)
+                    }
+                };
+                let n = data.len() as u64;
                 let chunk = pb::LogChunk {
                     run_id: key.run_id.clone(),
                     attempt: key.attempt,
@@ -92,7 +105,7 @@ pub async fn send_run(
                     data,
                 };
                 send(pb::agent_message::Msg::Log(chunk)).await?;
-                sent[i] += want as u64;
+                sent[i] += n;
             }
         }
         if let Some(outcome) = snapshot.outcome {

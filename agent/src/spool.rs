@@ -35,6 +35,14 @@ impl Stream {
     /// Both streams, in the order the sender serves them.
     pub const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 
+    /// This stream's place in [`Stream::BOTH`] (and in per-stream arrays).
+    pub fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
