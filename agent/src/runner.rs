@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +33,18 @@ use crate::RunKey;
 /// Largest read from a pipe, and so the largest unit of spooled output.
 pub const READ_SIZE: usize = 256 * 1024;
 
-/// Capacity asked for each output pipe (Linux default 64 KiB): a chatty run is read in fewer,
-/// larger pieces and blocks less often on a full pipe. Small enough that many runs stay well
-/// inside the per-user pipe memory limit; when the kernel refuses, the default stays.
+/// Capacity asked for an output pipe (Linux default 64 KiB): a chatty run is read in fewer,
+/// larger pieces and blocks less often on a full pipe (W3 at 64 KiB: 360-550 MiB/s; at
+/// 256 KiB: 520-730). When the kernel refuses, the default stays.
 const PIPE_SIZE: i32 = 256 * 1024;
+
+/// Output pipes enlarged at once, across every run of this process: at most 8 MiB of pipe
+/// buffers, far inside the per-user pipe memory limit (`pipe-user-pages-soft`, 64 MiB by
+/// default). A user past that limit gets one-page pipes in every program, so an agent with
+/// many slots must not spend it; runs beyond the budget keep default pipes.
+const MAX_ENLARGED_PIPES: usize = 32;
+
+static ENLARGED_PIPES: AtomicUsize = AtomicUsize::new(0);
 
 /// How long to wait for the pipes to close once the group was killed. A process that left the
 /// group (setsid) can keep them open forever; its later output is then lost, not the run.
@@ -160,12 +170,6 @@ impl Run {
             if let Err(err) = spool.record_pgid(&spec.key, pgid) {
                 tracing::warn!(run = %spec.key, %err, "cannot record the process group in the spool");
             }
-        }
-        if let Some(pipe) = &child.stdout {
-            enlarge_pipe(pipe);
-        }
-        if let Some(pipe) = &child.stderr {
-            enlarge_pipe(pipe);
         }
         let (progress_tx, progress) = watch::channel(Progress::default());
         let progress_tx = Arc::new(progress_tx);
@@ -343,10 +347,29 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
+/// One enlarged pipe of the [`MAX_ENLARGED_PIPES`] budget, given back when dropped (with the
+/// pipe).
+struct EnlargedPipe;
+
+impl Drop for EnlargedPipe {
+    fn drop(&mut self) {
+        ENLARGED_PIPES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn enlarge_pipe(pipe: &impl AsFd) -> Option<EnlargedPipe> {
     use nix::fcntl::{fcntl, FcntlArg};
-    if let Err(err) = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
-        tracing::debug!(%err, "output pipe keeps its default size");
+    if ENLARGED_PIPES.fetch_add(1, Ordering::Relaxed) >= MAX_ENLARGED_PIPES {
+        ENLARGED_PIPES.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let guard = EnlargedPipe;
+    match fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+        Ok(_) => Some(guard),
+        Err(err) => {
+            tracing::debug!(%err, "output pipe keeps its default size");
+            None
+        }
     }
 }
 
@@ -358,12 +381,13 @@ fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
 /// Writes are plain blocking `write`s on the async task: they land in the page cache in
 /// microseconds, where a trip through the blocking pool per chunk cost more than the copy.
 async fn spool_pipe(
-    pipe: Option<impl AsyncRead + Unpin>,
+    pipe: Option<impl AsyncRead + AsFd + Unpin>,
     path: PathBuf,
     stream: Stream,
     progress: Arc<watch::Sender<Progress>>,
 ) -> Option<String> {
     let mut pipe = pipe?;
+    let _enlarged = enlarge_pipe(&pipe);
     let mut buf = BytesMut::new();
     let mut write_error = None;
     let mut file = None;
