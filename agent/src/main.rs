@@ -51,7 +51,18 @@ struct Flags {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, causes joined: what is wrong and with which file or address.
+            eprintln!("rota-agent: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let flags = Flags::parse();
     init_tracing(flags.verbose);
     let name = match flags.name {

@@ -50,7 +50,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, causes joined: what is wrong and with which file or address.
+            eprintln!("rota-coordinator: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(args.verbose);
     let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
@@ -66,10 +77,13 @@ async fn main() -> anyhow::Result<()> {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
         };
-        config.tls = Some(rota_coordinator::TlsIdentity {
+        let tls = rota_coordinator::TlsIdentity {
             cert_pem: read(cert)?,
             key_pem: read(key)?,
-        });
+        };
+        tls.check()
+            .with_context(|| format!("{} / {}", cert.display(), key.display()))?;
+        config.tls = Some(tls);
     }
     if config.token.is_none() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (set ROTA_TOKEN or --token-file)");

@@ -45,6 +45,30 @@ pub struct TlsIdentity {
     pub key_pem: Vec<u8>,
 }
 
+impl TlsIdentity {
+    /// Whether rustls accepts this certificate and key, so a bad file is reported before the
+    /// coordinator announces its address.
+    pub fn check(&self) -> anyhow::Result<()> {
+        tonic::transport::Server::builder()
+            .tls_config(ServerTlsConfig::new().identity(self.identity()))
+            .map(|_| ())
+            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::from_pem(&self.cert_pem, &self.key_pem)
+    }
+}
+
+/// The innermost error: tonic wraps rustls' message ("no private key found") in layers.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsIdentity").finish_non_exhaustive()
@@ -135,10 +159,9 @@ pub async fn serve(
     );
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
-        let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
         server = server
-            .tls_config(ServerTlsConfig::new().identity(identity))
-            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {err}"))?;
+            .tls_config(ServerTlsConfig::new().identity(tls.identity()))
+            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))?;
     }
     server
         .http2_keepalive_interval(Some(Duration::from_secs(10)))

@@ -98,3 +98,22 @@ fn an_agent_with_a_wrong_token_exits_with_a_clear_error() {
     let log = std::fs::read_to_string(sys.path("agent-intruder.log")).unwrap_or_default();
     assert!(log.contains("refused this agent's token"), "{log}");
 }
+
+#[test]
+fn a_bad_tls_key_stops_the_coordinator_before_it_listens_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_key = dir.path().join("bad.key");
+    std::fs::write(&bad_key, "not a key\n").unwrap();
+    let out = std::process::Command::new(bins!().coordinator)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--tls-cert", &fixture("server.pem"), "--tls-key"])
+        .arg(&bad_key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing announced: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.key"), "{err}");
+    assert!(err.contains("TLS certificate or key"), "{err}");
+}
