@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use rota_proto::access::{Access, Bearer};
+use rota_proto::access::{root_cause, Access, Bearer};
 use rota_proto::control_service_client::ControlServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -46,16 +46,6 @@ pub fn normalize_url(url: &str) -> String {
     } else {
         format!("http://{url}")
     }
-}
-
-/// The innermost error's message: transport errors wrap the useful part ("Connection refused
-/// (os error 111)") in layers like "transport error" that tell a person nothing.
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// A failed RPC, displayed as one line: the coordinator chooses its messages for people

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rota_proto as pb;
-use rota_proto::access::RequireToken;
+use rota_proto::access::{root_cause, RequireToken};
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -58,15 +58,6 @@ impl TlsIdentity {
     fn identity(&self) -> Identity {
         Identity::from_pem(&self.cert_pem, &self.key_pem)
     }
-}
-
-/// The innermost error: tonic wraps rustls' message ("no private key found") in layers.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 impl std::fmt::Debug for TlsIdentity {

@@ -89,6 +89,17 @@ impl Access {
     }
 }
 
+/// The innermost error's message: tonic wraps the useful part ("Connection refused (os error
+/// 111)", rustls' "no private key found") in layers like "transport error" that tell a person
+/// nothing.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Reads a token file: its first line, trimmed (a trailing newline is not part of it).
 pub fn read_token(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)

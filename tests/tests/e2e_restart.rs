@@ -23,6 +23,13 @@ fn runs_of(sys: &System, jobset: &str) -> BTreeMap<u64, Value> {
         .collect()
 }
 
+/// Waits until no run of `jobset` is running any more.
+fn wait_jobset_finished(sys: &System, jobset: &str, deadline: Duration) {
+    until(deadline, &format!("jobset {jobset} to finish"), || {
+        (sys.json(&["jobset", "show", jobset])["state"] != "running").then_some(())
+    });
+}
+
 fn submit_from(sys: &System, jobset: &str, lines: &str) -> Vec<Value> {
     let file = sys.path(&format!("{jobset}.txt"));
     std::fs::write(&file, lines).unwrap();
@@ -194,9 +201,7 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
     );
     sys.restart_coordinator();
 
-    until(Duration::from_secs(50), "the jobset to finish", || {
-        (sys.json(&["jobset", "show", "big"])["state"] != "running").then_some(())
-    });
+    wait_jobset_finished(&sys, "big", Duration::from_secs(50));
     let after = runs_of(&sys, "big");
     for (k, id) in ids.iter().enumerate() {
         let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();
@@ -298,9 +303,7 @@ fn a_coordinator_away_for_30_s_loses_no_byte_of_runs_that_kept_printing() {
     }
     sys.restart_coordinator();
 
-    until(Duration::from_secs(60), "the jobset to finish", || {
-        (sys.json(&["jobset", "show", "outage"])["state"] != "running").then_some(())
-    });
+    wait_jobset_finished(&sys, "outage", Duration::from_secs(60));
     let after = runs_of(&sys, "outage");
     for (k, id) in ids.iter().enumerate() {
         let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();

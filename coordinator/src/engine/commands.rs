@@ -53,10 +53,10 @@ impl State {
                     self.core.cancel(n)?;
                     // A running run ends only when its agent reports; until then the request
                     // must survive a restart, committed with this batch before the reply.
-                    if let Some(rec) = self.live.get(&n).filter(|rec| !rec.is_final()) {
-                        if rec.state != "pending" {
-                            b.request_cancel(n, rec.attempt)?;
-                        }
+                    // (`live` holds only unfinished runs; the cancel's own decisions are not
+                    // applied yet, so a pending run still reads `pending` here.)
+                    if let Some(rec) = self.live.get(&n).filter(|rec| rec.state != "pending") {
+                        b.request_cancel(n, rec.attempt)?;
                     }
                     Ok(n)
                 });
