@@ -62,6 +62,7 @@ impl pb::agent_service_server::AgentService for AgentService {
                 rota_proto::PROTOCOL_VERSION
             )));
         }
+        super::validate::hello(&hello)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let name = hello.name.clone();
         let reply = self
@@ -210,6 +211,10 @@ impl Session {
     }
 
     async fn finished(&mut self, f: pb::RunFinished) {
+        if let Err(e) = super::validate::finished(&f) {
+            tracing::warn!(agent = self.agent, "result refused: {e}");
+            return;
+        }
         let (run_id, attempt) = (f.run_id.clone(), f.attempt);
         let synced = tokio::task::block_in_place(|| self.files.sync_and_close(&run_id, attempt));
         if let Err(e) = synced {
