@@ -54,6 +54,7 @@ impl pb::agent_service_server::AgentService for AgentService {
             }
             Ok(Err(s)) => return Err(s),
         };
+        super::validate::hello(&hello)?;
         if hello.protocol_version != rota_proto::PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
                 "agent {:?} speaks rota protocol version {}, this coordinator speaks version {}: run the same rota version on both",
@@ -62,7 +63,6 @@ impl pb::agent_service_server::AgentService for AgentService {
                 rota_proto::PROTOCOL_VERSION
             )));
         }
-        super::validate::hello(&hello)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let name = hello.name.clone();
         let reply = self

@@ -248,8 +248,9 @@ pub fn trigger(req: &pb::TriggerRequest) -> Result<()> {
     env(&req.env)
 }
 
-/// An agent's Hello, beyond what the engine checks (name, slots).
+/// An agent's Hello (the engine checks its slots).
 pub fn hello(h: &pb::Hello) -> Result<()> {
+    check_name("agent", &h.name)?;
     for g in &h.groups {
         check_name("concurrency group", g)?;
     }
