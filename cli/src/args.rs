@@ -212,6 +212,9 @@ pub struct LogsArgs {
     /// Only stderr.
     #[arg(long)]
     pub stderr: bool,
+    /// The logs of this attempt (1 = the first) instead of the latest.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
 }
 
 /// `rota retry RUN | rota retry --jobset S --failed`.

@@ -6,6 +6,7 @@ mod args;
 mod client;
 mod commands;
 mod output;
+mod reconnect;
 
 use std::io;
 use std::process::ExitCode;

@@ -21,9 +21,21 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Longest status message sent: a message that quotes a huge request would not fit in the
+/// HTTP/2 header that carries it, and the client would see a protocol error instead.
+const MAX_STATUS_MESSAGE: usize = 1024;
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        let msg = e.to_string();
+        let mut msg = e.to_string();
+        if msg.len() > MAX_STATUS_MESSAGE {
+            let mut end = MAX_STATUS_MESSAGE;
+            while !msg.is_char_boundary(end) {
+                end -= 1;
+            }
+            msg.truncate(end);
+            msg.push('…');
+        }
         match e {
             Error::NotFound(_) => tonic::Status::not_found(msg),
             Error::InvalidArgument(_) => tonic::Status::invalid_argument(msg),

@@ -110,18 +110,23 @@ pub async fn serve(
         };
         engine.ask(|t| engine::Command::Apply(req, t)).await?;
     }
-    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let health_reporter = tonic_health::server::HealthReporter::new();
     health_reporter
         .set_serving::<pb::control_service_server::ControlServiceServer<ControlService>>()
         .await;
     health_reporter
         .set_serving::<pb::agent_service_server::AgentServiceServer<AgentService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // v1 and v1alpha: grpcurl 1.8 and grpcio's reflection client speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let health = crate::service::health::Health::server(health_reporter, stop_rx.clone());
     let auth = RequireToken::new(config.token.as_deref());
     let control = InterceptedService::new(
         pb::control_service_server::ControlServiceServer::new(ControlService {
@@ -158,6 +163,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(control)
         .add_service(agents)
         // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's

@@ -265,6 +265,7 @@ pub async fn stdout_of(c: &mut Client, run: &str) -> String {
             follow: false,
             stdout: true,
             stderr: false,
+            ..Default::default()
         })
         .await
         .expect("logs")

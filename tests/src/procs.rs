@@ -238,7 +238,17 @@ impl System {
         }
     }
 
-    /// Starts the coordinator again on the same data dir and port (after [`Self::kill9_coordinator`]).
+    /// Stops the coordinator gracefully (SIGTERM) and waits until it has exited.
+    pub fn stop_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            c.signal(Signal::SIGTERM);
+            let code = c.wait();
+            assert_eq!(code, Some(0), "the coordinator stops cleanly on SIGTERM");
+        }
+    }
+
+    /// Starts the coordinator again on the same data dir and port (after
+    /// [`Self::kill9_coordinator`] or [`Self::stop_coordinator`]).
     pub fn restart_coordinator(&mut self) {
         assert!(self.coordinator.is_none(), "the coordinator still runs");
         let listen = self.addr.to_string();
@@ -513,4 +523,28 @@ pub fn read_pid(path: &Path) -> Option<i32> {
         return None;
     }
     text.trim().parse().ok()
+}
+
+/// Whether process `pid` holds an established TCP connection to `port` on loopback: a client
+/// started as a child has connected (e.g. before the test takes its server away).
+pub fn connected_to(pid: u32, port: u16) -> bool {
+    let sockets: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    // Columns: sl local_address rem_address st ... uid timeout inode.
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() > 9
+            && cols[3] == "01"
+            && cols[2].rsplit(':').next() == Some(&format!("{port:04X}"))
+            && sockets.contains(cols[9])
+    })
 }

@@ -103,3 +103,129 @@ async fn the_first_agent_message_must_be_hello() {
     assert!(err.message().contains("Hello"), "{}", err.message());
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_rota_services_for_older_clients() {
+    // grpcurl 1.8 and grpcio's reflection client speak only v1alpha.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let cluster = Cluster::start().await;
+    let mut client = ServerReflectionClient::new(channel(&cluster).await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .expect("v1alpha reflection is served")
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer: {resp:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in ["rota.v1.ControlService", "rota.v1.AgentService"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_watch_of_an_unknown_service_streams_service_unknown_and_stays_open() {
+    let cluster = Cluster::start().await;
+    let mut health = HealthClient::new(channel(&cluster).await);
+    let mut stream = health
+        .watch(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .expect("watch of an unknown service is a stream, not an error")
+        .into_inner();
+    let first = stream.message().await.expect("first message").expect("one");
+    assert_eq!(first.status, ServingStatus::ServiceUnknown as i32);
+    // The protocol keeps the call open (the service may appear later): nothing more comes,
+    // and the stream has not ended.
+    let next = tokio::time::timeout(std::time::Duration::from_millis(500), stream.message()).await;
+    assert!(next.is_err(), "the stream stays open: {next:?}");
+
+    // A known service still gets its status.
+    let mut known = health
+        .watch(HealthCheckRequest {
+            service: "rota.v1.ControlService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = known.message().await.unwrap().unwrap().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    // At shutdown both end with UNAVAILABLE, so a stop does not wait on probes.
+    let stopping = tokio::spawn(cluster.stop());
+    for s in [&mut stream, &mut known] {
+        let end = s.message().await.expect_err("ends with a status");
+        assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+    }
+    stopping.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_watch_and_wait_end_with_unavailable_when_the_coordinator_stops() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    // No agent: the run stays pending, so following it never ends by itself.
+    let run = c
+        .submit(pb::SubmitRequest {
+            runs: vec![rota_tests::sh("p", "true")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs
+        .remove(0);
+    let mut logs = c
+        .logs(pb::LogsRequest {
+            run: run.id.clone(),
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut watch = c
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut waiter = c.clone();
+    let wait = tokio::spawn(async move {
+        waiter
+            .wait(pb::WaitRequest {
+                runs: vec![run.id],
+                jobset: String::new(),
+            })
+            .await
+    });
+
+    let stopping = tokio::spawn(cluster.stop());
+    let end = logs
+        .message()
+        .await
+        .expect_err("logs -f ends with a status");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "logs: {end:?}");
+    let end = loop {
+        match watch.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("watch ended OK at shutdown"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(end.code(), tonic::Code::Unavailable, "watch: {end:?}");
+    let end = wait.await.unwrap().expect_err("wait ends with a status");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "wait: {end:?}");
+    stopping.await.unwrap();
+}

@@ -109,6 +109,7 @@ async fn read_stamp(control: &mut Control, id: &str) -> anyhow::Result<u128> {
             follow: false,
             stdout: true,
             stderr: false,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -70,6 +70,7 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
             follow: false,
             stdout: true,
             stderr: false,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -1,15 +1,18 @@
-//! `rota logs RUN [-f] [--stdout|--stderr]`: byte-exact output, stdout chunks to our stdout and
-//! stderr chunks to our stderr, flushed per chunk so `-f` is live and pipes see bytes at once.
+//! `rota logs RUN [-f] [--stdout|--stderr] [--attempt N]`: byte-exact output, stdout chunks to
+//! our stdout and stderr chunks to our stderr, flushed per chunk so `-f` is live and pipes see
+//! bytes at once. `-f` survives a coordinator restart: it reconnects and resumes at the offsets
+//! it reached, so every byte is printed exactly once, and exits 0 only once the run has ended.
 
 use std::io::{self, Write};
 
-use rota_proto::{LogStream, LogsRequest, LogsResponse};
+use rota_proto::{LogStream, LogsRequest, LogsResponse, RunRef};
 use serde::Serialize;
 
 use super::Context;
 use crate::args::LogsArgs;
-use crate::client::{Reply, RpcError};
+use crate::client::{Client, RpcError};
 use crate::output::{to_json, OutputFormat};
+use crate::reconnect::{self, Reconnect};
 
 /// `-o json`: one object per chunk and line (JSON lines). JSON strings cannot carry arbitrary
 /// bytes, so `data` is the chunk decoded as UTF-8 with invalid sequences replaced; use the
@@ -22,18 +25,99 @@ struct ChunkView<'a> {
 }
 
 pub async fn logs(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
-    let req = LogsRequest {
+    let mut req = LogsRequest {
         run: args.run,
         follow: args.follow,
         // Neither flag: both streams.
         stdout: !args.stderr,
         stderr: !args.stdout,
+        attempt: args.attempt.unwrap_or(0),
+        ..Default::default()
     };
-    let mut stream = ctx.client().await?.logs(req).await.reply()?;
-    while let Some(chunk) = stream.message().await.map_err(RpcError)? {
-        write_chunk(ctx.output, &chunk)?;
+    let mut client = ctx.client().await?;
+    let mut reconnect = Reconnect::new();
+    loop {
+        match stream_once(&mut client, &mut req, ctx.output, &mut reconnect).await? {
+            // Without -f, or with --attempt N: what was asked for is printed.
+            Ok(()) if !req.follow || args.attempt.is_some() => return Ok(()),
+            // The followed attempt ended; the run may go on with a retry.
+            Ok(()) => match next_attempt(&mut client, &req).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(attempt)) => {
+                    req.attempt = attempt;
+                    req.stdout_offset = 0;
+                    req.stderr_offset = 0;
+                }
+                Err(status) if reconnect::is_disconnect(&status) => {
+                    client = reconnect.again(ctx, status.message()).await?;
+                }
+                Err(status) => return Err(RpcError(status).into()),
+            },
+            // The coordinator went away while we followed: resume where we were.
+            Err(status) if req.follow && reconnect::is_disconnect(&status) => {
+                client = reconnect.again(ctx, status.message()).await?;
+            }
+            Err(status) => return Err(RpcError(status).into()),
+        }
     }
-    Ok(())
+}
+
+/// One Logs call: prints what arrives and advances `req` past it (pinning the attempt the
+/// bytes belong to), so a repeated call resumes exactly where this one stopped. The outer
+/// error is our own output failing (a closed pipe), the inner one the call's.
+async fn stream_once(
+    client: &mut Client,
+    req: &mut LogsRequest,
+    format: OutputFormat,
+    reconnect: &mut Reconnect,
+) -> io::Result<Result<(), tonic::Status>> {
+    let mut stream = match client.logs(req.clone()).await {
+        Ok(s) => s.into_inner(),
+        Err(status) => return Ok(Err(status)),
+    };
+    reconnect.connected();
+    loop {
+        let mut chunk = match stream.message().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(Ok(())),
+            Err(status) => return Ok(Err(status)),
+        };
+        if chunk.attempt != 0 {
+            req.attempt = chunk.attempt;
+        }
+        let at = if is_stderr(&chunk) {
+            &mut req.stderr_offset
+        } else {
+            &mut req.stdout_offset
+        };
+        // Bytes already printed (a resent chunk) are not printed again.
+        let skip = at.saturating_sub(chunk.offset).min(chunk.data.len() as u64) as usize;
+        chunk.data.drain(..skip);
+        chunk.offset += skip as u64;
+        *at = chunk.offset + chunk.data.len() as u64;
+        if !chunk.data.is_empty() {
+            write_chunk(format, &chunk)?;
+        }
+    }
+}
+
+/// After a followed attempt ended: the attempt to follow next, or None when the run has
+/// ended (or nothing newer exists).
+async fn next_attempt(
+    client: &mut Client,
+    req: &LogsRequest,
+) -> Result<Option<u32>, tonic::Status> {
+    let run = client
+        .get_run(RunRef {
+            run: req.run.clone(),
+        })
+        .await?
+        .into_inner();
+    let finished = matches!(
+        run.state.as_str(),
+        "success" | "errored" | "cancelled" | "skipped" | "retired"
+    );
+    Ok((!finished && run.attempt > req.attempt).then_some(run.attempt))
 }
 
 fn is_stderr(chunk: &LogsResponse) -> bool {
@@ -80,6 +164,7 @@ mod tests {
             stream: LogStream::Stderr as i32,
             offset: 42,
             data: b"oops\n\xff".to_vec(),
+            attempt: 1,
         };
         assert_eq!(
             chunk_json(&chunk),

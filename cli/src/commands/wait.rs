@@ -1,5 +1,6 @@
 //! `rota wait RUN... | rota wait --jobset S`: blocks until the runs have finished, prints them,
-//! and exits 0 only if every one succeeded, so scripts can `rota wait 12 && deploy`.
+//! and exits 0 only if every one succeeded, so scripts can `rota wait 12 && deploy`. A
+//! coordinator restart does not end the wait: it reconnects and waits on.
 
 use std::process::ExitCode;
 
@@ -8,8 +9,9 @@ use serde::Serialize;
 
 use super::Context;
 use crate::args::WaitArgs;
-use crate::client::Reply;
+use crate::client::RpcError;
 use crate::output::{emit, render, views};
+use crate::reconnect::{self, Reconnect};
 
 /// `-o json` of wait.
 #[derive(Debug, Serialize)]
@@ -23,7 +25,18 @@ pub async fn wait(ctx: &Context, args: WaitArgs) -> anyhow::Result<ExitCode> {
         runs: args.runs,
         jobset: args.jobset.unwrap_or_default(),
     };
-    let resp = ctx.client().await?.wait(req).await.reply()?;
+    let mut client = ctx.client().await?;
+    let mut reconnect = Reconnect::new();
+    // Waiting is idempotent: across a coordinator restart, ask again.
+    let resp = loop {
+        match client.wait(req.clone()).await {
+            Ok(resp) => break resp.into_inner(),
+            Err(status) if reconnect::is_disconnect(&status) => {
+                client = reconnect.again(ctx, status.message()).await?;
+            }
+            Err(status) => return Err(RpcError(status).into()),
+        }
+    };
     let view = WaitView {
         all_succeeded: resp.all_succeeded,
         runs: views::all(&resp.runs),

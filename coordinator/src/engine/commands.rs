@@ -8,8 +8,10 @@ use crate::error::{Error, Result};
 use crate::store::{Batch, RunFilter};
 
 impl State {
-    /// Handles one command inside the batch's transaction. Only store errors abort the batch;
-    /// a refused request is answered with its error and changes nothing.
+    /// Handles one command inside the batch's transaction. Only a store error after the
+    /// command may have changed something aborts the batch (and stops the coordinator); a
+    /// refused request, or one whose reads failed before it changed anything, is answered with
+    /// its error and changes nothing.
     pub(super) fn handle(&mut self, b: &Batch<'_>, cmd: Command) -> Result<()> {
         macro_rules! answer {
             ($reply:expr, $value:expr) => {{
@@ -20,6 +22,29 @@ impl State {
                 self.reply($reply, v);
             }};
         }
+        // A command that only reads: whatever failed, nothing changed.
+        macro_rules! answer_read {
+            ($reply:expr, $value:expr) => {{
+                let v = $value;
+                if let Err(Error::Store(e)) = &v {
+                    tracing::error!("store read failed: {e}");
+                }
+                self.reply($reply, v);
+            }};
+        }
+        // The run a command names, resolved before the command changes anything: a failed
+        // read answers the command alone.
+        macro_rules! resolved {
+            ($reply:expr, $reference:expr) => {
+                match self.resolve(b, $reference) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        answer_read!($reply, Err(e));
+                        return Ok(());
+                    }
+                }
+            };
+        }
         match cmd {
             Command::Submit(req, reply) => {
                 match self.submit(b, &req.jobset, req.parallel, req.runs, &Origin::default()) {
@@ -29,7 +54,7 @@ impl State {
             }
             Command::CreateJobset(req, reply) => answer!(reply, self.create_jobset(b, req)),
             Command::SetParallel(req, reply) => answer!(reply, self.set_parallel(b, req)),
-            Command::GetJobset(name, reply) => answer!(reply, self.jobset_view(b, &name)),
+            Command::GetJobset(name, reply) => answer_read!(reply, self.jobset_view(b, &name)),
             Command::ListJobsets(reply) => {
                 let v = (|| {
                     let names: Vec<String> =
@@ -39,14 +64,15 @@ impl State {
                         .map(|n| self.jobset_view(b, n))
                         .collect::<Result<Vec<_>>>()
                 })();
-                answer!(reply, v)
+                answer_read!(reply, v)
             }
-            Command::ListRuns(req, reply) => answer!(reply, self.list_runs(b, req)),
+            Command::ListRuns(req, reply) => answer_read!(reply, self.list_runs(b, req)),
             Command::GetRun(r, reply) => {
-                answer!(reply, self.resolve(b, &r).and_then(|n| self.run_view(b, n)))
+                answer_read!(reply, self.resolve(b, &r).and_then(|n| self.run_view(b, n)))
             }
             Command::Cancel(r, reply) => {
-                let v = self.resolve(b, &r).and_then(|n| {
+                let n = resolved!(reply, &r);
+                let v = (|| {
                     // A finished run may have left the core: load it so the refusal names its
                     // state.
                     self.ensure_known(b, n)?;
@@ -59,22 +85,27 @@ impl State {
                         b.request_cancel(n, rec.attempt)?;
                     }
                     Ok(n)
-                });
+                })();
                 match v {
                     Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
-            Command::Retry(req, reply) => match self.retry(b, req) {
-                Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
-                Err(e) => answer!(reply, Err(e)),
+            Command::Retry(req, reply) => match self.retry_targets(b, &req) {
+                // Only reads so far: a failure answers the command alone.
+                Err(e) => answer_read!(reply, Err(e)),
+                Ok(targets) => match self.retry(b, targets) {
+                    Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
+                    Err(e) => answer!(reply, Err(e)),
+                },
             },
             Command::Retire(r, reply) => {
-                let v = self.resolve(b, &r).and_then(|n| {
+                let n = resolved!(reply, &r);
+                let v = (|| {
                     self.ensure_known(b, n)?;
                     self.core.retire(n)?;
                     Ok(n)
-                });
+                })();
                 match v {
                     Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
                     Err(e) => answer!(reply, Err(e)),
@@ -178,8 +209,9 @@ impl State {
             .collect())
     }
 
-    fn retry(&mut self, b: &Batch<'_>, req: pb::RetryRequest) -> Result<Vec<u64>> {
-        let targets: Vec<u64> = if !req.run.is_empty() {
+    /// The runs a retry names; reads only.
+    fn retry_targets(&self, b: &Batch<'_>, req: &pb::RetryRequest) -> Result<Vec<u64>> {
+        Ok(if !req.run.is_empty() {
             vec![self.resolve(b, &req.run)?]
         } else if !req.jobset.is_empty() && req.failed {
             let filter = RunFilter {
@@ -192,7 +224,10 @@ impl State {
             return Err(Error::InvalidArgument(
                 "retry needs a run, or --jobset with --failed".into(),
             ));
-        };
+        })
+    }
+
+    fn retry(&mut self, b: &Batch<'_>, targets: Vec<u64>) -> Result<Vec<u64>> {
         let mut touched = Vec::new();
         for n in targets {
             self.load_with_dependents(b, n)?;

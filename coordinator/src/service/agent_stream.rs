@@ -54,6 +54,7 @@ impl pb::agent_service_server::AgentService for AgentService {
             }
             Ok(Err(s)) => return Err(s),
         };
+        super::validate::hello(&hello)?;
         if hello.protocol_version != rota_proto::PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
                 "agent {:?} speaks rota protocol version {}, this coordinator speaks version {}: run the same rota version on both",
@@ -210,6 +211,10 @@ impl Session {
     }
 
     async fn finished(&mut self, f: pb::RunFinished) {
+        if let Err(e) = super::validate::finished(&f) {
+            tracing::warn!(agent = self.agent, "result refused: {e}");
+            return;
+        }
         let (run_id, attempt) = (f.run_id.clone(), f.attempt);
         let synced = tokio::task::block_in_place(|| self.files.sync_and_close(&run_id, attempt));
         if let Err(e) = synced {

@@ -4,6 +4,7 @@
 use rota_proto as pb;
 use tonic::{Request, Response, Status};
 
+use super::validate;
 use crate::engine::{Command, EngineHandle};
 
 #[derive(Debug, Clone)]
@@ -19,34 +20,33 @@ type R<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl pb::control_service_server::ControlService for ControlService {
     async fn submit(&self, r: Request<pb::SubmitRequest>) -> R<pb::SubmitResponse> {
-        let runs = self
-            .engine
-            .ask(|t| Command::Submit(r.into_inner(), t))
-            .await?;
+        let req = r.into_inner();
+        validate::submit(&req)?;
+        let runs = self.engine.ask(|t| Command::Submit(req, t)).await?;
         Ok(Response::new(pb::SubmitResponse { runs }))
     }
 
     async fn create_jobset(&self, r: Request<pb::CreateJobsetRequest>) -> R<pb::Jobset> {
+        let req = r.into_inner();
+        validate::jobset_name(&req.name)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::CreateJobset(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::CreateJobset(req, t)).await?,
         ))
     }
 
     async fn set_parallel(&self, r: Request<pb::SetParallelRequest>) -> R<pb::Jobset> {
+        let req = r.into_inner();
+        validate::jobset_name(&req.name)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::SetParallel(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::SetParallel(req, t)).await?,
         ))
     }
 
     async fn get_jobset(&self, r: Request<pb::GetJobsetRequest>) -> R<pb::Jobset> {
+        let name = r.into_inner().name;
+        validate::jobset_name(&name)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::GetJobset(r.into_inner().name, t))
-                .await?,
+            self.engine.ask(|t| Command::GetJobset(name, t)).await?,
         ))
     }
 
@@ -56,25 +56,24 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn list_runs(&self, r: Request<pb::ListRunsRequest>) -> R<pb::ListRunsResponse> {
-        let runs = self
-            .engine
-            .ask(|t| Command::ListRuns(r.into_inner(), t))
-            .await?;
+        let req = r.into_inner();
+        validate::list_runs(&req)?;
+        let runs = self.engine.ask(|t| Command::ListRuns(req, t)).await?;
         Ok(Response::new(pb::ListRunsResponse { runs }))
     }
 
     async fn get_run(&self, r: Request<pb::RunRef>) -> R<pb::Run> {
+        let run = validate::run_ref(&r.into_inner().run)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::GetRun(r.into_inner().run, t))
-                .await?,
+            self.engine.ask(|t| Command::GetRun(run, t)).await?,
         ))
     }
 
     type LogsStream = super::streams::BoxStream<pb::LogsResponse>;
 
     async fn logs(&self, r: Request<pb::LogsRequest>) -> R<Self::LogsStream> {
-        let stream = super::streams::logs(self.engine.clone(), r.into_inner()).await?;
+        let req = validate::logs(r.into_inner())?;
+        let stream = super::streams::logs(self.engine.clone(), req).await?;
         Ok(Response::new(super::streams::until_shutdown(
             stream,
             self.shutdown.clone(),
@@ -82,41 +81,40 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn cancel(&self, r: Request<pb::RunRef>) -> R<pb::Run> {
+        let run = validate::run_ref(&r.into_inner().run)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::Cancel(r.into_inner().run, t))
-                .await?,
+            self.engine.ask(|t| Command::Cancel(run, t)).await?,
         ))
     }
 
     async fn retry(&self, r: Request<pb::RetryRequest>) -> R<pb::RetryResponse> {
-        let runs = self
-            .engine
-            .ask(|t| Command::Retry(r.into_inner(), t))
-            .await?;
+        let req = validate::retry(r.into_inner())?;
+        let runs = self.engine.ask(|t| Command::Retry(req, t)).await?;
         Ok(Response::new(pb::RetryResponse { runs }))
     }
 
     async fn retire(&self, r: Request<pb::RunRef>) -> R<pb::Run> {
+        let run = validate::run_ref(&r.into_inner().run)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::Retire(r.into_inner().run, t))
-                .await?,
+            self.engine.ask(|t| Command::Retire(run, t)).await?,
         ))
     }
 
     async fn wait(&self, r: Request<pb::WaitRequest>) -> R<pb::WaitResponse> {
+        let req = validate::wait(r.into_inner())?;
         let mut stop = self.shutdown.clone();
         tokio::select! {
-            res = super::streams::wait(&self.engine, r.into_inner()) => Ok(Response::new(res?)),
-            _ = stop.wait_for(|s| *s) => Err(Status::unavailable("coordinator is shutting down")),
+            res = super::streams::wait(&self.engine, req) => Ok(Response::new(res?)),
+            _ = stop.wait_for(|s| *s) => Err(super::streams::shutting_down()),
         }
     }
 
     type WatchStream = super::streams::BoxStream<pb::RunEvent>;
 
     async fn watch(&self, r: Request<pb::WatchRequest>) -> R<Self::WatchStream> {
-        let stream = super::streams::watch(&self.engine, r.into_inner());
+        let req = r.into_inner();
+        validate::watch(&req)?;
+        let stream = super::streams::watch(&self.engine, req);
         Ok(Response::new(super::streams::until_shutdown(
             stream,
             self.shutdown.clone(),
@@ -129,10 +127,10 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn drain(&self, r: Request<pb::DrainRequest>) -> R<pb::Agent> {
+        let req = r.into_inner();
+        validate::drain(&req)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::Drain(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::Drain(req, t)).await?,
         ))
     }
 
@@ -142,18 +140,18 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn set_group_max(&self, r: Request<pb::SetGroupMaxRequest>) -> R<pb::Group> {
+        let req = r.into_inner();
+        validate::set_group_max(&req)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::SetGroupMax(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::SetGroupMax(req, t)).await?,
         ))
     }
 
     async fn apply(&self, r: Request<pb::ApplyRequest>) -> R<pb::ApplyResponse> {
+        let req = r.into_inner();
+        validate::apply(&req)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::Apply(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::Apply(req, t)).await?,
         ))
     }
 
@@ -163,10 +161,10 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn trigger(&self, r: Request<pb::TriggerRequest>) -> R<pb::Run> {
+        let req = r.into_inner();
+        validate::trigger(&req)?;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::Trigger(r.into_inner(), t))
-                .await?,
+            self.engine.ask(|t| Command::Trigger(req, t)).await?,
         ))
     }
 }

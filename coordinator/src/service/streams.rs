@@ -15,15 +15,31 @@ use crate::store::is_final_state;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Ends `stream` when the coordinator shuts down.
+/// Ends `stream` with UNAVAILABLE when the coordinator shuts down, so a follower can tell a
+/// stop from the end of what it follows (which ends OK) and reconnect.
 pub fn until_shutdown<T: Send + 'static>(
     stream: BoxStream<T>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> BoxStream<T> {
     use futures::StreamExt;
-    Box::pin(stream.take_until(async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    }))
+    Box::pin(futures::stream::unfold(
+        Some((stream, shutdown)),
+        |state| async move {
+            let (mut stream, mut shutdown) = state?;
+            let item = tokio::select! {
+                biased;
+                // A closed channel means the server is gone: a stop as well.
+                _ = shutdown.wait_for(|s| *s) => return Some((Err(shutting_down()), None)),
+                item = stream.next() => item?,
+            };
+            Some((item, Some((stream, shutdown))))
+        },
+    ))
+}
+
+/// What a stream or wait cut short by a shutdown ends with.
+pub fn shutting_down() -> Status {
+    Status::unavailable("coordinator is shutting down")
 }
 
 /// Bytes per LogsResponse.
@@ -34,6 +50,18 @@ pub async fn logs(
     req: pb::LogsRequest,
 ) -> Result<BoxStream<pb::LogsResponse>, Status> {
     let run = engine.ask(|t| Command::GetRun(req.run.clone(), t)).await?;
+    // One attempt per call: the one asked for, else the latest at the start. Offsets are
+    // within that attempt's files, so a follow never jumps to another attempt mid-stream.
+    let attempt = match req.attempt {
+        0 => run.attempt,
+        n if n <= run.attempt => n,
+        n => {
+            return Err(Status::not_found(format!(
+                "run {} has no attempt {n} (its latest is {})",
+                run.number, run.attempt
+            )))
+        }
+    };
     let streams: Vec<LogStream> = match (req.stdout, req.stderr) {
         (true, false) => vec![LogStream::Stdout],
         (false, true) => vec![LogStream::Stderr],
@@ -43,6 +71,7 @@ pub async fn logs(
     tokio::spawn(async move {
         let hub = engine.logs.clone();
         let mut changes = hub.subscribe(&run.id);
+        let mut events = engine.events.subscribe();
         let mut run = run;
         if req.follow && !is_final_state(&run.state) {
             // The run may have finished between the first look and the subscription (its
@@ -55,15 +84,19 @@ pub async fn logs(
                 }
             }
         }
-        let mut offsets: HashMap<LogStream, u64> = HashMap::new();
+        let mut offsets: HashMap<LogStream, u64> = HashMap::from([
+            (LogStream::Stdout, req.stdout_offset),
+            (LogStream::Stderr, req.stderr_offset),
+        ]);
         loop {
-            // Re-read the state before the files: once final, the files are complete.
-            let done = is_final_state(&run.state) || !req.follow;
+            // Re-read the state before the files: once final (or past this attempt), the files
+            // are complete.
+            let done = is_final_state(&run.state) || run.attempt != attempt || !req.follow;
             if is_final_state(&run.state) {
                 hub.finished(&run.id);
             }
             for &s in &streams {
-                let path = hub.path(&run.id, run.attempt, s);
+                let path = hub.path(&run.id, attempt, s);
                 loop {
                     let off = offsets.entry(s).or_default();
                     let data = match tokio::task::block_in_place(|| read_at(&path, *off, CHUNK)) {
@@ -89,6 +122,7 @@ pub async fn logs(
                             stream,
                             offset,
                             data,
+                            attempt,
                         }))
                         .await
                         .is_err()
@@ -100,8 +134,24 @@ pub async fn logs(
             if done {
                 return;
             }
-            // Woken by new bytes, or by the run finishing (the sender goes away).
-            if changes.changed().await.is_err() {
+            // Woken by new bytes, by the run finishing (the sender goes away), or by a change
+            // of the run (a new attempt leaves this one complete).
+            let reread = tokio::select! {
+                changed = changes.changed() => changed.is_err(),
+                event = events.recv() => match event {
+                    Ok(r) if r.number == run.number => {
+                        run = r;
+                        false
+                    }
+                    Ok(_) => false,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => {
+                        let _ = tx.send(Err(shutting_down())).await;
+                        return;
+                    }
+                },
+            };
+            if reread {
                 match engine.ask(|t| Command::GetRun(run.id.clone(), t)).await {
                     Ok(r) => run = r,
                     Err(e) => {

@@ -105,6 +105,7 @@ pub async fn stderr_tail(client: &mut Client, run: &Run) -> anyhow::Result<Strin
             follow: false,
             stdout: false,
             stderr: true,
+            ..Default::default()
         })
         .await
         .reply()?;
