@@ -139,7 +139,8 @@ if [ -n "$file" ]; then
   if cat "$file" >/dev/null 2>&1; then echo "token file: read"; else echo "token file: refused"; fi
   if "$RB" --coordinator "$URL" --ca "$CA" --token-file "$file" runs >/dev/null 2>&1; then echo "cli with the file: accepted"; else echo "cli with the file: refused"; fi
 fi
-if "$RB" --coordinator "$URL" --ca "$CA" runs >/dev/null 2>&1; then echo "cli: accepted"; else echo "cli: refused"; fi
+tok=$(tr '\0' '\n' </proc/$PPID/environ 2>/dev/null | sed -n 's/^ROTA_TOKEN=//p')
+if ROTA_TOKEN="${ROTA_TOKEN:-$tok}" "$RB" --coordinator "$URL" --ca "$CA" runs >/dev/null 2>&1; then echo "cli: accepted"; else echo "cli: refused"; fi
 "#;
 
 /// Submits [`PROBE`] and returns what the run printed.
