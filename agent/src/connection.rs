@@ -49,7 +49,7 @@ const PRIORITY_QUEUE: usize = 4;
 pub(crate) enum Ended {
     /// The drain is complete (and `Goodbye` was sent if a connection was up).
     Drained,
-    /// Retrying cannot help: protocol refusal (FAILED_PRECONDITION) or a malformed URL.
+    /// Retrying cannot help: a permanent refusal (see `status_ended`) or a malformed URL.
     Fatal(String),
     /// Try again after a backoff; `welcomed` resets the backoff.
     Lost { reason: String, welcomed: bool },
@@ -318,31 +318,27 @@ fn reap(result: Result<(), JoinError>) {
     }
 }
 
+/// Refusals that retrying cannot change end the agent with the coordinator's words: a token it
+/// does not accept (UNAUTHENTICATED) or one that may not connect (PERMISSION_DENIED), another
+/// protocol version (FAILED_PRECONDITION), and a `Hello` it refuses (INVALID_ARGUMENT before
+/// `Welcome`: a bad name, zero slots). Everything else is retried.
 fn status_ended(agent: &Agent, status: Status, welcomed: bool) -> Ended {
-    if status.code() == Code::Unauthenticated {
-        return Ended::Fatal(format!(
-            "coordinator {} refused this agent's token: {}",
-            agent.config.coordinator,
+    let coordinator = &agent.config.coordinator;
+    match status.code() {
+        Code::Unauthenticated => Ended::Fatal(format!(
+            "coordinator {coordinator} refused this agent's token: {}",
             status.message()
-        ));
-    }
-    if status.code() == Code::FailedPrecondition {
-        return Ended::Fatal(format!(
-            "coordinator {} refused this agent: {}",
-            agent.config.coordinator,
+        )),
+        Code::PermissionDenied | Code::FailedPrecondition => Ended::Fatal(format!(
+            "coordinator {coordinator} refused this agent: {}",
             status.message()
-        ));
+        )),
+        Code::InvalidArgument if !welcomed => Ended::Fatal(format!(
+            "coordinator {coordinator} refused this agent: {}",
+            status.message()
+        )),
+        code => lost(format!("{code:?}: {}", status.message()), welcomed),
     }
-    if status.code() == Code::InvalidArgument {
-        tracing::error!(
-            message = status.message(),
-            "coordinator rejected this agent's Hello"
-        );
-    }
-    lost(
-        format!("{:?}: {}", status.code(), status.message()),
-        welcomed,
-    )
 }
 
 fn message(msg: Out) -> pb::AgentMessage {

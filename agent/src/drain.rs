@@ -35,7 +35,11 @@ pub(crate) async fn drain_when_requested(agent: Arc<Agent>) {
         "draining: no new runs; waiting for the running ones"
     );
 
-    let deadline = Instant::now() + timeout;
+    // A timeout beyond what an instant can hold (`rota drain --timeout 1e15`) waits "forever"
+    // rather than overflow.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     if tokio::time::timeout_at(deadline, wait_all_ended(&agent))
         .await
         .is_err()

@@ -4,6 +4,7 @@
 //!
 //! The pieces, one per file:
 //! - [`runner`]: one run as a real process in its own process group, cancel and timeout.
+//! - [`run_as`]: `--run-as USER`, the user runs become.
 //! - [`spool`]: the spool directory: log files, recorded process groups, orphan cleanup.
 //! - [`backoff`]: the reconnect delays.
 //! - `connection`: one `Connect` stream: handshake, heartbeats, lease, messages in and out.
@@ -15,6 +16,7 @@
 pub mod backoff;
 mod connection;
 mod drain;
+pub mod run_as;
 pub mod runner;
 pub mod sender;
 pub mod spool;
@@ -54,6 +56,9 @@ pub struct AgentConfig {
     pub drain_timeout: Duration,
     /// The coordinator's token and an extra CA for `https://`.
     pub access: rota_proto::access::Access,
+    /// Runs start as this user (`--run-as`), so they cannot read the agent's token file or
+    /// memory; `None`: as the agent's own user.
+    pub run_as: Option<Arc<run_as::RunAs>>,
 }
 
 /// Identifies one attempt of one run: every report about a run carries both, so the
@@ -83,7 +88,8 @@ impl fmt::Display for RunKey {
 }
 
 /// Runs the agent until `shutdown` resolves (then drains) or the coordinator tells it to drain.
-/// Returns Ok after a clean drain; Err on a protocol-version refusal (FAILED_PRECONDITION).
+/// Returns Ok after a clean drain; Err on a refusal retrying cannot change (a token the
+/// coordinator does not accept, another protocol version, a bad name or zero slots).
 ///
 /// Connection failures are not errors: the agent reconnects with jittered backoff while its
 /// runs keep running, because a coordinator restart must not cost any work.

@@ -28,7 +28,7 @@ struct Flags {
     #[arg(long = "group", value_name = "G")]
     groups: Vec<String>,
     /// Runs at once [default: the number of CPUs].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     slots: Option<u32>,
     /// A label shown by `rota agents` (repeatable).
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
@@ -37,11 +37,16 @@ struct Flags {
     #[arg(long)]
     spool_dir: Option<PathBuf>,
     /// How long a drain (SIGTERM) waits for running runs before cancelling them: 90, 90s, 10m, 1h.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = rota_proto::duration::parse_duration)]
     drain_timeout: Duration,
-    /// The coordinator's shared token, as the first line of this file [default: ROTA_TOKEN].
+    /// The coordinator's token, as the first line of this file [default: ROTA_TOKEN]. Runs
+    /// of the agent's own user can read this file: use --run-as, or ROTA_TOKEN.
     #[arg(long, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Start runs as this user (its uid, gid and groups; HOME, USER and LOGNAME set to
+    /// match), so they cannot read the token file or the agent's memory. Needs root.
+    #[arg(long, env = "ROTA_RUN_AS", value_name = "USER")]
+    run_as: Option<String>,
     /// Also trust this CA certificate (PEM) for an https:// coordinator.
     #[arg(long, env = "ROTA_CA", value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -63,8 +68,23 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let flags = Flags::parse();
+    // Before anything else, so a run of this user can neither read our environment (the
+    // token) through /proc/PID/environ nor our memory through /proc/PID/mem or ptrace, and no
+    // core dump holds the token. Runs are not affected: exec makes a process dumpable again.
+    // The watchdog, a fork of this process, inherits it.
+    nix::sys::prctl::set_dumpable(false)
+        .context("cannot make the agent undumpable (prctl PR_SET_DUMPABLE)")?;
+    let flags = parse_flags::<Flags>();
     init_tracing(flags.verbose);
+    let run_as = flags
+        .run_as
+        .as_deref()
+        .map(rota_agent::run_as::RunAs::lookup)
+        .transpose()?
+        .map(std::sync::Arc::new);
+    if run_as.is_none() && flags.token_file.is_some() {
+        tracing::warn!("runs start as the agent's own user and can read --token-file: use --run-as USER (or ROTA_TOKEN)");
+    }
     let name = match flags.name {
         Some(name) => name,
         None => hostname::get()
@@ -87,6 +107,7 @@ async fn run() -> anyhow::Result<()> {
         drain_timeout: flags.drain_timeout,
         access: rota_proto::access::Access::load(flags.token_file.as_deref(), flags.ca.as_deref())
             .map_err(anyhow::Error::msg)?,
+        run_as,
     };
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     rota_agent::run(config, shutdown).await
@@ -141,38 +162,27 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Plain seconds or a number with an `s`, `m` or `h` suffix.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().last() {
-        Some((at, 's')) => (&text[..at], 1),
-        Some((at, 'm')) => (&text[..at], 60),
-        Some((at, 'h')) => (&text[..at], 3600),
-        _ => (text, 1),
-    };
-    let count: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 90, 90s, 10m or 1h, got {text:?}"))?;
-    count
-        .checked_mul(unit)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+/// The flags, or exit 2 with clap's message in one line (`rota-agent: invalid value 'nan' for
+/// '--lease <DUR>': ...`), as every other error of this binary: a service's log shows one
+/// line per failed start. `--help` and `--version` print as usual.
+fn parse_flags<T: Parser>() -> T {
+    T::try_parse().unwrap_or_else(|err| {
+        if !err.use_stderr() {
+            err.exit();
+        }
+        let text = err.to_string();
+        let line = text.lines().next().unwrap_or_default();
+        eprintln!(
+            "rota-agent: {}",
+            line.strip_prefix("error: ").unwrap_or(line)
+        );
+        std::process::exit(2);
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_accept_plain_seconds_and_s_m_h_suffixes() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn labels_split_at_the_first_equals_sign() {

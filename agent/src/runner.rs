@@ -27,6 +27,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::run_as::RunAs;
 use crate::spool::{Spool, Stream};
 use crate::RunKey;
 
@@ -66,6 +67,8 @@ pub struct RunSpec {
     pub max_execution: Option<Duration>,
     /// Between SIGTERM and SIGKILL on timeout, and on a drain's cancel.
     pub kill_grace: Duration,
+    /// The user the process runs as (`--run-as`); `None`: the agent's own.
+    pub run_as: Option<Arc<RunAs>>,
 }
 
 /// How a run ended, as `RunFinished` reports it.
@@ -303,12 +306,16 @@ impl Run {
 
 fn command(spec: &RunSpec) -> Command {
     let mut command = Command::new(&spec.argv[0]);
+    command.args(&spec.argv[1..]);
+    for key in agent_only_env() {
+        command.env_remove(key);
+    }
+    if let Some(user) = &spec.run_as {
+        user.apply(&mut command);
+    }
     command
-        .args(&spec.argv[1..])
         .envs(&spec.env)
         .env("AGENT_NAME", &spec.agent_name)
-        // The coordinator's token is the agent's secret, not the job's.
-        .env_remove(rota_proto::access::TOKEN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -322,6 +329,20 @@ fn command(spec: &RunSpec) -> Command {
         die_with_parent(&mut command);
     }
     command
+}
+
+/// The variables of the agent's own environment a run does not inherit: every `ROTA_*` one.
+/// They are the agent's configuration (`ROTA_TOKEN`, `ROTA_TOKEN_FILE`, `ROTA_COORDINATOR`,
+/// `ROTA_CA`, ...), and a run needs none of them: with them it could act as the agent, or
+/// find its token. A job that wants one sets it in its own environment, which still applies.
+fn agent_only_env() -> &'static [std::ffi::OsString] {
+    static KEYS: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        std::env::vars_os()
+            .map(|(key, _)| key)
+            .filter(|key| key.as_encoded_bytes().starts_with(b"ROTA_"))
+            .collect()
+    })
 }
 
 /// The fallback when no [`watchdog`](crate::watchdog) could be started: the kernel SIGKILLs

@@ -200,6 +200,7 @@ impl Agent {
                 max_execution: (assign.max_execution_ms > 0)
                     .then(|| Duration::from_millis(assign.max_execution_ms)),
                 kill_grace: Duration::from_millis(assign.kill_grace_ms),
+                run_as: self.config.run_as.clone(),
             };
             let run = Run::start(spec, &self.spool);
             tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");

@@ -72,6 +72,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<()> {
             spool_dir: args.spool_dir,
             drain_timeout: Duration::from_secs(600),
             access: Default::default(),
+            run_as: None,
         };
         rota_agent::run(config, terminated()?).await
     })

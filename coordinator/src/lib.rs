@@ -3,6 +3,7 @@
 //! a coordinator in-process.
 
 pub mod config;
+pub mod credentials;
 pub mod cron;
 pub mod engine;
 pub mod error;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use rota_proto::access::{Access, Credentials, TOKEN_ENV};
+use rota_proto::duration::parse_duration;
 
 /// The rota coordinator: holds the queue, the jobsets and the groups; agents and the CLI
 /// connect to it over gRPC.
@@ -21,29 +23,39 @@ struct Args {
     /// Job definitions to apply at start.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Seconds an agent may be silent before it is lost.
-    #[arg(long, default_value_t = 15.0)]
-    lease: f64,
-    /// Seconds between agent heartbeats.
-    #[arg(long, default_value_t = 5.0)]
-    heartbeat: f64,
-    /// Seconds of the first retry back-off (doubling per attempt).
-    #[arg(long, default_value_t = 1.0)]
-    retry_backoff: f64,
-    /// Seconds between the SIGTERM and the SIGKILL of `rota cancel`, for runs whose job sets
-    /// no `max_execution_grace`.
-    #[arg(long, default_value_t = 10.0)]
-    cancel_grace: f64,
+    /// How long an agent may be silent before it is lost: seconds, or 90s, 5m, 500ms.
+    #[arg(long, default_value = "15", value_name = "DUR", value_parser = parse_duration)]
+    lease: Duration,
+    /// Time between agent heartbeats; shorter than --lease.
+    #[arg(long, default_value = "5", value_name = "DUR", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// The first retry back-off (doubling per attempt).
+    #[arg(long, default_value = "1", value_name = "DUR", value_parser = parse_duration)]
+    retry_backoff: Duration,
+    /// Time between the SIGTERM and the SIGKILL of `rota cancel`, for runs whose job sets no
+    /// `max_execution_grace`.
+    #[arg(long, default_value = "10", value_name = "DUR", value_parser = parse_duration)]
+    cancel_grace: Duration,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "ROTA_TLS_CERT", requires = "tls_key", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "ROTA_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
-    /// Require this shared token (first line of the file) from agents and the CLI. Without it
-    /// the token is taken from ROTA_TOKEN; with neither, anyone who reaches the port may submit.
+    /// Require this one shared token (first line of the file) from agents and the CLI, allowed
+    /// everything: the weakest set-up with a token. Without it the token is taken from
+    /// ROTA_TOKEN; with neither (and no --credentials), anyone who reaches the port may submit.
     #[arg(long, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Tokens by role: a YAML list of {name, role: agent|read|admin, token_sha256 or
+    /// token_file}. Agents' tokens may only connect, read tokens only look.
+    #[arg(
+        long,
+        env = "ROTA_CREDENTIALS",
+        value_name = "FILE",
+        conflicts_with = "token_file"
+    )]
+    credentials: Option<PathBuf>,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -62,17 +74,16 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = parse_flags::<Args>();
     init_tracing(args.verbose);
-    let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
-    config.config_file = args.config;
-    config.lease = Duration::from_secs_f64(args.lease);
-    config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
-    config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
-    config.cancel_grace = Duration::from_secs_f64(args.cancel_grace);
-    config.token = rota_proto::access::Access::load(args.token_file.as_deref(), None)
-        .map_err(anyhow::Error::msg)?
-        .token;
+    let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
+    config.config_file = args.config.clone();
+    config.lease = args.lease;
+    config.heartbeat_interval = args.heartbeat;
+    config.retry_backoff = args.retry_backoff;
+    config.cancel_grace = args.cancel_grace;
+    config.check()?;
+    config.credentials = credentials(&args)?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
@@ -85,8 +96,10 @@ async fn run() -> anyhow::Result<()> {
             .with_context(|| format!("{} / {}", cert.display(), key.display()))?;
         config.tls = Some(tls);
     }
-    if config.token.is_none() && !args.listen.ip().is_loopback() {
-        tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (set ROTA_TOKEN or --token-file)");
+    if config.credentials.is_open() && !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (use --credentials, or at least ROTA_TOKEN)");
+    } else if config.credentials.is_shared() {
+        tracing::warn!("one shared token allowed everything: every agent's machine can submit work and read every log; use --credentials to give agents, readers and admins their own tokens");
     }
     // Bound and announced only once every file was read, so a caller that waits for the
     // address never talks to a coordinator about to exit on a bad flag.
@@ -95,6 +108,22 @@ async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!("rota-coordinator listening on {}", listener.local_addr()?);
     rota_coordinator::serve(config, listener, shutdown_signal()).await
+}
+
+/// `--credentials FILE`, else the one shared token of `--token-file` or `ROTA_TOKEN`, else
+/// none.
+fn credentials(args: &Args) -> anyhow::Result<Credentials> {
+    if let Some(path) = &args.credentials {
+        if std::env::var_os(TOKEN_ENV).is_some_and(|token| !token.is_empty()) {
+            anyhow::bail!("{TOKEN_ENV} is set and --credentials is given: use one of them");
+        }
+        return rota_coordinator::credentials::load(path);
+    }
+    let access = Access::load(args.token_file.as_deref(), None).map_err(anyhow::Error::msg)?;
+    match access.token {
+        Some(token) => Credentials::shared(&token).map_err(anyhow::Error::from),
+        None => Ok(Credentials::open()),
+    }
 }
 
 /// SIGTERM or Ctrl-C.
@@ -119,4 +148,22 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The flags, or exit 2 with clap's message in one line (`rota-coordinator: invalid value 'nan' for
+/// '--lease <DUR>': ...`), as every other error of this binary: a service's log shows one
+/// line per failed start. `--help` and `--version` print as usual.
+fn parse_flags<T: Parser>() -> T {
+    T::try_parse().unwrap_or_else(|err| {
+        if !err.use_stderr() {
+            err.exit();
+        }
+        let text = err.to_string();
+        let line = text.lines().next().unwrap_or_default();
+        eprintln!(
+            "rota-coordinator: {}",
+            line.strip_prefix("error: ").unwrap_or(line)
+        );
+        std::process::exit(2);
+    })
 }

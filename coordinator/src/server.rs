@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rota_proto as pb;
-use rota_proto::access::{root_cause, RequireToken};
+use rota_proto::access::{root_cause, Credentials};
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
 
@@ -31,9 +30,9 @@ pub struct CoordinatorConfig {
     pub retry_backoff: Duration,
     /// SIGTERM → SIGKILL grace on cancel.
     pub cancel_grace: Duration,
-    /// When set, agents and the CLI must send it as a bearer token (health and reflection
-    /// stay open, for probes).
-    pub token: Option<String>,
+    /// Who may call what: every `ControlService` and `AgentService` call is checked against
+    /// them (health and reflection stay open, for probes). Open by default.
+    pub credentials: Credentials,
     /// Serve TLS with this certificate chain and key (PEM).
     pub tls: Option<TlsIdentity>,
 }
@@ -75,9 +74,44 @@ impl CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(10),
-            token: None,
+            credentials: Credentials::open(),
             tls: None,
         }
+    }
+}
+
+/// The longest lease, heartbeat, back-off or grace accepted: anything longer is a typo (and
+/// would overflow the arithmetic on instants).
+pub const MAX_TIMING: Duration = Duration::from_secs(86_400);
+
+impl CoordinatorConfig {
+    /// Refuses timings that cannot work, naming the flag: a lease of zero (every agent lost at
+    /// once), a heartbeat not shorter than the lease (every agent lost between two
+    /// heartbeats), below a millisecond (sent to agents in whole milliseconds, where 0 means
+    /// "the default"), or above [`MAX_TIMING`].
+    pub fn check(&self) -> anyhow::Result<()> {
+        let ms = Duration::from_millis(1);
+        for (flag, value, min) in [
+            ("--lease", self.lease, ms),
+            ("--heartbeat", self.heartbeat_interval, ms),
+            ("--retry-backoff", self.retry_backoff, Duration::ZERO),
+            ("--cancel-grace", self.cancel_grace, Duration::ZERO),
+        ] {
+            if value < min {
+                anyhow::bail!("{flag} must be at least {min:?}, got {value:?}");
+            }
+            if value > MAX_TIMING {
+                anyhow::bail!("{flag} must be at most {MAX_TIMING:?} (1d), got {value:?}");
+            }
+        }
+        if self.heartbeat_interval >= self.lease {
+            anyhow::bail!(
+                "--heartbeat ({:?}) must be shorter than --lease ({:?}): agents would be lost between two heartbeats",
+                self.heartbeat_interval,
+                self.lease
+            );
+        }
+        Ok(())
     }
 }
 
@@ -90,6 +124,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check()?;
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
         lease: config.lease,
@@ -127,30 +162,28 @@ pub async fn serve(
     let reflection = reflection().build_v1()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let health = crate::service::health::Health::server(health_reporter, stop_rx.clone());
-    let auth = RequireToken::new(config.token.as_deref());
-    let control = InterceptedService::new(
+    let auth = &config.credentials;
+    let control = auth.guard(
         pb::control_service_server::ControlServiceServer::new(ControlService {
             engine: engine.clone(),
             shutdown: stop_rx.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE),
-        auth.clone(),
     );
-    let agents = InterceptedService::new(
+    let agents = auth.guard(
         pb::agent_service_server::AgentServiceServer::new(AgentService {
             engine,
             shutdown: stop_rx,
         })
         .max_decoding_message_size(16 << 20),
-        auth,
     );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(
         addr = %incoming.local_addr()?,
         data_dir = %config.data_dir.display(),
         tls = config.tls.is_some(),
-        token = config.token.is_some(),
+        open = config.credentials.is_open(),
         "coordinator serving"
     );
     let mut server = tonic::transport::Server::builder();

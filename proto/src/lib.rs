@@ -8,6 +8,7 @@ pub mod v1 {
 }
 
 pub mod access;
+pub mod duration;
 
 /// Encoded `FileDescriptorSet` of every rota proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -111,6 +111,7 @@ impl Agent {
             spool_dir: spool.join(name),
             drain_timeout: Duration::from_secs(30),
             access: Default::default(),
+            run_as: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rota_agent::run(config, async move {

@@ -274,8 +274,22 @@ impl System {
 
     /// Like [`Self::start_agent`], connecting to `url` (a proxy in front of the coordinator).
     pub fn start_agent_at(&mut self, url: &str, name: &str, slots: u32, extra: &[&str]) {
+        self.start_agent_tuned(url, name, slots, extra, |_| {});
+    }
+
+    /// Like [`Self::start_agent_at`], with `tune` applied to the command last (e.g. to start
+    /// the agent as another user).
+    pub fn start_agent_tuned(
+        &mut self,
+        url: &str,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+        tune: impl FnOnce(&mut Command),
+    ) {
         let log = log_file(self.dir.path(), &format!("agent-{name}"));
-        let child = Command::new(self.bins.agent)
+        let mut command = Command::new(self.bins.agent);
+        command
             .args(["--coordinator", url, "--name", name, "--slots"])
             .arg(slots.to_string())
             .arg("--spool-dir")
@@ -285,9 +299,9 @@ impl System {
             .envs(self.client_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start rota-agent");
+            .stderr(log);
+        tune(&mut command);
+        let child = command.spawn().expect("start rota-agent");
         let old = self.agents.insert(name.to_string(), Proc { child });
         assert!(old.is_none(), "agent {name} started twice");
     }

@@ -150,3 +150,152 @@ fn an_unreachable_coordinator_is_one_clear_line() {
         assert!(err.contains("refused"), "{args:?}: says why: {err:?}");
     }
 }
+
+/// Asserts `out` is a failed start: non-zero exit `code`, nothing on stdout (no address
+/// announced), exactly one line on stderr, from `bin`, no panic; returns the line.
+fn one_line_refusal(out: &Output, bin: &str, code: i32, what: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit code; stderr: {err}"
+    );
+    assert!(out.stdout.is_empty(), "{what}: nothing announced: {out:?}");
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err:?}");
+    assert!(err.starts_with(&format!("{bin}: ")), "{what}: {err:?}");
+    assert!(!err.contains("panicked"), "{what}: {err:?}");
+    err
+}
+
+#[test]
+fn coordinator_timings_that_cannot_work_stop_it_with_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, code, says) in [
+        (&["--heartbeat", "nan"][..], 2, "'--heartbeat <DUR>'"),
+        (&["--lease", "1e30"], 2, "'--lease <DUR>'"),
+        (&["--lease=-1"], 2, "'--lease <DUR>'"),
+        (&["--lease", "0"], 1, "--lease must be at least 1ms"),
+        (
+            &["--lease", "2", "--heartbeat", "2"],
+            1,
+            "--heartbeat (2s) must be shorter than --lease (2s)",
+        ),
+        (
+            &["--lease", "5", "--heartbeat", "10"],
+            1,
+            "must be shorter than --lease",
+        ),
+        (
+            &["--cancel-grace", "3d"],
+            1,
+            "--cancel-grace must be at most",
+        ),
+    ] {
+        let out = std::process::Command::new(bins!().coordinator)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let err = one_line_refusal(&out, "rota-coordinator", code, &format!("{flags:?}"));
+        assert!(err.contains(says), "{flags:?}: {err:?}");
+    }
+}
+
+#[test]
+fn an_agent_refused_for_good_exits_with_one_line_instead_of_retrying() {
+    let sys = System::start(bins!());
+    let agent = |name: &str, slots: &str| {
+        std::process::Command::new(bins!().agent)
+            .args(["--coordinator", &sys.url, "--name", name, "--slots", slots])
+            .arg("--spool-dir")
+            .arg(sys.path("spool"))
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let err = one_line_refusal(&agent("a", "0"), "rota-agent", 2, "--slots 0");
+    assert!(err.contains("'--slots <SLOTS>'"), "{err:?}");
+
+    // The coordinator refuses the name: permanent, so the agent exits (it used to retry
+    // forever), with the coordinator's reason.
+    let err = one_line_refusal(&agent("bad/name", "1"), "rota-agent", 1, "bad name");
+    assert!(
+        err.contains("refused this agent") && err.contains("\"bad/name\""),
+        "{err:?}"
+    );
+    assert!(sys.agents().is_empty(), "no agent registered");
+}
+
+#[test]
+fn an_agent_keeps_retrying_a_coordinator_that_is_not_there_yet() {
+    let mut sys = System::start(bins!());
+    // A port that was free a moment ago: connection refused, a transient failure.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sys.start_agent_at(&format!("http://127.0.0.1:{port}"), "patient", 1, &[]);
+    let log = sys.path("agent-patient.log");
+    rota_tests::procs::until(Duration::from_secs(30), "two reconnect attempts", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.matches("reconnecting").count() >= 2).then_some(())
+    });
+    assert_eq!(sys.agent("patient").try_exit_code(), None, "still running");
+}
+
+#[test]
+fn submit_name_follows_the_config_name_rule() {
+    let sys = System::start(bins!());
+    for bad in ["bad/name", "..", "tab\there", &"n".repeat(65)] {
+        let out = sys.rota(&["submit", "--name", bad, "--", "true"]);
+        let err = one_error_line(&out, &format!("submit --name {bad:?}"));
+        assert!(err.contains("invalid job name"), "{bad:?}: {err:?}");
+    }
+    assert!(
+        sys.json(&["runs"]).as_array().unwrap().is_empty(),
+        "nothing submitted"
+    );
+    let run = sys.submit(&["--name", "build-1.2_x:y@z", "--", "true"]);
+    assert_eq!(run["name"], "build-1.2_x:y@z");
+}
+
+#[test]
+fn a_nul_byte_in_a_config_command_is_refused_at_apply() {
+    let sys = System::start(bins!());
+    let file = sys.path("nul.yaml");
+    std::fs::write(&file, "jobs:\n  j:\n    command: [\"echo\", \"a\\0b\"]\n").unwrap();
+    let out = sys.rota(&["apply", file.to_str().unwrap()]);
+    let err = one_error_line(&out, "apply nul.yaml");
+    assert!(
+        err.contains("nul.yaml") && err.contains("\"j\"") && err.contains("NUL"),
+        "{err:?}"
+    );
+    assert!(
+        sys.json(&["jobs"]).as_array().unwrap().is_empty(),
+        "no job defined"
+    );
+}
+
+#[test]
+fn runs_of_an_unknown_state_is_an_error_not_an_empty_list() {
+    let sys = System::start(bins!());
+    sys.submit(&["--", "true"]);
+    let err = one_error_line(
+        &sys.rota(&["runs", "--state", "bogus"]),
+        "runs --state bogus",
+    );
+    assert!(
+        err.contains("\"bogus\"") && err.contains("pending"),
+        "{err:?}"
+    );
+    assert_eq!(
+        sys.json(&["runs", "--state", "pending"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

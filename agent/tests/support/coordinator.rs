@@ -331,6 +331,7 @@ impl TestAgent {
             spool_dir: spool_dir.clone(),
             drain_timeout: Duration::from_secs(10),
             access: Default::default(),
+            run_as: None,
         };
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(rota_agent::run(config, async move {

@@ -36,6 +36,7 @@ pub fn spec(run_id: &str, argv: &[&str]) -> RunSpec {
         agent_name: "test-agent".to_owned(),
         max_execution: None,
         kill_grace: Duration::from_secs(5),
+        run_as: None,
     }
 }
 

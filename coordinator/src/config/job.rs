@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 
-use super::duration::{parse_duration, seconds_to_duration};
 use super::error::{ConfigError, Scope};
 use super::model::JobDef;
 use super::names::{is_valid_name, NAME_RULE};
@@ -12,6 +11,7 @@ use super::priority::parse_priority;
 use super::raw::{Command, DurationValue, PriorityValue, RawJob, Scalar};
 use super::shell::split_shell_words;
 use crate::cron::{CronError, Schedule};
+use rota_proto::duration::{parse_duration, seconds_to_duration};
 
 /// Builds job `name` from `raw`. Errors are reported in `scope`: the job itself, or the job group
 /// whose keys it was expanded from (that is where the mistake is written). `group` is the job
@@ -56,6 +56,11 @@ pub(super) fn build_job(
     };
     if command.first().is_none_or(|program| program.is_empty()) {
         return Err(invalid("command", "must name a program".into()));
+    }
+    // exec takes C strings: a NUL byte would fail every run of the job at spawn, so refuse it
+    // here, where the mistake is written.
+    if command.iter().any(|word| word.contains('\0')) {
+        return Err(invalid("command", "contains a NUL byte".into()));
     }
 
     let timezone = match raw.schedule_timezone {

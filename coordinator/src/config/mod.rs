@@ -28,7 +28,6 @@
 //! keys, value types, `after` targets and cycles, cron expressions, time zones, durations, and
 //! jobs defined twice (in `jobs` and a job group, or in two job groups).
 
-mod duration;
 mod error;
 mod job;
 mod load;
@@ -42,10 +41,10 @@ mod shell;
 mod tests;
 mod validate;
 
-pub use duration::parse_duration;
 pub use error::{ConfigError, Scope};
 pub use load::{load_file, load_str};
 pub use model::{Definitions, JobDef, DEFAULT_KILL_GRACE};
 pub use names::{is_valid_name, NAME_RULE};
 pub use priority::parse_priority;
+pub use rota_proto::duration::parse_duration;
 pub use shell::split_shell_words;

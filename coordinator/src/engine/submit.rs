@@ -49,9 +49,27 @@ impl State {
         let mut local_deps: Vec<Vec<usize>> = vec![vec![]; specs.len()];
         let mut outside_deps: Vec<Vec<u64>> = vec![vec![]; specs.len()];
         for (i, spec) in specs.iter().enumerate() {
+            if !spec.name.is_empty() {
+                check_name("job", &spec.name)?;
+            }
             if spec.command.is_empty() || spec.command.iter().all(|c| c.trim().is_empty()) {
                 return Err(Error::InvalidArgument(format!(
                     "run {:?}: empty command",
+                    names[i]
+                )));
+            }
+            // What exec cannot carry would only fail at spawn, on an agent.
+            if spec.command.iter().any(|word| word.contains('\0')) {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: the command contains a NUL byte",
+                    names[i]
+                )));
+            }
+            if let Some((key, _)) = spec.env.iter().find(|(key, value)| {
+                key.is_empty() || key.contains(['=', '\0']) || value.contains('\0')
+            }) {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: environment variable {key:?}: the name must be non-empty without '=' or NUL, the value without NUL",
                     names[i]
                 )));
             }

@@ -47,9 +47,15 @@ impl pb::agent_service_server::AgentService for AgentService {
                     "the first message on the agent stream must be Hello",
                 ))
             }
-            Ok(Ok(None)) | Err(_) => {
+            Ok(Ok(None)) => {
                 return Err(Status::invalid_argument(
                     "no Hello received on the agent stream",
+                ))
+            }
+            // Slow, not wrong: the agent retries (INVALID_ARGUMENT would stop it for good).
+            Err(_) => {
+                return Err(Status::deadline_exceeded(
+                    "no Hello received on the agent stream within the lease",
                 ))
             }
             Ok(Err(s)) => return Err(s),

@@ -62,6 +62,18 @@ impl RunRecord {
     }
 }
 
+/// Every state a run record can be in (`Run.state`), in life order.
+pub const RUN_STATES: &[&str] = &[
+    "pending",
+    "assigned",
+    "running",
+    "success",
+    "errored",
+    "cancelled",
+    "skipped",
+    "retired",
+];
+
 pub fn is_final_state(state: &str) -> bool {
     matches!(
         state,

@@ -91,6 +91,7 @@ impl LocalCluster {
             spool_dir: data_dir.join("spool"),
             drain_timeout: DRAIN_TIMEOUT,
             access: Default::default(),
+            run_as: None,
         };
         let agent = tokio::spawn(rota_agent::run(agent_config, async move {
             let _ = agent_stopped.await;

@@ -1,5 +1,8 @@
-//! Durations for `max_execution` and `max_execution_grace`: dsari writes seconds as a number;
-//! people also write `90s`, `5m`, `1h30m` or `500ms`.
+//! The one duration grammar of rota, shared by config files (`max_execution`,
+//! `max_execution_grace`), the CLI (`--timeout`), the coordinator's flags (`--lease`,
+//! `--heartbeat`, ...) and the agent's (`--drain-timeout`): dsari writes seconds as a number;
+//! people also write `90s`, `5m`, `1h30m` or `500ms`. Not finite, negative and too large
+//! values are refused here, so no caller can turn one into a panic.
 
 use std::time::Duration;
 
@@ -45,7 +48,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// dsari's form: a number of seconds, fractions allowed; negative or not finite is refused.
-pub(super) fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
+pub fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds)
         .map_err(|_| format!("invalid duration {seconds} (expected a number of seconds >= 0)"))
 }
