@@ -7,11 +7,11 @@
 //! `MIN HOUR DOM MON DOW [SEC]`: the optional sixth field is the *second* (dsari's order, not
 //! Quartz's). When it is missing it is `H`, as in dsari: each job fires at its own hashed second
 //! of the minute, so `* * * * *` on many jobs does not start them all at :00. Each field takes
-//! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. As in Vixie
-//! cron, when both day-of-month and day-of-week are restricted (neither starts with `*`), a day
-//! matching either one fires. `H` picks a value from a CRC-32 of the job name, so it is the same
-//! on every run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are described in
-//! `cron/hash.rs`.
+//! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. The day fields
+//! also take croniter's `L`, `15W`, `5#3`, `L5` and `?`, and combine as croniter combines them
+//! (`cron/days.rs`). `H` picks a value from a CRC-32 of the job name, so it is the same on every
+//! run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are dsari's exactly
+//! (`cron/hash.rs`).
 //!
 //! # Time zones and daylight saving
 //!
@@ -27,6 +27,7 @@
 //! Time is always passed in: [`Schedule::next_after`] never reads the clock, so schedules are
 //! tested with fixed instants.
 
+mod days;
 mod field;
 mod hash;
 mod search;
@@ -62,8 +63,8 @@ pub struct Schedule {
     days_of_month: u64,
     months: u64,
     days_of_week: u64,
-    /// Vixie cron's rule: both day fields restricted means either one may match.
-    day_or: bool,
+    /// croniter's `L`, `W`, `#` and its rule for combining the two day fields (`days.rs`).
+    days: days::DayRules,
     /// Every hour is allowed: DST gaps are skipped and folds fire twice (see the module docs).
     every_hour: bool,
 }
@@ -114,11 +115,11 @@ impl Schedule {
             let spec = &field::FIELDS[position];
             expanded.push(hash::expand_field(text, position, spec, crc).map_err(invalid)?);
         }
-        let bits = field::parse_fields(&expanded).map_err(invalid)?;
+        let (bits, days) = field::parse_fields(&expanded).map_err(invalid)?;
         let [minutes, hours, days_of_month, months, days_of_week, seconds] = bits;
         let schedule = Schedule {
             expr: expr.to_string(),
-            day_or: !expanded[2].starts_with('*') && !expanded[4].starts_with('*'),
+            days,
             expanded: expanded.join(" "),
             tz,
             seconds,

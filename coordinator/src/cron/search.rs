@@ -17,7 +17,7 @@ use chrono::{
     TimeZone, Timelike, Utc,
 };
 
-use super::Schedule;
+use super::{days, Schedule};
 
 /// Longer than any DST shift in the tz database (2 h), so the candidates that can map to an
 /// instant before the first hit all lie within it.
@@ -119,16 +119,8 @@ fn next_local_match(s: &Schedule, from: NaiveDateTime) -> Option<NaiveDateTime> 
 }
 
 fn date_matches(s: &Schedule, date: NaiveDate) -> bool {
-    if !has(s.months, date.month()) {
-        return false;
-    }
-    let dom = has(s.days_of_month, date.day());
-    let dow = has(s.days_of_week, date.weekday().num_days_from_sunday());
-    if s.day_or {
-        dom || dow
-    } else {
-        dom && dow
-    }
+    has(s.months, date.month())
+        && days::date_matches(s.days_of_month, s.days_of_week, &s.days, date)
 }
 
 fn first_time_at_or_after(s: &Schedule, from: NaiveTime) -> Option<NaiveTime> {
