@@ -238,6 +238,19 @@ impl System {
         }
     }
 
+    /// Sends `sig` to the coordinator (SIGHUP: reload its `--config`).
+    pub fn signal_coordinator(&self, sig: Signal) {
+        self.coordinator
+            .as_ref()
+            .expect("the coordinator runs")
+            .signal(sig);
+    }
+
+    /// The coordinator's log so far (its stdout and stderr).
+    pub fn coordinator_log(&self) -> String {
+        std::fs::read_to_string(self.path("coordinator.log")).unwrap_or_default()
+    }
+
     /// Starts the coordinator again on the same data dir and port (after [`Self::kill9_coordinator`]).
     pub fn restart_coordinator(&mut self) {
         assert!(self.coordinator.is_none(), "the coordinator still runs");

@@ -12,6 +12,7 @@ async fn apply(c: &mut Client, path: &str) -> Result<pb::ApplyResponse, tonic::S
     c.apply(pb::ApplyRequest {
         path: path.into(),
         content,
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -157,6 +158,7 @@ async fn a_bad_config_names_the_problem_and_applies_nothing() {
     c.apply(pb::ApplyRequest {
         path: "good.yaml".into(),
         content: good.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -172,6 +174,7 @@ async fn a_bad_config_names_the_problem_and_applies_nothing() {
             .apply(pb::ApplyRequest {
                 path: "bad.yaml".into(),
                 content: content.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -205,6 +208,7 @@ async fn trigger_environment_wins_over_job_over_global() {
     c.apply(pb::ApplyRequest {
         path: "env.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -235,6 +239,7 @@ async fn a_schedule_fires_on_its_own_with_schedule_environment() {
     c.apply(pb::ApplyRequest {
         path: "tick.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -307,6 +312,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
         .apply(pb::ApplyRequest {
             path: "live.yaml".into(),
             content: cfg,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -364,6 +370,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
         .apply(pb::ApplyRequest {
             path: "live.yaml".into(),
             content: "jobset: live\njobs: {}\n".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -497,6 +504,7 @@ async fn max_execution_times_out_and_retries_keep_every_attempt() {
     c.apply(pb::ApplyRequest {
         path: "limits.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -537,6 +545,7 @@ async fn a_job_run_knows_its_previous_run() {
     c.apply(pb::ApplyRequest {
         path: "prev.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
