@@ -560,3 +560,56 @@ async fn a_job_run_knows_its_previous_run() {
     );
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_run_knows_its_previous_good_and_bad_runs_as_dsari_names_them() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 2, &[]);
+    let mut c = cluster.client().await;
+    let cfg =
+        "jobset: goodbad\njobs:\n  p:\n    command: 'sh -c \"echo ${PREVIOUS_GOOD_RUN_ID:-none} \
+               ${PREVIOUS_GOOD_RUN_NUMBER:-none} ${PREVIOUS_BAD_RUN_ID:-none} \
+               ${PREVIOUS_BAD_RUN_NUMBER:-none} ${PREVIOUS_BAD_EXIT_CODE:-none} $CI $START_TIME; \
+               exit ${CODE:-0}\"'\n";
+    c.apply(pb::ApplyRequest {
+        path: "goodbad.yaml".into(),
+        content: cfg.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut runs = Vec::new();
+    for code in ["0", "3", "0"] {
+        let run = c
+            .trigger(pb::TriggerRequest {
+                job: "p".into(),
+                env: [("CODE".to_string(), code.to_string())].into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        wait_jobset(&mut c, "goodbad", Duration::from_secs(30)).await;
+        runs.push(run);
+    }
+    let words = |out: String| -> Vec<String> { out.split_whitespace().map(String::from).collect() };
+    let first = words(stdout_of(&mut c, &runs[0].id).await);
+    assert_eq!(first[..6], ["none", "none", "none", "none", "none", "true"]);
+    assert!(
+        first[6].parse::<u64>().unwrap() > 1_700_000_000,
+        "START_TIME: {first:?}"
+    );
+    let third = words(stdout_of(&mut c, &runs[2].id).await);
+    let (good, bad) = (&runs[0], &runs[1]);
+    assert_eq!(
+        third[..6],
+        [
+            good.id.clone(),
+            good.number.to_string(),
+            bad.id.clone(),
+            bad.number.to_string(),
+            "3".to_string(),
+            "true".to_string()
+        ]
+    );
+    cluster.stop().await;
+}
