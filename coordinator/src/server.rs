@@ -24,7 +24,8 @@ pub struct CoordinatorConfig {
     /// A config file of job definitions (with its `config_d` files) to apply at start.
     pub config_file: Option<PathBuf>,
     /// Re-read and apply `config_file` on SIGHUP (set by the binary; in-process tests leave
-    /// it off so a signal sent to the test runner changes nothing).
+    /// it off so a signal sent to the test runner changes nothing). Without a config file a
+    /// SIGHUP is then logged and ignored.
     pub reload_on_sighup: bool,
     /// An agent silent this long is lost; a run whose agent went away waits this long for it.
     pub lease: Duration,
@@ -107,17 +108,18 @@ fn config_request(path: &std::path::Path) -> anyhow::Result<pb::ApplyRequest> {
 
 /// SIGHUP re-reads `path` and applies it as `rota apply` would: all or nothing, runs already
 /// queued or running go on. A file that does not read or validate is logged and changes nothing.
-async fn reload_on_sighup(engine: engine::EngineHandle, path: PathBuf) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(hup) => hup,
-        Err(err) => {
-            tracing::error!("cannot listen for SIGHUP, config reload is off: {err}");
-            return;
-        }
-    };
+/// Without a config file a SIGHUP is logged and ignored (rather than ending the process).
+async fn reload_on_sighup(
+    engine: engine::EngineHandle,
+    path: Option<PathBuf>,
+    mut hup: tokio::signal::unix::Signal,
+) {
     while hup.recv().await.is_some() {
-        let applied = match config_request(&path) {
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP ignored: no --config to reload");
+            continue;
+        };
+        let applied = match config_request(path) {
             Ok(req) => engine
                 .ask(|t| engine::Command::Apply(req, t))
                 .await
@@ -148,6 +150,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Listening from the first moment, so a SIGHUP sent as soon as the address is announced
+    // cannot end the process (the signal's default action).
+    let hup = if config.reload_on_sighup {
+        Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|err| anyhow::anyhow!("cannot listen for SIGHUP: {err}"))?,
+        )
+    } else {
+        None
+    };
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
         lease: config.lease,
@@ -162,9 +174,13 @@ pub async fn serve(
     if let Some(path) = &config.config_file {
         let req = config_request(path)?;
         engine.ask(|t| engine::Command::Apply(req, t)).await?;
-        if config.reload_on_sighup {
-            tokio::spawn(reload_on_sighup(engine.clone(), path.clone()));
-        }
+    }
+    if let Some(hup) = hup {
+        tokio::spawn(reload_on_sighup(
+            engine.clone(),
+            config.config_file.clone(),
+            hup,
+        ));
     }
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter

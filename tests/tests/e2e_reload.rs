@@ -157,3 +157,15 @@ fn rota_apply_sends_the_config_d_files_of_a_dsari_config() {
     assert_eq!(jobs, ["dump-db", "rotate-logs", "web1", "web2"]);
     assert_eq!(applied["warnings"].as_array().unwrap().len(), 9);
 }
+
+#[test]
+fn sighup_without_a_config_is_logged_and_the_coordinator_goes_on() {
+    let sys = System::start(bins!());
+    sys.signal_coordinator(Signal::SIGHUP);
+    until(DEADLINE, "the ignored SIGHUP in the log", || {
+        sys.coordinator_log()
+            .contains("SIGHUP ignored: no --config to reload")
+            .then_some(())
+    });
+    assert!(job_names(&sys).is_empty());
+}

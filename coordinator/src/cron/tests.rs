@@ -153,7 +153,7 @@ fn next_after_is_strictly_after() {
 
 #[test]
 fn restricted_day_of_month_and_weekday_match_either() {
-    // Vixie cron: the 13th, and every Friday.
+    // croniter (and Vixie cron): the 13th, and every Friday.
     let s = parse("0 0 13 * 5 0", "x");
     let f = fires(&s, utc(2025, 6, 1, 0, 0, 0), 6);
     let days: Vec<u32> = f.iter().map(chrono::Datelike::day).collect();
