@@ -16,6 +16,10 @@
 //!   (three runs an hour, not four), as in dsari;
 //! - `H(a-b)/n` is `(a + h(n))-b/n`.
 //!
+//! `R` in place of `H` (`R`, `R(a-b)`, `R/n`, `R(a-b)/n`) is the same with a random number for
+//! the CRC, as in dsari. rota picks it when the schedule is parsed, so it holds until the config
+//! is applied again or the coordinator restarts; dsari picks anew each time it computes a run.
+//!
 //! A stepped range that starts past its end is read as croniter 7 reads it: wrapping around the
 //! field (`40-35/10` is 40, 50, 0, 10, 20, 30); one that starts at its end (`35-35/10`) is
 //! croniter's "whole cycle" (`0-59/10`); one past the field's maximum is refused, as croniter
@@ -71,7 +75,11 @@ pub(super) fn expand_field(
 }
 
 fn expand_item(item: &str, position: usize, spec: &FieldSpec, crc: u32) -> Result<String, String> {
-    let Some(rest) = item.strip_prefix('H') else {
+    let (rest, crc) = if let Some(rest) = item.strip_prefix('H') {
+        (rest, crc)
+    } else if let Some(rest) = item.strip_prefix('R') {
+        (rest, random_u32())
+    } else {
         return Ok(item.to_string());
     };
     let invalid = || format!("{}: invalid hash \"{item}\"", spec.name);
@@ -128,6 +136,15 @@ fn expand_item(item: &str, position: usize, spec: &FieldSpec, crc: u32) -> Resul
             stepped(a + hash(n, lo), b, n, position).ok_or_else(past_the_end)?
         }
     })
+}
+
+/// A number for dsari's `R`: std's randomly keyed hasher, since a value that only spreads jobs
+/// needs no random-number dependency.
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    hasher.finish() as u32
 }
 
 /// `start-end/step` as croniter 7 expands it (see the module docs); `None` when croniter
@@ -269,6 +286,20 @@ mod tests {
             expand("H(55-59)/15", 0, "hello").unwrap_err(),
             "minute: hash \"H(55-59)/15\" gives a range past 59 for this job (as in dsari)"
         );
+    }
+
+    #[test]
+    fn r_is_h_with_a_random_number() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let v: u32 = expand("R(10-20)", 0, "job").unwrap().parse().unwrap();
+            assert!((10..=20).contains(&v), "{v}");
+            seen.insert(v);
+            let step = expand("R/15", 0, "job").unwrap();
+            assert!(step.ends_with("-59/15"), "{step}");
+        }
+        // 50 draws from 11 values: all equal has odds of 11^-49.
+        assert!(seen.len() > 1, "{seen:?}");
     }
 
     #[test]

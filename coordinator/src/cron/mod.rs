@@ -10,8 +10,8 @@
 //! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. The day fields
 //! also take croniter's `L`, `15W`, `5#3`, `L5` and `?`, and combine as croniter combines them
 //! (`cron/days.rs`). `H` picks a value from a CRC-32 of the job name, so it is the same on every
-//! run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are dsari's exactly
-//! (`cron/hash.rs`).
+//! run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are dsari's exactly, and
+//! dsari's random `R` forms are taken too (`cron/hash.rs`).
 //!
 //! # Time zones and daylight saving
 //!
