@@ -139,7 +139,7 @@ impl Schedule {
         Ok(schedule)
     }
 
-    /// The first fire time strictly after `t`. `None` only when no date matches within nine
+    /// The first fire time strictly after `t`. `None` only when no date matches within forty
     /// years (which [`Schedule::parse`] already refuses) or `t` lies outside years 1-9990.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         search::next_after(self, t)

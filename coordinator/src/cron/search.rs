@@ -23,8 +23,12 @@ use super::{days, Schedule};
 /// instant before the first hit all lie within it.
 const MARGIN: Duration = Duration::hours(3);
 /// How many days the calendar search looks ahead: more than the 8 years between two 29ths of
-/// February (1896 -> 1904), so `0 0 29 2 *` is always found.
-const MAX_DAYS: u32 = 366 * 9;
+/// February (1896 -> 1904), so `0 0 29 2 *` is always found, and more than the 28-year cycle
+/// in which a date falls on each weekday (with room for a skipped leap day at 2100), so a
+/// date-and-weekday rule such as `15W 2 5#3` (the 15th of February on a Friday, 2019 -> 2030)
+/// is too. Only a schedule that never fires walks it all, and [`super::Schedule::parse`]
+/// refuses those.
+const MAX_DAYS: u32 = 366 * 40;
 
 pub(super) fn next_after(s: &Schedule, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     // Far from today chrono's local-time arithmetic can overflow and panic; no job needs it.

@@ -176,6 +176,17 @@ fn leap_day_is_found_years_ahead() {
 }
 
 #[test]
+fn a_weekday_rule_on_one_date_is_found_eleven_years_ahead() {
+    // The weekday nearest 15 February when that is its third Friday: only when the 15th is a
+    // Friday, 2019 and then 2030 (dsari finds the same).
+    let s = parse("0 0 15W 2 5#3 0", "x");
+    assert_eq!(
+        s.next_after(utc(2019, 3, 1, 0, 0, 0)),
+        Some(utc(2030, 2, 15, 0, 0, 0))
+    );
+}
+
+#[test]
 fn timezone_shifts_the_wall_clock() {
     let s = Schedule::parse("0 9 * * * 0", "x", Some("America/New_York")).unwrap();
     // 09:00 EST = 14:00 UTC in January.
