@@ -18,9 +18,11 @@
 //! Fields are matched against the wall clock of the schedule's zone (UTC when none is given).
 //! Around a DST change the rule depends on whether the schedule names particular hours:
 //! - It names particular hours (e.g. `30 2 * * *`): a wall-clock time skipped by spring-forward
-//!   fires once, at the first instant after the gap (02:30 in Europe/Berlin on the last Sunday
-//!   of March fires at 03:00 CEST); a time repeated by fall-back fires once, at its first
-//!   occurrence (02:30 CEST, not again at 02:30 CET). A daily job runs exactly once every day.
+//!   fires once, in the first minute after the gap at the schedule's first second (02:30 in
+//!   Europe/Berlin on the last Sunday of March fires at 03:00 CEST, plus the job's hashed
+//!   second, as in dsari); a time repeated by fall-back fires once, at its first occurrence
+//!   (02:30 CEST, not again at 02:30 CET, where dsari fires in both). A daily job runs exactly
+//!   once every day.
 //! - It runs in every hour (e.g. `*/15 * * * *`): it follows the wall clock, so skipped times do
 //!   not fire and repeated times fire in both passes; the interval between runs stays as written.
 //!

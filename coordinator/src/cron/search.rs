@@ -93,13 +93,19 @@ fn instants(s: &Schedule, local: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
     }
 }
 
-/// The first instant after the DST gap that swallowed `local`. Gaps in the tz database start and
-/// end on whole minutes, so stepping by minutes lands exactly on the end.
+/// The first instant after the DST gap that swallowed `local`, at the schedule's first second
+/// (as dsari: `30 2 * * *` hashed to second 42 fires at 03:00:42 CEST, so hashed jobs stay
+/// spread). Gaps in the tz database start and end on whole minutes, so stepping by minutes
+/// lands exactly on the end.
 fn end_of_gap(s: &Schedule, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let second = lowest_from(s.seconds, 0)?;
     let mut probe = local.with_second(0)?;
     for _ in 0..24 * 60 {
         probe = probe.checked_add_signed(Duration::minutes(1))?;
-        if let Some(at) = s.tz.from_local_datetime(&probe).earliest() {
+        if s.tz.from_local_datetime(&probe).earliest().is_some() {
+            let at =
+                s.tz.from_local_datetime(&probe.with_second(second)?)
+                    .earliest()?;
             return Some(at.to_utc());
         }
     }

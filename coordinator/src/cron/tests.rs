@@ -212,6 +212,17 @@ fn daily_job_in_the_spring_forward_gap_runs_once_at_the_end_of_the_gap() {
     );
 }
 
+/// In the gap the job keeps its hashed second, as in dsari: crc32("a") = 3904355907,
+/// >> 5 = 122011122, % 60 = 42, so 02:30:42 CET on 2026-03-29 fires at 03:00:42 CEST.
+#[test]
+fn a_hashed_job_in_the_spring_forward_gap_keeps_its_second() {
+    let s = Schedule::parse("30 2 * * *", "a", Some("Europe/Berlin")).unwrap();
+    assert_eq!(
+        fires(&s, utc(2026, 3, 28, 20, 0, 0), 2),
+        [utc(2026, 3, 29, 1, 0, 42), utc(2026, 3, 30, 0, 30, 42)]
+    );
+}
+
 /// Europe/Berlin falls back on 2025-10-26 (03:00 CEST -> 02:00 CET, 01:00 UTC): 02:30 happens
 /// twice that day, and the daily job runs only at the first.
 #[test]
