@@ -266,8 +266,13 @@ pub struct DrainArgs {
 /// `rota apply FILE`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Config file (YAML or JSON); sent as text, validated by the coordinator.
+    /// Config file (YAML or JSON); sent as text with the files of its `config_d` directory
+    /// (default `config.d` beside it), validated by the coordinator.
     pub file: PathBuf,
+    /// Only validate: the coordinator checks the config and lists its jobs and warnings, and
+    /// applies nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `rota trigger JOB`.

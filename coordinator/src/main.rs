@@ -20,7 +20,8 @@ struct Args {
     /// Directory of the SQLite store and the logs.
     #[arg(long, default_value = "rota-data", env = "ROTA_DATA_DIR")]
     data_dir: PathBuf,
-    /// Job definitions to apply at start.
+    /// Job definitions to apply at start (with the files of its `config_d`); SIGHUP re-reads
+    /// and applies them, as `rota apply` does.
     #[arg(long)]
     config: Option<PathBuf>,
     /// How long an agent may be silent before it is lost: seconds, or 90s, 5m, 500ms.
@@ -78,6 +79,7 @@ async fn run() -> anyhow::Result<()> {
     init_tracing(args.verbose);
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
     config.config_file = args.config.clone();
+    config.reload_on_sighup = true;
     config.lease = args.lease;
     config.heartbeat_interval = args.heartbeat;
     config.retry_backoff = args.retry_backoff;

@@ -20,8 +20,12 @@ use crate::service::{agent_stream::AgentService, control::ControlService};
 pub struct CoordinatorConfig {
     /// Where the SQLite store and the log files live.
     pub data_dir: PathBuf,
-    /// A config file of job definitions to apply at start.
+    /// A config file of job definitions (with its `config_d` files) to apply at start.
     pub config_file: Option<PathBuf>,
+    /// Re-read and apply `config_file` on SIGHUP (set by the binary; in-process tests leave
+    /// it off so a signal sent to the test runner changes nothing). Without a config file a
+    /// SIGHUP is then logged and ignored.
+    pub reload_on_sighup: bool,
     /// An agent silent this long is lost; a run whose agent went away waits this long for it.
     pub lease: Duration,
     /// How often agents heartbeat (told to them in Welcome).
@@ -70,6 +74,7 @@ impl CoordinatorConfig {
         CoordinatorConfig {
             data_dir: data_dir.into(),
             config_file: None,
+            reload_on_sighup: false,
             lease: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(5),
             retry_backoff: Duration::from_secs(1),
@@ -115,6 +120,61 @@ impl CoordinatorConfig {
     }
 }
 
+/// The apply request for a config file and its `config_d` files, read here because they are on
+/// this machine.
+fn config_request(path: &std::path::Path) -> anyhow::Result<pb::ApplyRequest> {
+    let mut sources = crate::config::read_sources(path)?.into_iter();
+    let main = sources
+        .next()
+        .expect("read_sources returns the file itself first");
+    Ok(pb::ApplyRequest {
+        path: main.path,
+        content: main.content,
+        config_d: sources
+            .map(|f| pb::ConfigFile {
+                path: f.path,
+                content: f.content,
+            })
+            .collect(),
+        check_only: false,
+    })
+}
+
+/// SIGHUP re-reads `path` and applies it as `rota apply` would: all or nothing, runs already
+/// queued or running go on. A file that does not read or validate is logged and changes nothing.
+/// Without a config file a SIGHUP is logged and ignored (rather than ending the process).
+async fn reload_on_sighup(
+    engine: engine::EngineHandle,
+    path: Option<PathBuf>,
+    mut hup: tokio::signal::unix::Signal,
+) {
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP ignored: no --config to reload");
+            continue;
+        };
+        let applied = match config_request(path) {
+            Ok(req) => engine
+                .ask(|t| engine::Command::Apply(req, t))
+                .await
+                .map_err(anyhow::Error::from),
+            Err(err) => Err(err),
+        };
+        match applied {
+            Ok(resp) => tracing::info!(
+                path = %path.display(),
+                jobs = resp.jobs.len(),
+                removed = resp.removed.len(),
+                "SIGHUP: config reloaded"
+            ),
+            Err(err) => tracing::error!(
+                path = %path.display(),
+                "SIGHUP: config not reloaded, nothing changed: {err:#}"
+            ),
+        }
+    }
+}
+
 /// Large submits (100,000 runs) are one message.
 const MAX_MESSAGE: usize = 512 << 20;
 
@@ -125,6 +185,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.check()?;
+    // Listening from the first moment, so a SIGHUP sent as soon as the address is announced
+    // cannot end the process (the signal's default action).
+    let hup = if config.reload_on_sighup {
+        Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|err| anyhow::anyhow!("cannot listen for SIGHUP: {err}"))?,
+        )
+    } else {
+        None
+    };
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
         lease: config.lease,
@@ -137,13 +207,15 @@ pub async fn serve(
         cancel_grace: config.cancel_grace,
     })?;
     if let Some(path) = &config.config_file {
-        let content = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let req = pb::ApplyRequest {
-            path: path.display().to_string(),
-            content,
-        };
+        let req = config_request(path)?;
         engine.ask(|t| engine::Command::Apply(req, t)).await?;
+    }
+    if let Some(hup) = hup {
+        tokio::spawn(reload_on_sighup(
+            engine.clone(),
+            config.config_file.clone(),
+            hup,
+        ));
     }
     let health_reporter = tonic_health::server::HealthReporter::new();
     health_reporter

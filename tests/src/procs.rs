@@ -238,6 +238,19 @@ impl System {
         }
     }
 
+    /// Sends `sig` to the coordinator (SIGHUP: reload its `--config`).
+    pub fn signal_coordinator(&self, sig: Signal) {
+        self.coordinator
+            .as_ref()
+            .expect("the coordinator runs")
+            .signal(sig);
+    }
+
+    /// The coordinator's log so far (its stdout and stderr).
+    pub fn coordinator_log(&self) -> String {
+        std::fs::read_to_string(self.path("coordinator.log")).unwrap_or_default()
+    }
+
     /// Stops the coordinator gracefully (SIGTERM) and waits until it has exited.
     pub fn stop_coordinator(&mut self) {
         if let Some(mut c) = self.coordinator.take() {

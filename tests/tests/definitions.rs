@@ -12,6 +12,7 @@ async fn apply(c: &mut Client, path: &str) -> Result<pb::ApplyResponse, tonic::S
     c.apply(pb::ApplyRequest {
         path: path.into(),
         content,
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -157,6 +158,7 @@ async fn a_bad_config_names_the_problem_and_applies_nothing() {
     c.apply(pb::ApplyRequest {
         path: "good.yaml".into(),
         content: good.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -172,6 +174,7 @@ async fn a_bad_config_names_the_problem_and_applies_nothing() {
             .apply(pb::ApplyRequest {
                 path: "bad.yaml".into(),
                 content: content.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -205,6 +208,7 @@ async fn trigger_environment_wins_over_job_over_global() {
     c.apply(pb::ApplyRequest {
         path: "env.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -235,6 +239,7 @@ async fn a_schedule_fires_on_its_own_with_schedule_environment() {
     c.apply(pb::ApplyRequest {
         path: "tick.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -307,6 +312,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
         .apply(pb::ApplyRequest {
             path: "live.yaml".into(),
             content: cfg,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -364,6 +370,7 @@ async fn reapply_stops_removed_schedules_and_running_runs_go_on() {
         .apply(pb::ApplyRequest {
             path: "live.yaml".into(),
             content: "jobset: live\njobs: {}\n".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -497,6 +504,7 @@ async fn max_execution_times_out_and_retries_keep_every_attempt() {
     c.apply(pb::ApplyRequest {
         path: "limits.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -537,6 +545,7 @@ async fn a_job_run_knows_its_previous_run() {
     c.apply(pb::ApplyRequest {
         path: "prev.yaml".into(),
         content: cfg.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -548,6 +557,59 @@ async fn a_job_run_knows_its_previous_run() {
     assert_eq!(
         stdout_of(&mut c, &second.id).await.trim(),
         format!("{} 4", first.id)
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_run_knows_its_previous_good_and_bad_runs_as_dsari_names_them() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 2, &[]);
+    let mut c = cluster.client().await;
+    let cfg =
+        "jobset: goodbad\njobs:\n  p:\n    command: 'sh -c \"echo ${PREVIOUS_GOOD_RUN_ID:-none} \
+               ${PREVIOUS_GOOD_RUN_NUMBER:-none} ${PREVIOUS_BAD_RUN_ID:-none} \
+               ${PREVIOUS_BAD_RUN_NUMBER:-none} ${PREVIOUS_BAD_EXIT_CODE:-none} $CI $START_TIME; \
+               exit ${CODE:-0}\"'\n";
+    c.apply(pb::ApplyRequest {
+        path: "goodbad.yaml".into(),
+        content: cfg.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut runs = Vec::new();
+    for code in ["0", "3", "0"] {
+        let run = c
+            .trigger(pb::TriggerRequest {
+                job: "p".into(),
+                env: [("CODE".to_string(), code.to_string())].into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        wait_jobset(&mut c, "goodbad", Duration::from_secs(30)).await;
+        runs.push(run);
+    }
+    let words = |out: String| -> Vec<String> { out.split_whitespace().map(String::from).collect() };
+    let first = words(stdout_of(&mut c, &runs[0].id).await);
+    assert_eq!(first[..6], ["none", "none", "none", "none", "none", "true"]);
+    assert!(
+        first[6].parse::<u64>().unwrap() > 1_700_000_000,
+        "START_TIME: {first:?}"
+    );
+    let third = words(stdout_of(&mut c, &runs[2].id).await);
+    let (good, bad) = (&runs[0], &runs[1]);
+    assert_eq!(
+        third[..6],
+        [
+            good.id.clone(),
+            good.number.to_string(),
+            bad.id.clone(),
+            bad.number.to_string(),
+            "3".to_string(),
+            "true".to_string()
+        ]
     );
     cluster.stop().await;
 }

@@ -1,8 +1,9 @@
-//! `rota apply FILE`: sends the file's name and text; the coordinator parses and validates it,
-//! so its errors name the file as the user gave it.
+//! `rota apply [--check] FILE`: sends the file's name and text, and those of its `config_d`
+//! files (read here, where the directory is); the coordinator parses and validates them, so its
+//! errors name the files as the user gave them. Warnings (dsari keys without effect in rota) go
+//! to stderr.
 
-use anyhow::Context as _;
-use rota_proto::ApplyRequest;
+use rota_proto::{ApplyRequest, ConfigFile};
 use serde::Serialize;
 
 use super::Context;
@@ -15,27 +16,50 @@ use crate::output::emit;
 struct ApplyView {
     jobs: Vec<String>,
     removed: Vec<String>,
+    warnings: Vec<String>,
+    /// Only checked (`--check`), nothing applied.
+    checked: bool,
 }
 
 pub async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
-    let path = args.file.display().to_string();
-    let content = std::fs::read_to_string(&args.file).with_context(|| path.clone())?;
-    let resp = ctx
-        .client()
-        .await?
-        .apply(ApplyRequest { path, content })
-        .await
-        .reply()?;
+    let mut files = rota_coordinator::config::read_sources(&args.file)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter();
+    let main = files
+        .next()
+        .expect("read_sources returns the file itself first");
+    let request = ApplyRequest {
+        path: main.path,
+        content: main.content,
+        config_d: files
+            .map(|f| ConfigFile {
+                path: f.path,
+                content: f.content,
+            })
+            .collect(),
+        check_only: args.check,
+    };
+    let resp = ctx.client().await?.apply(request).await.reply()?;
+    for warning in &resp.warnings {
+        eprintln!("warning: {warning}");
+    }
     let view = ApplyView {
         jobs: resp.jobs,
         removed: resp.removed,
+        warnings: resp.warnings,
+        checked: args.check,
     };
     emit(ctx.output, &view, || summary(&view))?;
     Ok(())
 }
 
 fn summary(v: &ApplyView) -> String {
-    let mut out = format!("applied {} jobs", v.jobs.len());
+    let verb = if v.checked {
+        "valid, would apply"
+    } else {
+        "applied"
+    };
+    let mut out = format!("{verb} {} jobs", v.jobs.len());
     if !v.jobs.is_empty() {
         out.push_str(&format!(": {}", v.jobs.join(", ")));
     }
@@ -56,10 +80,15 @@ mod tests {
 
     #[test]
     fn summary_lists_applied_and_removed_jobs() {
-        let v = ApplyView {
+        let mut v = ApplyView {
             jobs: vec!["a".into(), "b".into()],
             removed: vec!["old".into()],
+            warnings: Vec::new(),
+            checked: false,
         };
         assert_eq!(summary(&v), "applied 2 jobs: a, b\nremoved 1: old\n");
+        v.checked = true;
+        v.removed.clear();
+        assert_eq!(summary(&v), "valid, would apply 2 jobs: a, b\n");
     }
 }

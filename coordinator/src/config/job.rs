@@ -147,6 +147,7 @@ pub(super) fn build_job(
         command,
         shell,
         command_append_run: raw.command_append_run.unwrap_or(false),
+        jenkins_environment: raw.jenkins_environment.unwrap_or(false),
         environment: environment(path, scope, raw.environment)?,
         concurrency_groups,
         schedule,

@@ -1,37 +1,39 @@
-//! Reading a config file: JSON for `.json`, YAML (which also reads JSON) for anything else.
+//! Reading a config: one file, or a file and its `config_d` files merged (`sources.rs`).
 
 use std::path::Path;
 
 use super::error::ConfigError;
 use super::model::Definitions;
-use super::node::Node;
+use super::sources::{self, read_sources, SourceFile};
 use super::validate;
 
-/// Reads, parses and validates the config file at `path`.
+/// Reads, parses and validates the config file at `path` with its `config_d` files.
 pub fn load_file(path: &Path) -> Result<Definitions, ConfigError> {
-    let shown = path.display().to_string();
-    let content = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: shown.clone(),
-        error,
-    })?;
-    load_str(&shown, &content)
+    load_sources(&read_sources(path)?)
 }
 
 /// Parses and validates `content`; `path_for_messages` picks the format (by extension), names
-/// the file in errors and gives the default jobset (its stem). `rota apply` uses this to check a
-/// file the coordinator receives as text.
+/// the file in errors and gives the default jobset (its stem).
 pub fn load_str(path_for_messages: &str, content: &str) -> Result<Definitions, ConfigError> {
-    let is_json = Path::new(path_for_messages)
-        .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
-    let parsed: Result<Node, String> = if is_json {
-        serde_json::from_str(content).map_err(|e| e.to_string())
-    } else {
-        serde_norway::from_str(content).map_err(|e| e.to_string())
-    };
-    let doc = parsed.map_err(|message| ConfigError::Syntax {
+    load_sources(&[SourceFile {
         path: path_for_messages.into(),
-        message,
-    })?;
-    validate::build(path_for_messages, doc)
+        content: content.into(),
+    }])
+}
+
+/// Parses every file (a syntax error names its file), merges them in order as dsari does and
+/// validates the result. The first file names the config in later errors and gives the
+/// default jobset. `rota apply` and the coordinator's `--config` both end here.
+pub fn load_sources(files: &[SourceFile]) -> Result<Definitions, ConfigError> {
+    let Some((main, rest)) = files.split_first() else {
+        return Err(ConfigError::Syntax {
+            path: String::new(),
+            message: "no config file given".into(),
+        });
+    };
+    let mut doc = sources::parse(main)?;
+    for file in rest {
+        doc = sources::merge(doc, sources::parse(file)?);
+    }
+    validate::build(&main.path, doc)
 }

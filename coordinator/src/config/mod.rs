@@ -10,16 +10,23 @@
 //! - `environment`: variables for every run.
 //! - rota: `jobset` (the jobset `rota run` creates; default: the file's stem) and `parallel`
 //!   (its limit; default 0 = unlimited).
-//! - dsari daemon keys (`data_dir`, `template_dir`, `report_html_gz`, `report_output_limit`,
-//!   `shutdown_kill_runs`, `shutdown_kill_grace`, `database`, `config_d`): accepted, ignored.
+//! - `config_d`: a directory (relative to the file; default `config.d` beside it) whose
+//!   `*.yaml`, then `*.json` files, each in name order, are merged over the file as dsari
+//!   merges them (`sources.rs`).
+//! - dsari daemon and report keys (`data_dir`, `template_dir`, `report_html_gz`,
+//!   `report_output_limit`, `report_run_output_start`, `report_run_output_end`,
+//!   `shutdown_kill_runs`, `shutdown_kill_grace`, `database`): accepted with one warning each
+//!   ([`Definitions::warnings`]), no effect.
 //!
 //! Job keys: `command` (argv list, or a string split like a shell would; with `shell: true` the
 //! string runs under `/bin/sh -c`), `shell`, `schedule` (see [`crate::cron`]),
 //! `schedule_timezone` (IANA), `environment`, `concurrency_groups`, `max_execution` and
 //! `max_execution_grace` (seconds, or `"90s"`, `"5m"`, `"1h"`, `"500ms"`), `concurrent_runs`,
-//! `command_append_run` (dsari: append job name and run id), `job_group`, `priority`
-//! (`high`/`normal`/`low`/integer), `after` (job names in the same file), `retries`, `jobset`.
-//! dsari's `render_reports` and `jenkins_environment` are accepted and ignored.
+//! `command_append_run` (dsari: append job name and run id), `jenkins_environment` (dsari's
+//! `BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`, `BUILD_URL`, `EXECUTOR_NUMBER`, `NODE_NAME`,
+//! `WORKSPACE`), `job_group`, `priority` (`high`/`normal`/`low`/integer), `after` (job names in
+//! the same file), `retries`, `jobset`. dsari's `render_reports` is accepted with one warning
+//! for all the jobs that set it.
 //!
 //! # Errors
 //!
@@ -37,14 +44,16 @@ mod node;
 mod priority;
 mod raw;
 mod shell;
+mod sources;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use error::{ConfigError, Scope};
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_sources, load_str};
 pub use model::{Definitions, JobDef, DEFAULT_KILL_GRACE};
 pub use names::{is_valid_name, NAME_RULE};
 pub use priority::parse_priority;
 pub use rota_proto::duration::parse_duration;
 pub use shell::split_shell_words;
+pub use sources::{read_sources, SourceFile};

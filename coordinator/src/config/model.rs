@@ -25,6 +25,9 @@ pub struct Definitions {
     pub groups: BTreeMap<String, u32>,
     /// Jobs in file order, `job_groups` expanded in place (one job per name).
     pub jobs: Vec<JobDef>,
+    /// One line per accepted dsari key that has no effect in rota, naming it (shown by
+    /// `rota apply`, logged by the coordinator).
+    pub warnings: Vec<String>,
 }
 
 /// One job definition.
@@ -42,6 +45,9 @@ pub struct JobDef {
     /// more arguments. [`JobDef::to_run_spec`] does it with a small `sh` wrapper, since the run id
     /// is not known before the run exists.
     pub command_append_run: bool,
+    /// dsari's `jenkins_environment`: the run also gets `BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`,
+    /// `BUILD_URL`, `EXECUTOR_NUMBER`, `NODE_NAME` and `WORKSPACE` (see `JENKINS_SCRIPT`).
+    pub jenkins_environment: bool,
     /// The job's own variables, not merged with the file's (see [`JobDef::to_run_spec`]).
     pub environment: BTreeMap<String, String>,
     /// Groups the run may count against; empty = any agent.
@@ -72,6 +78,17 @@ pub struct JobDef {
 /// (set by the agent) appended, replacing the shell so signals reach the command itself.
 const APPEND_RUN_SCRIPT: &str = "exec \"$@\" \"$JOB_NAME\" \"$RUN_ID\"";
 
+/// What `jenkins_environment` adds before the command, with dsari's values: the build id and
+/// number are the run id, the tag `dsari-JOB-RUN`, the executor 0 on node `master`, and the
+/// workspace (and the build URL) the run's working directory. A variable the run already has
+/// (from `environment` or a trigger) wins, as in dsari. It runs on the agent because only there
+/// the run id and working directory are known. dsari's `JENKINS_URL` (its data dir) has no
+/// counterpart on an agent and is not set.
+const JENKINS_SCRIPT: &str = "export BUILD_ID=\"${BUILD_ID-$RUN_ID}\" \
+BUILD_NUMBER=\"${BUILD_NUMBER-$RUN_ID}\" BUILD_TAG=\"${BUILD_TAG-dsari-$JOB_NAME-$RUN_ID}\" \
+BUILD_URL=\"${BUILD_URL-file://$PWD/}\" EXECUTOR_NUMBER=\"${EXECUTOR_NUMBER-0}\" \
+NODE_NAME=\"${NODE_NAME-master}\" WORKSPACE=\"${WORKSPACE-$PWD}\"; ";
+
 impl JobDef {
     /// The RunSpec `rota run` submits for this job: name, command (argv, shell=false since the
     /// argv already carries /bin/sh -c), env = global + job (job wins), groups, priority, after
@@ -90,13 +107,13 @@ impl JobDef {
         env.extend(global_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
 
-        let command = if self.command_append_run {
-            let mut argv = vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                APPEND_RUN_SCRIPT.into(),
-                "sh".into(),
-            ];
+        let command = if self.command_append_run || self.jenkins_environment {
+            let script = match (self.jenkins_environment, self.command_append_run) {
+                (true, true) => format!("{JENKINS_SCRIPT}{APPEND_RUN_SCRIPT}"),
+                (true, false) => format!("{JENKINS_SCRIPT}exec \"$@\""),
+                _ => APPEND_RUN_SCRIPT.to_string(),
+            };
+            let mut argv = vec!["/bin/sh".into(), "-c".into(), script, "sh".into()];
             argv.extend(self.command.iter().cloned());
             argv
         } else {

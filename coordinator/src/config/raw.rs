@@ -26,8 +26,9 @@ pub(super) struct RawTop {
     pub jobset: Option<String>,
     /// rota: the jobset's parallel limit for `rota run`; 0 = unlimited.
     pub parallel: Option<u32>,
-    /// dsari's daemon settings: accepted so a dsari config applies unchanged, ignored by rota
-    /// (its coordinator has its own flags for data dir and shutdown).
+    /// dsari's daemon and report settings: accepted so a dsari config applies unchanged, with
+    /// one warning each (see [`NO_EFFECT_TOP`]); rota's coordinator has its own flags for data
+    /// dir and shutdown and renders no HTML reports.
     #[allow(dead_code)]
     pub data_dir: Option<IgnoredAny>,
     #[allow(dead_code)]
@@ -37,14 +38,37 @@ pub(super) struct RawTop {
     #[allow(dead_code)]
     pub report_output_limit: Option<IgnoredAny>,
     #[allow(dead_code)]
+    pub report_run_output_start: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub report_run_output_end: Option<IgnoredAny>,
+    #[allow(dead_code)]
     pub shutdown_kill_runs: Option<IgnoredAny>,
     #[allow(dead_code)]
     pub shutdown_kill_grace: Option<IgnoredAny>,
     #[allow(dead_code)]
     pub database: Option<IgnoredAny>,
+    /// Read before validation (`sources.rs`): more files merged into this one.
     #[allow(dead_code)]
-    pub config_d: Option<IgnoredAny>,
+    pub config_d: Option<String>,
 }
+
+/// Top-level keys accepted for dsari compatibility that change nothing in rota: each present
+/// one gives a warning naming it.
+pub(super) const NO_EFFECT_TOP: &[&str] = &[
+    "data_dir",
+    "database",
+    "template_dir",
+    "report_html_gz",
+    "report_output_limit",
+    "report_run_output_start",
+    "report_run_output_end",
+    "shutdown_kill_runs",
+    "shutdown_kill_grace",
+];
+
+/// Job keys accepted for dsari compatibility that change nothing in rota (one warning for all
+/// the jobs that set one).
+pub(super) const NO_EFFECT_JOB: &[&str] = &["render_reports"];
 
 /// One concurrency group.
 #[derive(Debug, Default, Deserialize)]
@@ -78,11 +102,11 @@ pub(super) struct RawJob {
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.
     pub job_names: Option<Vec<String>>,
-    /// dsari-render's switch: accepted for dsari compatibility, ignored (rota renders no HTML).
+    /// dsari-render's switch: accepted for dsari compatibility with a warning (rota renders no
+    /// HTML).
     #[allow(dead_code)]
     pub render_reports: Option<bool>,
-    /// dsari's Jenkins variables (`BUILD_ID`...): accepted for dsari compatibility, ignored.
-    #[allow(dead_code)]
+    /// dsari's Jenkins variables (`BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`, `WORKSPACE`...).
     pub jenkins_environment: Option<bool>,
 }
 

@@ -9,7 +9,7 @@ use super::job::{build_job, environment};
 use super::model::{Definitions, JobDef};
 use super::names::{is_valid_name, NAME_RULE};
 use super::node::Node;
-use super::raw::{from_map, RawConcurrencyGroup, RawJob, RawTop};
+use super::raw::{from_map, RawConcurrencyGroup, RawJob, RawTop, NO_EFFECT_JOB, NO_EFFECT_TOP};
 
 /// Where a job was defined, to explain duplicates.
 enum Origin {
@@ -42,6 +42,23 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
         None => default_jobset(path)?,
     };
 
+    let mut warnings: Vec<String> = entries
+        .iter()
+        .filter(|(key, _)| NO_EFFECT_TOP.contains(&key.as_str()))
+        .map(|(key, _)| no_effect(path, key, ""))
+        .collect();
+    // Per job key: the jobs and job groups that set it, for one warning each.
+    let mut job_keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut note_job_keys = |scope: &Scope, body: &Node| {
+        if let Node::Map(keys) = body {
+            for (key, _) in keys {
+                if let Some(known) = NO_EFFECT_JOB.iter().find(|k| **k == key.as_str()) {
+                    job_keys.entry(known).or_default().push(scope.to_string());
+                }
+            }
+        }
+    };
+
     let mut groups = BTreeMap::new();
     let mut jobs: Vec<JobDef> = Vec::new();
     let mut origins: HashMap<String, Origin> = HashMap::new();
@@ -60,6 +77,7 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
                 for (name, body) in section_entries(path, section, value)? {
                     let scope = Scope::Job(name.clone());
                     check_name(path, &scope, name)?;
+                    note_job_keys(&scope, body);
                     let raw: RawJob = from_map(
                         path,
                         &scope,
@@ -74,6 +92,7 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
                 for (group, body) in section_entries(path, section, value)? {
                     let scope = Scope::JobGroup(group.clone());
                     check_name(path, &scope, group)?;
+                    note_job_keys(&scope, body);
                     let mut raw: RawJob = from_map(
                         path,
                         &scope,
@@ -106,7 +125,16 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
             cycle,
         });
     }
+    for (key, scopes) in job_keys {
+        let scopes: Vec<&str> = scopes.iter().map(|s| s.trim_end_matches(": ")).collect();
+        warnings.push(no_effect(
+            path,
+            key,
+            &format!(" (in {})", scopes.join(", ")),
+        ));
+    }
     Ok(Definitions {
+        warnings,
         path: path.into(),
         jobset,
         parallel: top.parallel.unwrap_or(0),
@@ -114,6 +142,13 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
         groups,
         jobs,
     })
+}
+
+/// The warning for a dsari key rota accepts but does not act on.
+fn no_effect(path: &str, key: &str, where_: &str) -> String {
+    format!(
+        "{path}: key \"{key}\"{where_} has no effect in rota (accepted for dsari compatibility)"
+    )
 }
 
 fn invalid_top(path: &str, key: &str, message: String) -> ConfigError {

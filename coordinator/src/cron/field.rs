@@ -7,6 +7,8 @@
 
 use croner::parser::{CronParser, Seconds};
 
+use super::days::{self, DayRules};
+
 /// The range and spelling of one cron field, so one parser serves all six.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct FieldSpec {
@@ -62,19 +64,33 @@ pub(super) const SECOND: FieldSpec = FieldSpec {
 pub(super) const FIELDS: [FieldSpec; 6] = [MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK, SECOND];
 
 /// Parses the six expanded fields (dsari's order) into bitsets (bit `v` set = value `v`
-/// allowed), with the maintained `croner` crate doing the cron syntax; rota keeps only the
-/// bitsets, which its own DST-aware search walks (see `search.rs` for why not croner's).
+/// allowed) and the day rules, with the maintained `croner` crate doing the plain cron syntax
+/// and `days.rs` croniter's `L`, `W`, `#` and `?`; rota keeps only the bitsets, which its own
+/// DST-aware search walks (see `search.rs` for why not croner's).
 ///
 /// Errors are one short phrase that starts with the field's name, for [`super::CronError`].
-pub(super) fn parse_fields(fields: &[String]) -> Result<[u64; 6], String> {
-    for (spec, text) in FIELDS.iter().zip(fields) {
+pub(super) fn parse_fields(fields: &[String]) -> Result<([u64; 6], DayRules), String> {
+    let mut rules = DayRules::default();
+    let mut plain: Vec<String> = fields.to_vec();
+    // croniter reads a lone `?` in a day field as `*`.
+    for day_field in [2, 4] {
+        if plain[day_field] == "?" {
+            plain[day_field] = "*".into();
+        }
+    }
+    let (dom_text, dow_text) = (plain[2].clone(), plain[4].clone());
+    let dom = days::split_day_of_month(&dom_text, &mut rules)?;
+    let dow = days::split_day_of_week(&dow_text, &mut rules)?;
+    plain[2] = dom.clone().unwrap_or_else(|| "*".into());
+    plain[4] = dow.clone().unwrap_or_else(|| "*".into());
+    for (spec, text) in FIELDS.iter().zip(&plain) {
         refuse_extensions(spec, text)?;
     }
     let parser = CronParser::builder().seconds(Seconds::Required).build();
-    let pattern = croner_order(fields);
+    let pattern = croner_order(&plain);
     let cron = match parser.parse(&pattern.join(" ")) {
         Ok(cron) => cron,
-        Err(err) => return Err(name_the_field(&parser, fields, &err)),
+        Err(err) => return Err(name_the_field(&parser, &plain, &err)),
     };
     let p = &cron.pattern;
     let components = [
@@ -98,7 +114,19 @@ pub(super) fn parse_fields(fields: &[String]) -> Result<[u64; 6], String> {
     if bits[4] & (1 << 7) != 0 {
         bits[4] = (bits[4] & !(1 << 7)) | 1;
     }
-    Ok(bits)
+    // A day field made only of special items has no plain values.
+    if dom.is_none() {
+        bits[2] = 0;
+    }
+    if dow.is_none() {
+        bits[4] = 0;
+    }
+    let has_star = |text: &str| text.split(',').any(|item| item == "*");
+    const ALL_DAYS: u64 = ((1 << 32) - 1) & !1;
+    const ALL_WEEKDAYS: u64 = (1 << 7) - 1;
+    rules.dom_star = has_star(&dom_text) || (bits[2] == ALL_DAYS && dow_text.contains('*'));
+    rules.dow_star = has_star(&dow_text) || (bits[4] == ALL_WEEKDAYS && dom_text.contains('*'));
+    Ok((bits, rules))
 }
 
 /// croner reads `SEC MIN HOUR DOM MON DOW`; dsari writes `MIN HOUR DOM MON DOW SEC`.
@@ -108,8 +136,9 @@ fn croner_order(fields: &[String]) -> [&str; 6] {
     ]
 }
 
-/// croner also reads Quartz's `L`, `W`, `#`, `?` and `+`, which dsari does not have; they are
-/// refused rather than half-honoured by a search that does not know them.
+/// croner also reads Quartz's `L`, `W`, `#`, `?` and `+`; croniter's spellings of the first four
+/// are taken out by `days.rs` before this runs, so any left are in a place croniter refuses too
+/// (`L` in the hour, `W` in a list...) and are refused rather than half-honoured.
 fn refuse_extensions(spec: &FieldSpec, text: &str) -> Result<(), String> {
     let mut rest = text.to_ascii_uppercase();
     for name in spec.names {
@@ -120,7 +149,8 @@ fn refuse_extensions(spec: &FieldSpec, text: &str) -> Result<(), String> {
         .find(|c| matches!(c, 'L' | 'W' | '#' | '?' | '+'))
     {
         Some(c) => Err(format!(
-            "{}: \"{c}\" in \"{text}\" is not supported (dsari's cron has no L, W, #, ? or +)",
+            "{}: \"{c}\" in \"{text}\" is not supported here (L and W belong in day-of-month, \
+             # and LN in day-of-week, ? alone in either; + not at all)",
             spec.name
         )),
         None => Ok(()),
@@ -179,7 +209,7 @@ mod tests {
         let mut fields: Vec<String> = vec!["*".into(); 5];
         fields.push("0".into());
         fields[position] = text.into();
-        parse_fields(&fields).map(|bits| bits[position])
+        parse_fields(&fields).map(|(bits, _)| bits[position])
     }
 
     #[test]
@@ -209,7 +239,7 @@ mod tests {
     #[test]
     fn the_sixth_field_is_the_second() {
         let fields: Vec<String> = ["5", "*", "*", "*", "*", "30"].map(String::from).into();
-        let bits = parse_fields(&fields).unwrap();
+        let (bits, _) = parse_fields(&fields).unwrap();
         assert_eq!(values(bits[0]), vec![5]);
         assert_eq!(values(bits[5]), vec![30]);
     }
@@ -233,13 +263,28 @@ mod tests {
     }
 
     #[test]
-    fn quartz_extensions_are_refused() {
+    fn extensions_outside_croniters_places_are_refused() {
         assert_eq!(
-            one(2, "L").unwrap_err(),
-            "day-of-month: \"L\" in \"L\" is not supported (dsari's cron has no L, W, #, ? or +)"
+            one(1, "L").unwrap_err(),
+            "hour: \"L\" in \"L\" is not supported here (L and W belong in day-of-month, \
+             # and LN in day-of-week, ? alone in either; + not at all)"
         );
-        assert!(one(4, "5#2").unwrap_err().starts_with("day-of-week: \"#\""));
-        assert!(one(2, "15W").is_err());
-        assert!(one(2, "?").is_err());
+        assert!(one(2, "5#2")
+            .unwrap_err()
+            .starts_with("day-of-month: \"#\""));
+        assert!(one(4, "15W").is_err());
+        assert!(one(2, "?/2").is_err());
+        assert!(one(0, "?").is_err());
+    }
+
+    #[test]
+    fn croniter_day_items_leave_no_plain_values() {
+        let mut fields: Vec<String> = ["0", "0", "L", "*", "5#3", "0"].map(String::from).into();
+        let (bits, rules) = parse_fields(&fields).unwrap();
+        assert_eq!((bits[2], bits[4]), (0, 0));
+        assert!(rules.last_day && !rules.dom_star && !rules.dow_star);
+        fields[2] = "?".into();
+        let (_, rules) = parse_fields(&fields).unwrap();
+        assert!(rules.dom_star);
     }
 }

@@ -7,26 +7,29 @@
 //! `MIN HOUR DOM MON DOW [SEC]`: the optional sixth field is the *second* (dsari's order, not
 //! Quartz's). When it is missing it is `H`, as in dsari: each job fires at its own hashed second
 //! of the minute, so `* * * * *` on many jobs does not start them all at :00. Each field takes
-//! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. As in Vixie
-//! cron, when both day-of-month and day-of-week are restricted (neither starts with `*`), a day
-//! matching either one fires. `H` picks a value from a CRC-32 of the job name, so it is the same
-//! on every run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are described in
-//! `cron/hash.rs`.
+//! `*`, `N`, `A-B`, `/STEP`, lists and names (`JAN`, `MON`); weekday 7 is Sunday. The day fields
+//! also take croniter's `L`, `15W`, `5#3`, `L5` and `?`, and combine as croniter combines them
+//! (`cron/days.rs`). `H` picks a value from a CRC-32 of the job name, so it is the same on every
+//! run and machine; `H(a-b)`, `H/n`, `H(a-b)/n` and the `@` macros are dsari's exactly, and
+//! dsari's random `R` forms are taken too (`cron/hash.rs`).
 //!
 //! # Time zones and daylight saving
 //!
 //! Fields are matched against the wall clock of the schedule's zone (UTC when none is given).
 //! Around a DST change the rule depends on whether the schedule names particular hours:
 //! - It names particular hours (e.g. `30 2 * * *`): a wall-clock time skipped by spring-forward
-//!   fires once, at the first instant after the gap (02:30 in Europe/Berlin on the last Sunday
-//!   of March fires at 03:00 CEST); a time repeated by fall-back fires once, at its first
-//!   occurrence (02:30 CEST, not again at 02:30 CET). A daily job runs exactly once every day.
+//!   fires once, in the first minute after the gap at the schedule's first second (02:30 in
+//!   Europe/Berlin on the last Sunday of March fires at 03:00 CEST, plus the job's hashed
+//!   second, as in dsari); a time repeated by fall-back fires once, at its first occurrence
+//!   (02:30 CEST, not again at 02:30 CET, where dsari fires in both). A daily job runs exactly
+//!   once every day.
 //! - It runs in every hour (e.g. `*/15 * * * *`): it follows the wall clock, so skipped times do
 //!   not fire and repeated times fire in both passes; the interval between runs stays as written.
 //!
 //! Time is always passed in: [`Schedule::next_after`] never reads the clock, so schedules are
 //! tested with fixed instants.
 
+mod days;
 mod field;
 mod hash;
 mod search;
@@ -62,8 +65,8 @@ pub struct Schedule {
     days_of_month: u64,
     months: u64,
     days_of_week: u64,
-    /// Vixie cron's rule: both day fields restricted means either one may match.
-    day_or: bool,
+    /// croniter's `L`, `W`, `#` and its rule for combining the two day fields (`days.rs`).
+    days: days::DayRules,
     /// Every hour is allowed: DST gaps are skipped and folds fire twice (see the module docs).
     every_hour: bool,
 }
@@ -114,11 +117,11 @@ impl Schedule {
             let spec = &field::FIELDS[position];
             expanded.push(hash::expand_field(text, position, spec, crc).map_err(invalid)?);
         }
-        let bits = field::parse_fields(&expanded).map_err(invalid)?;
+        let (bits, days) = field::parse_fields(&expanded).map_err(invalid)?;
         let [minutes, hours, days_of_month, months, days_of_week, seconds] = bits;
         let schedule = Schedule {
             expr: expr.to_string(),
-            day_or: !expanded[2].starts_with('*') && !expanded[4].starts_with('*'),
+            days,
             expanded: expanded.join(" "),
             tz,
             seconds,
@@ -138,7 +141,7 @@ impl Schedule {
         Ok(schedule)
     }
 
-    /// The first fire time strictly after `t`. `None` only when no date matches within nine
+    /// The first fire time strictly after `t`. `None` only when no date matches within forty
     /// years (which [`Schedule::parse`] already refuses) or `t` lies outside years 1-9990.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         search::next_after(self, t)

@@ -17,14 +17,18 @@ use chrono::{
     TimeZone, Timelike, Utc,
 };
 
-use super::Schedule;
+use super::{days, Schedule};
 
 /// Longer than any DST shift in the tz database (2 h), so the candidates that can map to an
 /// instant before the first hit all lie within it.
 const MARGIN: Duration = Duration::hours(3);
 /// How many days the calendar search looks ahead: more than the 8 years between two 29ths of
-/// February (1896 -> 1904), so `0 0 29 2 *` is always found.
-const MAX_DAYS: u32 = 366 * 9;
+/// February (1896 -> 1904), so `0 0 29 2 *` is always found, and more than the 28-year cycle
+/// in which a date falls on each weekday (with room for a skipped leap day at 2100), so a
+/// date-and-weekday rule such as `15W 2 5#3` (the 15th of February on a Friday, 2019 -> 2030)
+/// is too. Only a schedule that never fires walks it all, and [`super::Schedule::parse`]
+/// refuses those.
+const MAX_DAYS: u32 = 366 * 40;
 
 pub(super) fn next_after(s: &Schedule, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     // Far from today chrono's local-time arithmetic can overflow and panic; no job needs it.
@@ -89,13 +93,19 @@ fn instants(s: &Schedule, local: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
     }
 }
 
-/// The first instant after the DST gap that swallowed `local`. Gaps in the tz database start and
-/// end on whole minutes, so stepping by minutes lands exactly on the end.
+/// The first instant after the DST gap that swallowed `local`, at the schedule's first second
+/// (as dsari: `30 2 * * *` hashed to second 42 fires at 03:00:42 CEST, so hashed jobs stay
+/// spread). Gaps in the tz database start and end on whole minutes, so stepping by minutes
+/// lands exactly on the end.
 fn end_of_gap(s: &Schedule, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let second = lowest_from(s.seconds, 0)?;
     let mut probe = local.with_second(0)?;
     for _ in 0..24 * 60 {
         probe = probe.checked_add_signed(Duration::minutes(1))?;
-        if let Some(at) = s.tz.from_local_datetime(&probe).earliest() {
+        if s.tz.from_local_datetime(&probe).earliest().is_some() {
+            let at =
+                s.tz.from_local_datetime(&probe.with_second(second)?)
+                    .earliest()?;
             return Some(at.to_utc());
         }
     }
@@ -119,16 +129,8 @@ fn next_local_match(s: &Schedule, from: NaiveDateTime) -> Option<NaiveDateTime> 
 }
 
 fn date_matches(s: &Schedule, date: NaiveDate) -> bool {
-    if !has(s.months, date.month()) {
-        return false;
-    }
-    let dom = has(s.days_of_month, date.day());
-    let dow = has(s.days_of_week, date.weekday().num_days_from_sunday());
-    if s.day_or {
-        dom || dow
-    } else {
-        dom && dow
-    }
+    has(s.months, date.month())
+        && days::date_matches(s.days_of_month, s.days_of_week, &s.days, date)
 }
 
 fn first_time_at_or_after(s: &Schedule, from: NaiveTime) -> Option<NaiveTime> {

@@ -150,7 +150,9 @@ impl State {
         }
     }
 
-    /// PREVIOUS_RUN_ID / PREVIOUS_EXIT_CODE: the last finished run of the same job.
+    /// PREVIOUS_RUN_ID / PREVIOUS_EXIT_CODE: the last finished run of the same job (when this
+    /// run was started); PREVIOUS_GOOD_* / PREVIOUS_BAD_* (`_RUN_ID`, `_RUN_NUMBER`,
+    /// `_EXIT_CODE`, as dsari): its last earlier run that succeeded, and that did not.
     fn previous(&self, b: &Batch<'_>, rec: &RunRecord) -> Result<HashMap<&'static str, String>> {
         let mut env = HashMap::new();
         if let Some(id) = &rec.spec.previous_run_id {
@@ -159,7 +161,37 @@ impl State {
         if let Some(code) = rec.spec.previous_exit_code {
             env.insert("PREVIOUS_EXIT_CODE", code.to_string());
         }
-        let _ = b;
+        let Some(job) = &rec.spec.job else {
+            return Ok(env);
+        };
+        let read = b.read();
+        let outcomes = [
+            (
+                true,
+                [
+                    "PREVIOUS_GOOD_RUN_ID",
+                    "PREVIOUS_GOOD_RUN_NUMBER",
+                    "PREVIOUS_GOOD_EXIT_CODE",
+                ],
+            ),
+            (
+                false,
+                [
+                    "PREVIOUS_BAD_RUN_ID",
+                    "PREVIOUS_BAD_RUN_NUMBER",
+                    "PREVIOUS_BAD_EXIT_CODE",
+                ],
+            ),
+        ];
+        for (good, [id_key, number_key, code_key]) in outcomes {
+            if let Some((id, number, code)) = read.last_of_job(job, rec.number, good)? {
+                env.insert(id_key, id);
+                env.insert(number_key, number.to_string());
+                if let Some(code) = code {
+                    env.insert(code_key, code.to_string());
+                }
+            }
+        }
         Ok(env)
     }
 }
@@ -173,6 +205,8 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         r.spec.command.clone()
     };
     let mut env: HashMap<String, String> = HashMap::new();
+    // dsari's marker that a script runs under CI.
+    env.insert("CI".into(), "true".into());
     env.insert("JOB_NAME".into(), r.name.clone());
     env.insert("RUN_ID".into(), r.id.clone());
     env.insert("RUN_NUMBER".into(), r.number.to_string());
@@ -187,6 +221,8 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
     if let Some(t) = r.spec.schedule_time {
         env.insert("SCHEDULE_TIME".into(), (t / 1000).to_string());
     }
+    // When this attempt was handed to its agent (unix seconds, as SCHEDULE_TIME).
+    env.insert("START_TIME".into(), (r.started_at / 1000).to_string());
     let trigger = if r.attempt > 1 {
         "retry"
     } else {

@@ -119,7 +119,7 @@ impl State {
             Command::ListGroups(reply) => answer!(reply, self.group_views(b)),
             Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
             Command::Apply(req, reply) => {
-                answer!(reply, self.apply_config(b, &req.path, &req.content))
+                answer!(reply, self.apply_config(b, &req))
             }
             Command::ListJobs(reply) => {
                 let v = Ok(self.job_views());

@@ -15,7 +15,20 @@ use crate::config::{self, Definitions, JobDef};
 use crate::error::{Error, Result};
 use crate::store::Batch;
 
-/// Store key of the applied config (path and text), re-read at start.
+/// The files of an apply request in merge order: the file, then its `config_d` files.
+fn request_sources(req: &pb::ApplyRequest) -> Vec<config::SourceFile> {
+    let mut sources = vec![config::SourceFile {
+        path: req.path.clone(),
+        content: req.content.clone(),
+    }];
+    sources.extend(req.config_d.iter().map(|f| config::SourceFile {
+        path: f.path.clone(),
+        content: f.content.clone(),
+    }));
+    sources
+}
+
+/// Store key of the applied config (path and text, and its `config_d` files), re-read at start.
 const DEFINITIONS_KEY: &str = "definitions";
 
 #[derive(Debug, Default)]
@@ -56,16 +69,35 @@ impl Jobs {
 }
 
 impl State {
-    /// Validates and installs a config. On any error nothing of the file is applied.
+    /// Validates and installs a config (a file and its `config_d` files). On any error nothing
+    /// of it is applied; with `check_only` nothing is applied either way.
     pub(super) fn apply_config(
         &mut self,
         b: &Batch<'_>,
-        path: &str,
-        content: &str,
+        req: &pb::ApplyRequest,
     ) -> Result<pb::ApplyResponse> {
+        let sources = request_sources(req);
         let defs =
-            config::load_str(path, content).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let doc = serde_json::json!({ "path": path, "content": content }).to_string();
+            config::load_sources(&sources).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let warnings = defs.warnings.clone();
+        if req.check_only {
+            let jobs = defs.jobs.iter().map(|j| j.name.clone()).collect();
+            return Ok(pb::ApplyResponse {
+                jobs,
+                removed: Vec::new(),
+                warnings,
+            });
+        }
+        let stored: Vec<serde_json::Value> = sources
+            .iter()
+            .map(|f| serde_json::json!({ "path": f.path, "content": f.content }))
+            .collect();
+        let doc = serde_json::json!({
+            "path": req.path,
+            "content": req.content,
+            "config_d": stored[1..],
+        })
+        .to_string();
         b.set_config(DEFINITIONS_KEY, &doc)?;
         for (g, max) in &defs.groups {
             b.set_group_max(g, Some(*max))?;
@@ -77,13 +109,21 @@ impl State {
             .as_ref()
             .map(|d| d.jobs.iter().map(|j| j.name.clone()).collect())
             .unwrap_or_default();
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
         tracing::info!(
-            path,
+            path = req.path,
+            config_d = sources.len() - 1,
             jobs = jobs.len(),
             removed = removed.len(),
             "definitions applied"
         );
-        Ok(pb::ApplyResponse { jobs, removed })
+        Ok(pb::ApplyResponse {
+            jobs,
+            removed,
+            warnings,
+        })
     }
 
     /// Re-installs the stored config after a restart.
@@ -93,9 +133,15 @@ impl State {
         };
         let v: serde_json::Value = serde_json::from_str(&doc)
             .map_err(|e| Error::InvalidArgument(format!("stored definitions: {e}")))?;
-        let path = v["path"].as_str().unwrap_or("stored config");
-        let content = v["content"].as_str().unwrap_or("");
-        match config::load_str(path, content) {
+        let file = |v: &serde_json::Value| config::SourceFile {
+            path: v["path"].as_str().unwrap_or("stored config").into(),
+            content: v["content"].as_str().unwrap_or("").into(),
+        };
+        let mut sources = vec![file(&v)];
+        if let Some(parts) = v["config_d"].as_array() {
+            sources.extend(parts.iter().map(file));
+        }
+        match config::load_sources(&sources) {
             Ok(defs) => {
                 self.install(defs);
             }

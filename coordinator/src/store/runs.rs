@@ -219,6 +219,31 @@ impl Reader<'_> {
             .optional()?)
     }
 
+    /// (id, number, exit code) of the last run of a defined job before run `before` that
+    /// succeeded (`good`) or finished otherwise (errored, cancelled or retired): dsari's
+    /// PREVIOUS_GOOD_* and PREVIOUS_BAD_*.
+    pub fn last_of_job(
+        &self,
+        job: &str,
+        before: u64,
+        good: bool,
+    ) -> Result<Option<(String, u64, Option<i32>)>> {
+        let states = if good {
+            "('success')"
+        } else {
+            "('errored', 'cancelled', 'retired')"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, number, exit_code FROM runs WHERE json_extract(spec, '$.job') = ?1 \
+             AND number < ?2 AND state IN {states} ORDER BY number DESC LIMIT 1"
+        ))?;
+        Ok(stmt
+            .query_row(params![job, before], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?)
+    }
+
     pub fn attempts(&self, run: u64) -> Result<Vec<AttemptRecord>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT run, attempt, agent, grp, state, started_at, finished_at, exit_code, signal, error \

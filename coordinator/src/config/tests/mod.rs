@@ -1,6 +1,7 @@
 //! Config files as a user writes them: the examples, every error message, expansion, defaults
 //! and the RunSpec a job becomes. Shared helpers live here.
 
+mod dsari;
 mod errors;
 mod jobs;
 
