@@ -82,7 +82,9 @@ async fn run() -> anyhow::Result<()> {
         .map(rota_agent::run_as::RunAs::lookup)
         .transpose()?
         .map(std::sync::Arc::new);
-    if run_as.is_none() && flags.token_file.is_some() {
+    if run_as.is_none() && nix::unistd::geteuid().is_root() {
+        tracing::warn!("runs start as root, like the agent: they can read its token and memory; use --run-as USER");
+    } else if run_as.is_none() && flags.token_file.is_some() {
         tracing::warn!("runs start as the agent's own user and can read --token-file: use --run-as USER (or ROTA_TOKEN)");
     }
     let name = match flags.name {

@@ -12,7 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, FileExt as _};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -105,10 +105,16 @@ impl Spool {
     /// Creates and locks `dir`, kills the process groups a previous agent process recorded
     /// there and deletes its files: runs are only held by the process that started them.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
-        fs::create_dir_all(dir).map_err(|source| SpoolError::Create {
-            path: dir.to_owned(),
-            source,
-        })?;
+        // The agent's alone: it holds every run's output, which a run of another user
+        // (`--run-as`) has no business reading.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| SpoolError::Create {
+                path: dir.to_owned(),
+                source,
+            })?;
         let lock_path = dir.join("lock");
         let lock_file = OpenOptions::new()
             .create(true)
@@ -305,6 +311,16 @@ pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_spool_directory_is_the_agents_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new");
+        let _spool = Spool::open(&dir).unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     #[test]
     fn run_ids_cannot_escape_the_spool_directory() {

@@ -29,7 +29,8 @@ pub struct Cli {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
-    /// The coordinator's shared token, as the first line of this file [default: ROTA_TOKEN].
+    /// Your token for the coordinator (a read or admin credential, or the one shared token), as
+    /// the first line of this file [default: ROTA_TOKEN].
     #[arg(long, global = true, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
 

@@ -100,7 +100,10 @@ async fn run() -> anyhow::Result<()> {
     }
     if config.credentials.is_open() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (use --credentials, or at least ROTA_TOKEN)");
-    } else if config.credentials.is_shared() {
+    } else if config.tls.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "tokens travel in clear text: serve TLS (--tls-cert, --tls-key) beyond a private network");
+    }
+    if config.credentials.is_shared() {
         tracing::warn!("one shared token allowed everything: every agent's machine can submit work and read every log; use --credentials to give agents, readers and admins their own tokens");
     }
     // Bound and announced only once every file was read, so a caller that waits for the

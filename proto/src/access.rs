@@ -649,6 +649,58 @@ mod tests {
         );
     }
 
+    /// A service that answers with the caller it was given, as a header.
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<http::Request<()>> for Echo {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            let caller = request.extensions().get::<Caller>().expect("a caller");
+            let response = http::Response::builder()
+                .header("x-caller", format!("{} {}", caller.name, caller.role))
+                .body(Body::empty())
+                .unwrap();
+            std::future::ready(Ok(response))
+        }
+    }
+
+    fn through_guard(guard: &mut Guarded<Echo>, path: &str, token: &str) -> http::Response<Body> {
+        let request = http::Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let mut future = guard.call(request);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => response,
+            _ => panic!("the guard answers at once"),
+        }
+    }
+
+    #[test]
+    fn the_guard_hands_the_caller_to_the_handler_and_refuses_before_it() {
+        let mut guard = by_role().guard(Echo);
+        let ok = through_guard(&mut guard, SUBMIT, "admin-token");
+        assert_eq!(ok.headers()["x-caller"], "alice admin");
+        let refused = through_guard(&mut guard, SUBMIT, "read-token");
+        assert!(
+            refused.headers().get("x-caller").is_none(),
+            "the handler never ran"
+        );
+        assert_eq!(refused.headers()["grpc-status"], "7", "PERMISSION_DENIED");
+        let unknown = through_guard(&mut guard, SUBMIT, "guess");
+        assert_eq!(unknown.headers()["grpc-status"], "16", "UNAUTHENTICATED");
+    }
+
     #[test]
     fn the_client_sends_what_the_server_expects() {
         let access = Access {

@@ -206,14 +206,27 @@ fn coordinator_timings_that_cannot_work_stop_it_with_one_line_naming_the_flag() 
 #[test]
 fn an_agent_refused_for_good_exits_with_one_line_instead_of_retrying() {
     let sys = System::start(bins!());
+    // Its output once it exited; a test failure (not a hang) if it keeps retrying.
     let agent = |name: &str, slots: &str| {
-        std::process::Command::new(bins!().agent)
+        let log = sys.path(&format!("agent-{}.err", name.replace('/', "_")));
+        let child = std::process::Command::new(bins!().agent)
             .args(["--coordinator", &sys.url, "--name", name, "--slots", slots])
             .arg("--spool-dir")
             .arg(sys.path("spool"))
             .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut proc = rota_tests::procs::Proc { child };
+        let code = rota_tests::procs::until(Duration::from_secs(30), "the agent to exit", || {
+            proc.try_exit_code()
+        });
+        Output {
+            status: std::os::unix::process::ExitStatusExt::from_raw(code.unwrap_or(1) << 8),
+            stdout: Vec::new(),
+            stderr: std::fs::read(&log).unwrap(),
+        }
     };
     let err = one_line_refusal(&agent("a", "0"), "rota-agent", 2, "--slots 0");
     assert!(err.contains("'--slots <SLOTS>'"), "{err:?}");

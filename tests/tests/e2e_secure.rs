@@ -133,6 +133,11 @@ env | grep -v '^SECRET=' | grep -q "$SECRET" && echo "env: has the token"
 echo "own /proc owner: $(stat -c %u /proc/$$)"
 if cat /proc/$PPID/environ >/dev/null 2>&1; then echo "environ: read"; else echo "environ: refused"; fi
 if (exec 3</proc/$PPID/mem) 2>/dev/null; then echo "mem: opened"; else echo "mem: refused"; fi
+w=refused
+for p in /proc/[0-9]*; do
+  if [ "$(cat $p/comm 2>/dev/null)" = rota-watchdog ] && cat $p/environ >/dev/null 2>&1; then w=read; fi
+done
+echo "watchdog environ: $w"
 tr '\0' '\n' </proc/$PPID/cmdline | grep -q "$SECRET" && echo "cmdline: has the token"
 file=$(tr '\0' '\n' </proc/$PPID/cmdline | grep -A1 -x -e --token-file | tail -n 1)
 if [ -n "$file" ]; then
@@ -210,6 +215,7 @@ fn with_run_as_the_token_is_out_of_reach_from_inside_a_run() {
              own /proc owner: {NOBODY}\n\
              environ: refused\n\
              mem: refused\n\
+             watchdog environ: refused\n\
              token file: refused\n\
              cli with the file: refused\n\
              cli: refused\n"
@@ -257,6 +263,8 @@ fn an_agent_of_the_runs_own_user_keeps_its_token_from_inside_a_run() {
             // ...but the agent, of the same user, is not.
             "environ: refused",
             "mem: refused",
+            // The watchdog is a fork of the agent, with its memory: not dumpable either.
+            "watchdog environ: refused",
             "cli: refused",
         ],
         "what a run could reach: {seen}"
