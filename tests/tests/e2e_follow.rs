@@ -218,3 +218,35 @@ fn logs_attempt_shows_the_bytes_of_an_earlier_attempt() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no attempt 3"), "{err}");
 }
+
+#[test]
+fn logs_follow_goes_on_to_the_next_attempt_of_a_retried_run_and_exits_when_it_ends() {
+    let mut sys = System::start(bins!());
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    let go = sys.path("go");
+    let mark = sys.path("tried");
+    let script = format!(
+        "if [ -e {m} ]; then echo second try; exit 0; fi; touch {m}; echo first try; \
+         while [ ! -e {go} ]; do sleep 0.02; done; exit 1",
+        m = mark.display(),
+        go = go.display()
+    );
+    let n = sys.submit(&["--retries", "1", "--shell", "--", &script])["number"].to_string();
+    sys.wait_state(&n, "running", Duration::from_secs(20));
+    let (mut follower, lines) = follow(&sys, &n);
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(20)).unwrap(),
+        "first try"
+    );
+    std::fs::write(&go, "").unwrap();
+    let status = until(Duration::from_secs(60), "the follower to exit", || {
+        follower.try_wait().unwrap()
+    });
+    assert!(status.success(), "follower exit status {status:?}");
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["second try"], "the retry's output follows");
+    let run = sys.show(&n);
+    assert_eq!(run["state"], "success");
+    assert_eq!(run["attempt"], 2);
+}

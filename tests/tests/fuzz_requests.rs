@@ -19,7 +19,7 @@ use rota_proto::agent_message::Msg;
 use rota_tests::{Client, Coordinator};
 use tonic::Code;
 
-const SEEDS: [u64; 3] = [1, 2, 0x5eed];
+const SEEDS: [u64; 5] = [1, 2, 3, 7, 0x5eed];
 const BATCHES: usize = 16;
 const OPS_PER_BATCH: usize = 30;
 
@@ -400,9 +400,12 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
 /// escaped the logs dir stays inside it.
 fn agent_run_id(rng: &mut StdRng, k: &Known) -> String {
     let assigned = k.assigned.lock().unwrap().clone();
+    // Which runs were assigned depends on timing: draw the same randomness either way, so
+    // the rest of the sequence does not.
+    let pick = rng.random::<u32>() as usize;
     match rng.random_range(0..7) {
         0 | 1 => assigned
-            .choose(rng)
+            .get(pick % assigned.len().max(1))
             .map(|a| a.0.clone())
             .unwrap_or_default(),
         2 => k.ids.choose(rng).cloned().unwrap_or_default(),
@@ -422,9 +425,13 @@ fn agent_run_id(rng: &mut StdRng, k: &Known) -> String {
 
 fn attempt(rng: &mut StdRng, run: &str, k: &Known) -> u32 {
     let assigned = k.assigned.lock().unwrap();
+    let (current, other) = (
+        rng.random_bool(0.7),
+        *[0, 1, 2, u32::MAX].choose(rng).unwrap(),
+    );
     match assigned.iter().find(|a| a.0 == run) {
-        Some(a) if rng.random_bool(0.7) => a.1,
-        _ => *[0, 1, 2, u32::MAX].choose(rng).unwrap(),
+        Some(a) if current => a.1,
+        _ => other,
     }
 }
 
@@ -538,20 +545,72 @@ async fn agent_session(rng: &mut StdRng, url: &str, k: &Known) {
         Err(_) => panic!("agent connect hung"),
     };
     let assigned = k.assigned.clone();
+    // This session's own assignments, for reports that name them.
+    let mine: Arc<Mutex<Vec<(String, u32)>>> = Default::default();
+    let mine_in_reader = mine.clone();
+    let (welcomed_tx, welcomed) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
+        let mut welcomed_tx = Some(welcomed_tx);
         loop {
             match inbound.message().await {
                 Ok(Some(pb::CoordinatorMessage {
                     msg: Some(pb::coordinator_message::Msg::Assign(a)),
-                })) => assigned.lock().unwrap().push((a.run_id, a.attempt)),
+                })) => {
+                    mine_in_reader
+                        .lock()
+                        .unwrap()
+                        .push((a.run_id.clone(), a.attempt));
+                    assigned.lock().unwrap().push((a.run_id, a.attempt));
+                }
+                Ok(Some(pb::CoordinatorMessage {
+                    msg: Some(pb::coordinator_message::Msg::Welcome(_)),
+                })) => {
+                    if let Some(tx) = welcomed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => return None,
                 Err(status) => return Some(status),
             }
         }
     });
-    // Let the Welcome and any Assign arrive, so reports can name assigned runs.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Welcome comes with the Assigns of the same batch: after it, reports can name them. (A
+    // refused session ends without one.)
+    let _ = tokio::time::timeout(Duration::from_secs(10), welcomed).await;
+    // Reports an agent holding the run would send, with fields at the edges of their types.
+    // Their number depends on timing: a generator of their own keeps the main sequence fixed.
+    let held: Vec<(String, u32)> = mine.lock().unwrap().clone();
+    let own = &mut StdRng::seed_from_u64(rng.random());
+    for (run_id, attempt) in held {
+        let started = Msg::Started(pb::RunStarted {
+            run_id: run_id.clone(),
+            attempt,
+            pid: own.random(),
+        });
+        let log = Msg::Log(pb::LogChunk {
+            run_id: run_id.clone(),
+            attempt,
+            stream: own.random_range(0..4),
+            offset: if own.random_bool(0.7) {
+                0
+            } else {
+                number(own, k)
+            },
+            data: b"out\n".to_vec().into(),
+        });
+        let finished = Msg::Finished(pb::RunFinished {
+            run_id,
+            attempt,
+            exit_code: Some(own.random_range(0..2)),
+            stdout_len: number(own, k),
+            stderr_len: number(own, k),
+            ..Default::default()
+        });
+        for msg in [started, log, finished] {
+            let _ = tx.send(pb::AgentMessage { msg: Some(msg) }).await;
+        }
+    }
     for _ in 0..rng.random_range(1..12) {
         if tx.send(agent_message(rng, k)).await.is_err() {
             break;

@@ -41,12 +41,17 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
             // Without -f, or with --attempt N: what was asked for is printed.
             Ok(()) if !req.follow || args.attempt.is_some() => return Ok(()),
             // The followed attempt ended; the run may go on with a retry.
-            Ok(()) => match next_attempt(&mut client, &req).await {
-                Ok(None) => return Ok(()),
-                Ok(Some(attempt)) => {
+            Ok(()) => match after_end(&mut client, &req).await {
+                Ok(AfterEnd::RunEnded) => return Ok(()),
+                Ok(AfterEnd::Attempt(attempt)) => {
                     req.attempt = attempt;
                     req.stdout_offset = 0;
                     req.stderr_offset = 0;
+                }
+                // The stream ended but the run goes on (a coordinator that ended it early):
+                // resume, after a pause.
+                Ok(AfterEnd::Resume) => {
+                    client = reconnect.again(ctx, "the log stream ended early").await?;
                 }
                 Err(status) if reconnect::is_disconnect(&status) => {
                     client = reconnect.again(ctx, status.message()).await?;
@@ -101,23 +106,34 @@ async fn stream_once(
     }
 }
 
-/// After a followed attempt ended: the attempt to follow next, or None when the run has
-/// ended (or nothing newer exists).
-async fn next_attempt(
-    client: &mut Client,
-    req: &LogsRequest,
-) -> Result<Option<u32>, tonic::Status> {
+/// What follows the end of a followed attempt's stream.
+enum AfterEnd {
+    /// The run has ended: nothing more to print.
+    RunEnded,
+    /// The run went on with this (newer) attempt.
+    Attempt(u32),
+    /// The run has not ended and has no newer attempt.
+    Resume,
+}
+
+async fn after_end(client: &mut Client, req: &LogsRequest) -> Result<AfterEnd, tonic::Status> {
     let run = client
         .get_run(RunRef {
             run: req.run.clone(),
         })
         .await?
         .into_inner();
-    let finished = matches!(
+    let ended = matches!(
         run.state.as_str(),
         "success" | "errored" | "cancelled" | "skipped" | "retired"
     );
-    Ok((!finished && run.attempt > req.attempt).then_some(run.attempt))
+    Ok(if ended {
+        AfterEnd::RunEnded
+    } else if run.attempt > req.attempt {
+        AfterEnd::Attempt(run.attempt)
+    } else {
+        AfterEnd::Resume
+    })
 }
 
 fn is_stderr(chunk: &LogsResponse) -> bool {

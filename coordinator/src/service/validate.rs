@@ -16,6 +16,9 @@ pub const MAX_RUN_NUMBER: u64 = i64::MAX as u64;
 /// ten years. Longer ones overflow a deadline computed on an agent.
 pub const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
 
+/// Runs one Submit may carry (one message, one transaction; 100,000 is the benchmarked size).
+pub const MAX_SUBMIT_RUNS: usize = 1_000_000;
+
 /// Run references one Wait may name.
 pub const MAX_WAIT_RUNS: usize = 100_000;
 
@@ -152,6 +155,12 @@ fn store_len(what: &str, n: u64) -> Result<()> {
 
 pub fn submit(req: &pb::SubmitRequest) -> Result<()> {
     optional_jobset(&req.jobset)?;
+    if req.runs.len() > MAX_SUBMIT_RUNS {
+        return Err(Error::InvalidArgument(format!(
+            "a submit of {} runs: at most {MAX_SUBMIT_RUNS} per submit",
+            req.runs.len()
+        )));
+    }
     for spec in &req.runs {
         run_spec(spec)?;
     }
