@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod cron;
+pub mod datadir;
 pub mod engine;
 pub mod error;
 pub mod logs;
@@ -13,4 +14,4 @@ pub mod service;
 pub mod store;
 pub mod time;
 
-pub use server::{serve, CoordinatorConfig, TlsIdentity};
+pub use server::{open, serve, CoordinatorConfig, Opened, TlsIdentity};

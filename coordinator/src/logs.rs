@@ -2,10 +2,19 @@
 //! the offsets agents send (so a resent chunk is idempotent) and read back by `rota logs`.
 //! Log bytes never go through the SQL store or the engine thread.
 //!
+//! Paths are built only from a [`RunId`] (a parsed UUID) and numbers, never from a string a
+//! request carried. When an attempt's result is accepted its files are synced, checked against
+//! the lengths the agent reported and their checksums recorded ([`sums`]); reads of a finished
+//! attempt are checked against them ([`LogReader`]).
+//!
 //! [`LogHub`] tells followers (`logs -f`) that a run's log grew or that the run finished; it is
 //! a map behind a `std::sync::Mutex` that is never held across an `.await`.
 
+mod crc32c;
+pub mod sums;
+
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -13,6 +22,55 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
+
+use sums::{StreamSums, Sums, SEGMENT};
+
+/// A run id that is safe in a path: a UUID in its canonical form. Made by parsing; its
+/// `Display` (the directory name) is the UUID's own formatting, not the parsed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunId(uuid::Uuid);
+
+impl RunId {
+    /// Parses a run id as the coordinator makes them (hyphenated lowercase UUID); anything
+    /// else (`../x`, `/abs`, other spellings of a UUID) is None.
+    pub fn parse(s: &str) -> Option<RunId> {
+        let id = uuid::Uuid::try_parse(s).ok()?;
+        (id.hyphenated().to_string() == s).then_some(RunId(id))
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Why a log could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A finished attempt's log does not match what was recorded when it finished.
+    #[error("the log of run {run} attempt {attempt} is damaged: {what}")]
+    Damaged {
+        run: String,
+        attempt: u32,
+        what: String,
+    },
+    /// The agent reported more bytes than are stored: the result waits for the rest.
+    #[error("run {run} attempt {attempt}: {stream} has {stored} bytes stored of the {reported} the agent reported")]
+    Incomplete {
+        run: RunId,
+        attempt: u32,
+        stream: &'static str,
+        stored: u64,
+        reported: u64,
+    },
+    #[error("log of run {run}: {source}")]
+    Io {
+        run: String,
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// Which stream of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,27 +91,97 @@ impl Stream {
 #[derive(Clone, Debug)]
 pub struct LogHub {
     root: PathBuf,
+    /// Log bytes are not stored while the filesystem has less free space than this, so a
+    /// chatty run cannot take the room results need (see `datadir`).
+    reserve: u64,
     /// Per run: a counter bumped on every write and on finish.
     watchers: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
 impl LogHub {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, reserve: u64) -> Self {
         LogHub {
             root,
+            reserve,
             watchers: Default::default(),
         }
     }
 
-    pub fn path(&self, run: &str, attempt: u32, stream: Stream) -> PathBuf {
-        self.root
-            .join(run)
-            .join(format!("{attempt}.{}", stream.ext()))
+    fn dir(&self, run: &RunId) -> PathBuf {
+        self.root.join(run.to_string())
+    }
+
+    pub fn path(&self, run: &RunId, attempt: u32, stream: Stream) -> PathBuf {
+        self.dir(run).join(format!("{attempt}.{}", stream.ext()))
+    }
+
+    fn sums_path(&self, run: &RunId, attempt: u32) -> PathBuf {
+        self.dir(run).join(format!("{attempt}.sums"))
     }
 
     /// Bytes stored so far.
-    pub fn len(&self, run: &str, attempt: u32, stream: Stream) -> u64 {
+    pub fn len(&self, run: &RunId, attempt: u32, stream: Stream) -> u64 {
         std::fs::metadata(self.path(run, attempt, stream)).map_or(0, |m| m.len())
+    }
+
+    /// A reader of one stream of one attempt, checked against its recorded sums once the
+    /// attempt has finished.
+    pub fn reader(&self, run: &str, attempt: u32, stream: Stream) -> Result<LogReader, LogError> {
+        let damaged = |what: String| LogError::Damaged {
+            run: run.to_string(),
+            attempt,
+            what,
+        };
+        let id = RunId::parse(run).ok_or_else(|| damaged("not a run id".into()))?;
+        let path = self.path(&id, attempt, stream);
+        let sums = match Sums::load(&self.sums_path(&id, attempt)) {
+            Ok(None) => None,
+            Ok(Some(Ok(sums))) => Some(sums.stream(stream).clone()),
+            Ok(Some(Err(()))) => return Err(damaged("its checksum file does not parse".into())),
+            Err(source) => {
+                return Err(LogError::Io {
+                    run: run.to_string(),
+                    source,
+                })
+            }
+        };
+        if let Some(sums) = &sums {
+            let stored = match std::fs::metadata(&path) {
+                Ok(m) => Some(m.len()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(LogError::Io {
+                        run: run.to_string(),
+                        source,
+                    })
+                }
+            };
+            match stored {
+                None if sums.len > 0 => {
+                    return Err(damaged(format!(
+                        "its {} file is missing ({} bytes were stored)",
+                        stream.ext(),
+                        sums.len
+                    )))
+                }
+                Some(n) if n != sums.len => {
+                    return Err(damaged(format!(
+                        "its {} file holds {n} bytes, {} were stored",
+                        stream.ext(),
+                        sums.len
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(LogReader {
+            run: run.to_string(),
+            attempt,
+            stream,
+            path,
+            sums,
+            segment: None,
+        })
     }
 
     /// Writes a chunk at its offset. A chunk beyond the current end (a gap) is refused: the
@@ -61,7 +189,7 @@ impl LogHub {
     pub fn write(
         &self,
         files: &mut LogFiles,
-        run: &str,
+        run: &RunId,
         attempt: u32,
         stream: Stream,
         offset: u64,
@@ -78,11 +206,24 @@ impl LogHub {
         }
         let end = offset + data.len() as u64;
         if end > len {
+            // (No answer from statvfs is no reason to refuse: the write reports a full disk.)
+            let free = crate::datadir::free_bytes(&self.root).unwrap_or(u64::MAX);
+            if free < self.reserve.saturating_add(data.len() as u64) {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "{} has {} KiB free, the reserve is {} KiB",
+                        self.root.display(),
+                        free >> 10,
+                        self.reserve >> 10
+                    ),
+                ));
+            }
             let skip = (len - offset) as usize;
             file.write_all_at(&data[skip..], len)?;
             log.written(data.len() - skip);
         }
-        self.bump(run);
+        self.bump(&run.to_string());
         Ok(end.max(len))
     }
 
@@ -113,7 +254,7 @@ impl LogHub {
 /// Open log files of one agent stream (kept open while a run writes).
 #[derive(Debug, Default)]
 pub struct LogFiles {
-    open: HashMap<(String, u32, Stream), OpenLog>,
+    open: HashMap<(RunId, u32, Stream), OpenLog>,
 }
 
 /// Bytes a log may hold beyond its last background sync: a big log is written back to disk
@@ -154,40 +295,139 @@ impl LogFiles {
     fn open(
         &mut self,
         hub: &LogHub,
-        run: &str,
+        run: &RunId,
         attempt: u32,
         stream: Stream,
     ) -> io::Result<&mut OpenLog> {
-        let key = (run.to_string(), attempt, stream);
-        if !self.open.contains_key(&key) {
-            let path = hub.path(run, attempt, stream);
-            create_parent(&path)?;
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)?;
-            self.open.insert(
-                key.clone(),
-                OpenLog {
-                    file: f,
-                    unsynced: 0,
-                },
-            );
-        }
-        Ok(self.open.get_mut(&key).expect("inserted above"))
-    }
-
-    /// Flushes a run's files to disk and closes them: called before its result is recorded,
-    /// so a finished run's log is durable.
-    pub fn sync_and_close(&mut self, run: &str, attempt: u32) -> io::Result<()> {
-        for s in [Stream::Stdout, Stream::Stderr] {
-            if let Some(log) = self.open.remove(&(run.to_string(), attempt, s)) {
-                log.file.sync_data()?;
+        let key = (*run, attempt, stream);
+        match self.open.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let path = hub.path(run, attempt, stream);
+                create_parent(&path)?;
+                let file = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .read(true)
+                    .write(true)
+                    .open(&path)?;
+                Ok(e.insert(OpenLog { file, unsynced: 0 }))
             }
         }
+    }
+
+    /// Makes an attempt's log whole and durable before its result is recorded: each stream
+    /// must hold the `reported` length (fewer bytes: [`LogError::Incomplete`], the agent
+    /// resends; more can only be bytes past what the run wrote and are cut), its file and
+    /// directory are synced (whichever session wrote them) and its checksums recorded.
+    pub fn finish(
+        &mut self,
+        hub: &LogHub,
+        run: &RunId,
+        attempt: u32,
+        reported: [u64; 2],
+    ) -> Result<(), LogError> {
+        let io_err = |source| LogError::Io {
+            run: run.to_string(),
+            source,
+        };
+        let mut sums = Sums::default();
+        for (s, reported) in [Stream::Stdout, Stream::Stderr].into_iter().zip(reported) {
+            self.open.remove(&(*run, attempt, s));
+            let path = hub.path(run, attempt, s);
+            let file = match OpenOptions::new().write(true).open(&path) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err(e)),
+            };
+            let stored = match &file {
+                Some(f) => f.metadata().map_err(io_err)?.len(),
+                None => 0,
+            };
+            if stored < reported {
+                return Err(LogError::Incomplete {
+                    run: *run,
+                    attempt,
+                    stream: s.ext(),
+                    stored,
+                    reported,
+                });
+            }
+            if let Some(f) = file {
+                if stored > reported {
+                    tracing::warn!(run = %run, attempt, stream = s.ext(), stored, reported, "log longer than the agent reported: cut");
+                    f.set_len(reported).map_err(io_err)?;
+                }
+                f.sync_data().map_err(io_err)?;
+                let target = match s {
+                    Stream::Stdout => &mut sums.stdout,
+                    Stream::Stderr => &mut sums.stderr,
+                };
+                *target = StreamSums::of_file(&path).map_err(io_err)?;
+            }
+        }
+        // An attempt without output has no files and nothing to check.
+        if sums != Sums::default() {
+            sums.write(&hub.sums_path(run, attempt)).map_err(io_err)?;
+            // The run's directory entry too, the first time it is made durable.
+            File::open(&hub.root)
+                .and_then(|root| root.sync_all())
+                .map_err(io_err)?;
+        }
         Ok(())
+    }
+}
+
+/// Reads one stream of one attempt. With recorded sums (a finished attempt) every segment is
+/// checked before any of its bytes are returned, and the length was checked when it was made.
+#[derive(Debug)]
+pub struct LogReader {
+    run: String,
+    attempt: u32,
+    stream: Stream,
+    path: PathBuf,
+    sums: Option<StreamSums>,
+    /// The last segment read and checked: (index, bytes).
+    segment: Option<(u64, Vec<u8>)>,
+}
+
+impl LogReader {
+    /// Up to `len` bytes at `offset` (fewer at the end).
+    pub fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let Some(sums) = &self.sums else {
+            return read_at(&self.path, offset, len).map_err(|source| LogError::Io {
+                run: self.run.clone(),
+                source,
+            });
+        };
+        if offset >= sums.len {
+            return Ok(Vec::new());
+        }
+        let index = offset / SEGMENT;
+        if self.segment.as_ref().map(|(i, _)| *i) != Some(index) {
+            let start = index * SEGMENT;
+            let want = (sums.len - start).min(SEGMENT) as usize;
+            let data = read_at(&self.path, start, want).map_err(|source| LogError::Io {
+                run: self.run.clone(),
+                source,
+            })?;
+            if data.len() != want || crc32c::crc32c(&data) != sums.crcs[index as usize] {
+                return Err(LogError::Damaged {
+                    run: self.run.clone(),
+                    attempt: self.attempt,
+                    what: format!(
+                        "{} bytes {start}..{} do not match their recorded checksum",
+                        self.stream.ext(),
+                        start + want as u64
+                    ),
+                });
+            }
+            self.segment = Some((index, data));
+        }
+        let (_, data) = self.segment.as_ref().expect("read above");
+        let from = (offset - index * SEGMENT) as usize;
+        let to = (from + len).min(data.len());
+        Ok(data[from..to].to_vec())
     }
 }
 

@@ -44,6 +44,16 @@ struct Args {
     /// the token is taken from ROTA_TOKEN; with neither, anyone who reaches the port may submit.
     #[arg(long, env = "ROTA_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Start with an empty store although the data dir's logs/ holds runs: rota.db was lost
+    /// and cannot be restored. Without it such a start is refused.
+    #[arg(long)]
+    fresh: bool,
+    /// MiB of free space to keep on the data dir's filesystem: below it new submits are
+    /// refused (RESOURCE_EXHAUSTED), below half of it log bytes are not stored (agents keep
+    /// and resend them), so results, acknowledgements and cancels can still be recorded; work
+    /// resumes by itself once space is freed.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    reserve_mib: u64,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -70,6 +80,8 @@ async fn run() -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
     config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
     config.cancel_grace = Duration::from_secs_f64(args.cancel_grace);
+    config.fresh = args.fresh;
+    config.reserve_bytes = args.reserve_mib.saturating_mul(1 << 20);
     config.token = rota_proto::access::Access::load(args.token_file.as_deref(), None)
         .map_err(anyhow::Error::msg)?
         .token;
@@ -88,13 +100,15 @@ async fn run() -> anyhow::Result<()> {
     if config.token.is_none() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no token: anyone who reaches this port can run commands on every agent (set ROTA_TOKEN or --token-file)");
     }
-    // Bound and announced only once every file was read, so a caller that waits for the
-    // address never talks to a coordinator about to exit on a bad flag.
+    // Bound and announced only once every file was read and the data dir locked, the store
+    // opened and written to, so a caller that waits for the address never talks to a
+    // coordinator about to exit on a bad flag or an unusable store.
+    let opened = rota_coordinator::open(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!("rota-coordinator listening on {}", listener.local_addr()?);
-    rota_coordinator::serve(config, listener, shutdown_signal()).await
+    opened.serve(listener, shutdown_signal()).await
 }
 
 /// SIGTERM or Ctrl-C.

@@ -26,7 +26,7 @@ use crate::logs::LogHub;
 use crate::sched::{AgentId, SchedConfig, Scheduler};
 use crate::store::{RunRecord, Store};
 
-pub use agents::{AgentHello, HelloReply};
+pub use agents::{AgentHello, Assigned, HelloReply};
 
 /// Outbound queue of one agent stream.
 pub type AgentTx =
@@ -98,6 +98,8 @@ impl Command {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
+    /// Free bytes the data dir keeps for what was already accepted (see `datadir`).
+    pub reserve_bytes: u64,
     pub lease: Duration,
     pub heartbeat_interval: Duration,
     pub sched: SchedConfig,
@@ -168,10 +170,14 @@ struct State {
 /// Starts the engine thread on the store at `config.data_dir`.
 pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     std::fs::create_dir_all(&config.data_dir)?;
+    // Made now so the free space of its filesystem can be asked before the first chunk.
+    // Best effort: on a full disk the start must not need space.
+    let _ = std::fs::create_dir_all(config.data_dir.join("logs"));
     let store = Store::open(&config.data_dir.join("rota.db"))?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
-    let logs = LogHub::new(config.data_dir.join("logs"));
+    // Logs of accepted runs may use half the reserve; the other half is for their results.
+    let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
     let mut engine = Engine {
         store,
         state: State {

@@ -1,0 +1,154 @@
+//! Real binaries on a real full filesystem (a small tmpfs; skipped, saying why, where the test
+//! cannot mount): nothing acknowledged is lost, a run is not finished before its log is whole,
+//! the coordinator keeps serving and refuses only new work, and it all recovers by itself
+//! when space returns.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rota_tests::bins;
+use rota_tests::procs::{until, System, Tmpfs};
+
+/// Lengths of the files under `dir`.
+fn file_lens(dir: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(m) = p.metadata() {
+                out.push(m.len());
+            }
+        }
+    }
+    out
+}
+
+fn seq_output(n: u32) -> Vec<u8> {
+    (1..=n)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[test]
+fn with_the_logs_filesystem_full_a_run_finishes_only_once_its_log_is_stored_whole() {
+    let mut sys = System::start_with(
+        bins!(),
+        &["--lease", "10", "--heartbeat", "1", "--reserve-mib", "0"],
+    );
+    sys.kill9_coordinator();
+    let logs = match Tmpfs::mount(&sys.data_dir().join("logs"), "1m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs here: {why}");
+            return;
+        }
+    };
+    sys.restart_coordinator();
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    let expected = seq_output(450_000);
+    let run = sys.submit(&["--shell", "--", "seq 1 450000"]);
+    let n = run["number"].to_string();
+
+    // The run has ended at the agent (its spool holds all of it) but the logs filesystem has
+    // room for a third: the coordinator must not record it finished.
+    let spool = sys.path("spool-a");
+    until(Duration::from_secs(60), "the whole log spooled", || {
+        file_lens(&spool)
+            .contains(&(expected.len() as u64))
+            .then_some(())
+    });
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        let v = sys.show(&n);
+        assert!(
+            !v["finished_at_ms"].is_u64() || v["finished_at_ms"] == 0,
+            "not finished while its log is not stored: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        file_lens(&spool).contains(&(expected.len() as u64)),
+        "the agent keeps its spool"
+    );
+
+    // Space returns: the agent's resend completes the log and the run.
+    logs.resize("64m");
+    let v = sys.wait_state(&n, "success", Duration::from_secs(60));
+    assert_eq!(v["stdout_len"], expected.len());
+    let out = sys.rota(&["logs", &n]);
+    assert!(out.status.success());
+    assert!(out.stdout == expected, "the log is whole");
+    until(
+        Duration::from_secs(30),
+        "the agent's spool deleted after the ack",
+        || (!file_lens(&spool).contains(&(expected.len() as u64))).then_some(()),
+    );
+}
+
+#[test]
+fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
+    let mut sys = System::start_with(
+        bins!(),
+        &["--lease", "10", "--heartbeat", "1", "--reserve-mib", "4"],
+    );
+    sys.kill9_coordinator();
+    let data = match Tmpfs::mount(&sys.data_dir(), "16m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs here: {why}");
+            return;
+        }
+    };
+    sys.restart_coordinator();
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    // Accepted before the disk fills: it must still finish and be recorded.
+    let gate = sys.path("gate");
+    let accepted = sys.submit(&[
+        "--shell",
+        "--",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; echo done",
+            gate.display()
+        ),
+    ]);
+    let accepted = accepted["number"].to_string();
+    sys.wait_state(&accepted, "running", Duration::from_secs(30));
+
+    // Fill the filesystem to below the reserve (but above the half of it that logs of
+    // accepted runs may use).
+    let filler = data.path.join("filler");
+    let free = {
+        let st = nix::sys::statvfs::statvfs(&data.path).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    std::fs::write(&filler, vec![0u8; (free - (3 << 20)) as usize]).unwrap();
+
+    let out = sys.rota(&["submit", "--", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "submit refused");
+    assert!(
+        err.contains("free") && err.contains("refused"),
+        "says why: {err}"
+    );
+    // Still serving, and what was accepted finishes and is recorded.
+    std::fs::write(&gate, b"").unwrap();
+    let v = sys.wait_state(&accepted, "success", Duration::from_secs(30));
+    assert_eq!(v["stdout_len"], 5);
+
+    // Space returns: new work is taken again, no restart.
+    std::fs::remove_file(&filler).unwrap();
+    let run = sys.submit(&["--shell", "--", "echo again"]);
+    sys.wait_state(
+        &run["number"].to_string(),
+        "success",
+        Duration::from_secs(30),
+    );
+    let out = sys.rota(&["logs", &accepted]);
+    assert_eq!(out.stdout, b"done\n");
+}
