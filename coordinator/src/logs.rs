@@ -10,6 +10,7 @@
 //! [`LogHub`] tells followers (`logs -f`) that a run's log grew or that the run finished; it is
 //! a map behind a `std::sync::Mutex` that is never held across an `.await`.
 
+mod cap;
 mod crc32c;
 pub mod sums;
 
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use cap::Ring;
 use sums::{StreamSums, Sums, SEGMENT};
 
 /// A run id that is safe in a path: a UUID in its canonical form. Made by parsing; its
@@ -119,8 +121,28 @@ impl LogHub {
         self.dir(run).join(format!("{attempt}.sums"))
     }
 
-    /// Bytes stored so far.
+    fn ring_path(&self, run: &RunId, attempt: u32, stream: Stream) -> PathBuf {
+        self.dir(run)
+            .join(format!("{attempt}.{}.tail", stream.ext()))
+    }
+
+    fn recorded(&self, run: &RunId, attempt: u32) -> Option<Sums> {
+        match Sums::load(&self.sums_path(run, attempt)) {
+            Ok(Some(Ok(sums))) => Some(sums),
+            _ => None,
+        }
+    }
+
+    /// Bytes received so far in the agent's offsets, which acks and resumes name: what the
+    /// agent reported once the attempt finished, else the end of the ring once past the
+    /// head (see `cap`), else the file's length.
     pub fn len(&self, run: &RunId, attempt: u32, stream: Stream) -> u64 {
+        if let Some(sums) = self.recorded(run, attempt) {
+            return sums.stream(stream).received;
+        }
+        if let Ok(Some(ring)) = Ring::open(&self.ring_path(run, attempt, stream)) {
+            return ring.end();
+        }
         std::fs::metadata(self.path(run, attempt, stream)).map_or(0, |m| m.len())
     }
 
@@ -184,8 +206,10 @@ impl LogHub {
         })
     }
 
-    /// Writes a chunk at its offset. A chunk beyond the current end (a gap) is refused: the
-    /// agent resends from the acknowledged offset.
+    /// Writes a chunk at its offset (in the agent's offsets) under the run's log cap. A chunk
+    /// beyond the current end (a gap) is refused: the agent resends from the acknowledged
+    /// offset. Chunks of an attempt already finished change nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn write(
         &self,
         files: &mut LogFiles,
@@ -194,18 +218,22 @@ impl LogHub {
         stream: Stream,
         offset: u64,
         data: &[u8],
+        max_log_bytes: u64,
     ) -> io::Result<u64> {
         let log = files.open(self, run, attempt, stream)?;
-        let file = &log.file;
-        let len = file.metadata()?.len();
-        if offset > len {
+        let end = offset + data.len() as u64;
+        if log.done {
+            return Ok(end);
+        }
+        let file_len = log.file.metadata()?.len();
+        let received = log.ring.as_ref().map_or(file_len, Ring::end);
+        if offset > received {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("log chunk at offset {offset} leaves a gap after {len} stored bytes"),
+                format!("log chunk at offset {offset} leaves a gap after {received} stored bytes"),
             ));
         }
-        let end = offset + data.len() as u64;
-        if end > len {
+        if end > received {
             // (No answer from statvfs is no reason to refuse: the write reports a full disk.)
             let free = crate::datadir::free_bytes(&self.root).unwrap_or(u64::MAX);
             if free < self.reserve.saturating_add(data.len() as u64) {
@@ -219,12 +247,35 @@ impl LogHub {
                     ),
                 ));
             }
-            let skip = (len - offset) as usize;
-            file.write_all_at(&data[skip..], len)?;
-            log.written(data.len() - skip);
+            // A ring keeps the cap it began under; a file already past a (since lowered)
+            // cap's head stays uncapped rather than lose its order.
+            let cap = match &log.ring {
+                Some(ring) => ring.cap(),
+                None if file_len > cap::split(max_log_bytes).0 => u64::MAX,
+                None => max_log_bytes,
+            };
+            let head = cap::split(cap).0;
+            let mut pos = received;
+            let mut rest = &data[(received - offset) as usize..];
+            if pos < head {
+                let n = ((head - pos) as usize).min(rest.len());
+                log.file.write_all_at(&rest[..n], pos)?;
+                log.written(n);
+                pos += n as u64;
+                rest = &rest[n..];
+            }
+            if !rest.is_empty() {
+                let ring = match &mut log.ring {
+                    Some(ring) => ring,
+                    None => log
+                        .ring
+                        .insert(Ring::create(&self.ring_path(run, attempt, stream), cap)?),
+                };
+                ring.write(pos, rest)?;
+            }
         }
         self.bump(&run.to_string());
-        Ok(end.max(len))
+        Ok(end.max(received))
     }
 
     /// Wakes followers of a run.
@@ -267,11 +318,15 @@ const SYNC_AHEAD: u64 = 16 << 20;
 struct OpenLog {
     file: File,
     unsynced: u64,
+    /// The ring of latest bytes, once the stream went past its cap's head.
+    ring: Option<Ring>,
+    /// The attempt has finished (its sums are recorded): nothing more is written.
+    done: bool,
 }
 
 impl OpenLog {
     /// Counts new bytes; past [`SYNC_AHEAD`], starts an fsync on the blocking pool and goes on
-    /// without waiting for it. Durability still comes from [`LogFiles::sync_and_close`].
+    /// without waiting for it. Durability still comes from [`LogFiles::finish`].
     fn written(&mut self, n: usize) {
         self.unsynced += n as u64;
         if self.unsynced < SYNC_AHEAD {
@@ -311,15 +366,22 @@ impl LogFiles {
                     .read(true)
                     .write(true)
                     .open(&path)?;
-                Ok(e.insert(OpenLog { file, unsynced: 0 }))
+                Ok(e.insert(OpenLog {
+                    file,
+                    unsynced: 0,
+                    ring: Ring::open(&hub.ring_path(run, attempt, stream))?,
+                    done: hub.recorded(run, attempt).is_some(),
+                }))
             }
         }
     }
 
     /// Makes an attempt's log whole and durable before its result is recorded: each stream
-    /// must hold the `reported` length (fewer bytes: [`LogError::Incomplete`], the agent
-    /// resends; more can only be bytes past what the run wrote and are cut), its file and
-    /// directory are synced (whichever session wrote them) and its checksums recorded.
+    /// must have received the `reported` length (fewer bytes: [`LogError::Incomplete`], the
+    /// agent resends; more in a file can only be bytes past what the run wrote and are cut),
+    /// a capped stream is assembled (head, marker, tail), files and directories are synced
+    /// (whichever session wrote them) and the checksums recorded. Finishing again with the
+    /// same lengths (the result's commit did not happen) finds it done.
     pub fn finish(
         &mut self,
         hub: &LogHub,
@@ -331,7 +393,13 @@ impl LogFiles {
             run: run.to_string(),
             source,
         };
+        if let Some(sums) = hub.recorded(run, attempt) {
+            if [sums.stdout.received, sums.stderr.received] == reported {
+                return Ok(());
+            }
+        }
         let mut sums = Sums::default();
+        let mut rings = Vec::new();
         for (s, reported) in [Stream::Stdout, Stream::Stderr].into_iter().zip(reported) {
             self.open.remove(&(*run, attempt, s));
             let path = hub.path(run, attempt, s);
@@ -344,27 +412,41 @@ impl LogFiles {
                 Some(f) => f.metadata().map_err(io_err)?.len(),
                 None => 0,
             };
-            if stored < reported {
-                return Err(LogError::Incomplete {
-                    run: *run,
-                    attempt,
-                    stream: s.ext(),
-                    stored,
-                    reported,
-                });
+            let ring_path = hub.ring_path(run, attempt, s);
+            let ring = Ring::open(&ring_path).map_err(io_err)?;
+            let received = ring.as_ref().map_or(stored, Ring::end);
+            let incomplete = || LogError::Incomplete {
+                run: *run,
+                attempt,
+                stream: s.ext(),
+                stored: received,
+                reported,
+            };
+            if received < reported || (ring.is_some() && received != reported) {
+                return Err(incomplete());
             }
-            if let Some(f) = file {
-                if stored > reported {
+            let Some(f) = file else { continue };
+            match &ring {
+                Some(ring) => {
+                    let cut = ring.assemble_into(&f).map_err(io_err)?;
+                    if cut > 0 {
+                        tracing::info!(run = %run, attempt, stream = s.ext(), cut, "log over its cap: head and tail kept");
+                    }
+                    rings.push(ring_path);
+                }
+                None if stored > reported => {
                     tracing::warn!(run = %run, attempt, stream = s.ext(), stored, reported, "log longer than the agent reported: cut");
                     f.set_len(reported).map_err(io_err)?;
                 }
-                f.sync_data().map_err(io_err)?;
-                let target = match s {
-                    Stream::Stdout => &mut sums.stdout,
-                    Stream::Stderr => &mut sums.stderr,
-                };
-                *target = StreamSums::of_file(&path).map_err(io_err)?;
+                None => {}
             }
+            f.sync_data().map_err(io_err)?;
+            let target = match s {
+                Stream::Stdout => &mut sums.stdout,
+                Stream::Stderr => &mut sums.stderr,
+            };
+            *target = StreamSums::of_file(&path).map_err(io_err)?;
+            target.received = reported;
         }
         // An attempt without output has no files and nothing to check.
         if sums != Sums::default() {
@@ -373,6 +455,9 @@ impl LogFiles {
             File::open(&hub.root)
                 .and_then(|root| root.sync_all())
                 .map_err(io_err)?;
+        }
+        for ring in rings {
+            std::fs::remove_file(ring).map_err(io_err)?;
         }
         Ok(())
     }

@@ -54,6 +54,11 @@ struct Args {
     /// resumes by itself once space is freed.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     reserve_mib: u64,
+    /// Bytes each stream of a run keeps at most: past it, the first and last halves are kept
+    /// with a "[rota: N bytes cut]" marker between. A job's `max_log_bytes` overrides it.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(2..))]
+    max_log_bytes: u64,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -81,6 +86,7 @@ async fn run() -> anyhow::Result<()> {
     config.retry_backoff = Duration::from_secs_f64(args.retry_backoff);
     config.cancel_grace = Duration::from_secs_f64(args.cancel_grace);
     config.fresh = args.fresh;
+    config.max_log_bytes = args.max_log_bytes;
     config.reserve_bytes = args.reserve_mib.saturating_mul(1 << 20);
     config.token = rota_proto::access::Access::load(args.token_file.as_deref(), None)
         .map_err(anyhow::Error::msg)?

@@ -42,6 +42,9 @@ pub struct CoordinatorConfig {
     /// New work is refused while the data dir's filesystem has less free space than this, so
     /// what was already accepted can still be recorded.
     pub reserve_bytes: u64,
+    /// Each stream of a run keeps at most this many bytes (head and tail, with a marker of
+    /// what was cut), unless its job sets `max_log_bytes`.
+    pub max_log_bytes: u64,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -85,12 +88,16 @@ impl CoordinatorConfig {
             tls: None,
             fresh: false,
             reserve_bytes: DEFAULT_RESERVE,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
     }
 }
 
 /// Default of [`CoordinatorConfig::reserve_bytes`]: room for many thousands of results.
 pub const DEFAULT_RESERVE: u64 = 64 << 20;
+
+/// Default of [`CoordinatorConfig::max_log_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 30;
 
 /// Large submits (100,000 runs) are one message.
 const MAX_MESSAGE: usize = 512 << 20;
@@ -127,6 +134,7 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
         reserve_bytes: config.reserve_bytes,
+        max_log_bytes: config.max_log_bytes,
         lease: config.lease,
         heartbeat_interval: config.heartbeat_interval,
         sched: SchedConfig {

@@ -141,7 +141,21 @@ fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
     let v = sys.wait_state(&accepted, "success", Duration::from_secs(30));
     assert_eq!(v["stdout_len"], 5);
 
+    // Completely full, a restart still comes up (starting needs no space) and serves.
+    let free = {
+        let st = nix::sys::statvfs::statvfs(&data.path).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    let rest = data.path.join("filler-rest");
+    let _ = std::fs::write(&rest, vec![0u8; free as usize]);
+    sys.kill9_coordinator();
+    sys.restart_coordinator();
+    assert_eq!(sys.show(&accepted)["state"], "success");
+    let out = sys.rota(&["submit", "--", "true"]);
+    assert!(!out.status.success(), "still refused while full");
+
     // Space returns: new work is taken again, no restart.
+    std::fs::remove_file(&rest).unwrap();
     std::fs::remove_file(&filler).unwrap();
     let run = sys.submit(&["--shell", "--", "echo again"]);
     sys.wait_state(

@@ -25,15 +25,23 @@ pub struct AgentHello {
 /// The engine keeps it exact: a run enters on Assign or claim and leaves when it finishes, is
 /// requeued or moves away; a session that is replaced or gone is emptied.
 #[derive(Debug, Clone, Default)]
-pub struct Assigned(Arc<Mutex<HashMap<RunId, u32>>>);
+pub struct Assigned(Arc<Mutex<HashMap<RunId, Assignment>>>);
+
+/// One run assigned to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    pub attempt: u32,
+    /// The run's log cap per stream (its job's `max_log_bytes`, else the coordinator's).
+    pub max_log_bytes: u64,
+}
 
 impl Assigned {
-    /// The attempt of `run` assigned to this session, if any.
-    pub fn attempt(&self, run: &RunId) -> Option<u32> {
+    /// What this session holds of `run`, if anything.
+    pub fn get(&self, run: &RunId) -> Option<Assignment> {
         self.lock().get(run).copied()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Assignment>> {
         self.0.lock().expect("assigned runs lock")
     }
 }
@@ -105,6 +113,7 @@ impl State {
             .filter(|_| self.core.is_current(rec.number, rec.attempt))
             .zip(RunId::parse(&rec.id))
             .map(|(agent, id)| (agent, id, rec.attempt));
+        let max_log_bytes = self.max_log_bytes(rec);
         let old = match holder {
             Some(h) => self.agents.holders.insert(rec.number, h),
             None => self.agents.holders.remove(&rec.number),
@@ -119,9 +128,19 @@ impl State {
         }
         if let Some((agent, id, attempt)) = holder {
             if let Some(s) = self.agents.live.get(&agent) {
-                s.assigned.lock().insert(id, attempt);
+                s.assigned.lock().insert(
+                    id,
+                    Assignment {
+                        attempt,
+                        max_log_bytes,
+                    },
+                );
             }
         }
+    }
+
+    fn max_log_bytes(&self, rec: &crate::store::RunRecord) -> u64 {
+        rec.spec.max_log_bytes.unwrap_or(self.config.max_log_bytes)
     }
 
     pub(super) fn agent_hello(&mut self, b: &Batch<'_>, h: AgentHello) -> Result<HelloReply> {
@@ -180,13 +199,17 @@ impl State {
         let assigned = Assigned::default();
         let resume = held
             .iter()
-            .map(|(run_id, attempt, _, keep)| {
+            .map(|(run_id, attempt, number, keep)| {
                 // Only a run this agent keeps has stored offsets worth telling (and a run id
                 // known to be one); the rest it drops.
                 let id = RunId::parse(run_id).filter(|_| *keep);
                 let len = |s| id.map_or(0, |id| self.logs.len(&id, *attempt, s));
-                if let Some(id) = id {
-                    assigned.lock().insert(id, *attempt);
+                if let (Some(id), Some(rec)) = (id, self.live.get(number)) {
+                    let assignment = Assignment {
+                        attempt: *attempt,
+                        max_log_bytes: self.max_log_bytes(rec),
+                    };
+                    assigned.lock().insert(id, assignment);
                 }
                 pb::ResumeRun {
                     run_id: run_id.clone(),

@@ -192,6 +192,7 @@ impl State {
             exclusive: !job.concurrent_runs,
             schedule_time,
             previous,
+            max_log_bytes: job.max_log_bytes,
         };
         let numbers = self.submit(b, &jobset, 0, vec![spec], &origin)?;
         Ok(numbers[0])

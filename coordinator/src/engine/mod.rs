@@ -26,7 +26,7 @@ use crate::logs::LogHub;
 use crate::sched::{AgentId, SchedConfig, Scheduler};
 use crate::store::{RunRecord, Store};
 
-pub use agents::{AgentHello, Assigned, HelloReply};
+pub use agents::{AgentHello, Assigned, Assignment, HelloReply};
 
 /// Outbound queue of one agent stream.
 pub type AgentTx =
@@ -100,6 +100,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Free bytes the data dir keeps for what was already accepted (see `datadir`).
     pub reserve_bytes: u64,
+    /// Per-stream log cap of runs whose job sets none (see `logs::cap`).
+    pub max_log_bytes: u64,
     pub lease: Duration,
     pub heartbeat_interval: Duration,
     pub sched: SchedConfig,

@@ -19,7 +19,10 @@ const MAGIC: &str = "rota-log-sums 1";
 /// One stream's recorded length and segment checksums.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamSums {
+    /// Bytes stored.
     pub len: u64,
+    /// Bytes the agent reported (more than stored when the log was capped).
+    pub received: u64,
     pub crcs: Vec<u32>,
 }
 
@@ -33,6 +36,7 @@ impl StreamSums {
                 return Ok(sums);
             }
             sums.len += data.len() as u64;
+            sums.received = sums.len;
             sums.crcs.push(crc32c(&data));
             if (data.len() as u64) < SEGMENT {
                 return Ok(sums);
@@ -60,7 +64,7 @@ impl Sums {
         let mut out = format!("{MAGIC} segment={SEGMENT}\n");
         for s in [Stream::Stdout, Stream::Stderr] {
             let sums = self.stream(s);
-            out.push_str(&format!("{} {}", s.ext(), sums.len));
+            out.push_str(&format!("{} {} {}", s.ext(), sums.len, sums.received));
             for crc in &sums.crcs {
                 out.push_str(&format!(" {crc:08x}"));
             }
@@ -81,6 +85,7 @@ impl Sums {
                 return None;
             }
             let len: u64 = words.next()?.parse().ok()?;
+            let received: u64 = words.next()?.parse().ok()?;
             let crcs = words
                 .map(|w| u32::from_str_radix(w, 16).ok())
                 .collect::<Option<Vec<u32>>>()?;
@@ -91,7 +96,11 @@ impl Sums {
                 Stream::Stdout => &mut sums.stdout,
                 Stream::Stderr => &mut sums.stderr,
             };
-            *target = StreamSums { len, crcs };
+            *target = StreamSums {
+                len,
+                received,
+                crcs,
+            };
         }
         Some(sums)
     }

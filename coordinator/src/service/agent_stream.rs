@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{AgentHello, AgentTx, Assigned, Command, EngineHandle};
+use crate::engine::{AgentHello, AgentTx, Assigned, Assignment, Command, EngineHandle};
 use crate::logs::{LogFiles, RunId, Stream as LogStream};
 use crate::sched::AgentId;
 
@@ -191,8 +191,10 @@ impl Session {
     /// The run a report names, when it is assigned to this session at that attempt; anything
     /// else (another agent's run, a finished run, a stale attempt, a string that is not a run
     /// id) is refused here, logged, and never acknowledged.
-    fn assigned_run(&self, run_id: &str, attempt: u32, what: &str) -> Option<RunId> {
-        let id = RunId::parse(run_id).filter(|id| self.assigned.attempt(id) == Some(attempt));
+    fn assigned_run(&self, run_id: &str, attempt: u32, what: &str) -> Option<(RunId, Assignment)> {
+        let id = RunId::parse(run_id)
+            .and_then(|id| Some(id).zip(self.assigned.get(&id)))
+            .filter(|(_, a)| a.attempt == attempt);
         if id.is_none() {
             tracing::warn!(
                 agent = self.agent,
@@ -214,13 +216,22 @@ impl Session {
                 return true;
             }
         };
-        let Some(run) = self.assigned_run(&c.run_id, c.attempt, "a log chunk") else {
+        let Some((run, assignment)) = self.assigned_run(&c.run_id, c.attempt, "a log chunk") else {
             return true;
         };
         let hub = &self.engine.logs;
         // Plain file writes land in the page cache and take microseconds; durability comes
         // from the fsync before the run's result is recorded.
-        match hub.write(&mut self.files, &run, c.attempt, stream, c.offset, &c.data) {
+        let written = hub.write(
+            &mut self.files,
+            &run,
+            c.attempt,
+            stream,
+            c.offset,
+            &c.data,
+            assignment.max_log_bytes,
+        );
+        match written {
             Ok(_) => {
                 let n = self.unacked.entry((run, c.attempt)).or_default();
                 *n += c.data.len() as u64;
@@ -240,7 +251,7 @@ impl Session {
     /// Returns false when the log could not be made whole and durable: the session ends, so
     /// the agent reconnects, keeps its spool and resends from the stored offsets.
     async fn finished(&mut self, f: pb::RunFinished) -> bool {
-        let Some(run) = self.assigned_run(&f.run_id, f.attempt, "RunFinished") else {
+        let Some((run, _)) = self.assigned_run(&f.run_id, f.attempt, "RunFinished") else {
             return true;
         };
         let attempt = f.attempt;
