@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use cap::Ring;
-use sums::{StreamSums, Sums, SEGMENT};
+use sums::{Running, StreamSums, Sums, SEGMENT};
 
 /// A run id that is safe in a path: a UUID in its canonical form. Made by parsing; its
 /// `Display` (the directory name) is the UUID's own formatting, not the parsed text.
@@ -260,6 +260,10 @@ impl LogHub {
             if pos < head {
                 let n = ((head - pos) as usize).min(rest.len());
                 log.file.write_all_at(&rest[..n], pos)?;
+                match &mut log.running {
+                    Some(running) if running.len() == pos => running.append(&rest[..n]),
+                    _ => log.running = None,
+                }
                 log.written(n);
                 pos += n as u64;
                 rest = &rest[n..];
@@ -322,6 +326,8 @@ struct OpenLog {
     ring: Option<Ring>,
     /// The attempt has finished (its sums are recorded): nothing more is written.
     done: bool,
+    /// Sums of the file while it has only been appended to since it was empty.
+    running: Option<Running>,
 }
 
 impl OpenLog {
@@ -366,8 +372,10 @@ impl LogFiles {
                     .read(true)
                     .write(true)
                     .open(&path)?;
+                let empty = file.metadata()?.len() == 0;
                 Ok(e.insert(OpenLog {
                     file,
+                    running: empty.then(Running::default),
                     unsynced: 0,
                     ring: Ring::open(&hub.ring_path(run, attempt, stream))?,
                     done: hub.recorded(run, attempt).is_some(),
@@ -401,7 +409,10 @@ impl LogFiles {
         let mut sums = Sums::default();
         let mut rings = Vec::new();
         for (s, reported) in [Stream::Stdout, Stream::Stderr].into_iter().zip(reported) {
-            self.open.remove(&(*run, attempt, s));
+            let running = self
+                .open
+                .remove(&(*run, attempt, s))
+                .and_then(|log| log.running);
             let path = hub.path(run, attempt, s);
             let file = match OpenOptions::new().write(true).open(&path) {
                 Ok(f) => Some(f),
@@ -445,7 +456,12 @@ impl LogFiles {
                 Stream::Stdout => &mut sums.stdout,
                 Stream::Stderr => &mut sums.stderr,
             };
-            *target = StreamSums::of_file(&path).map_err(io_err)?;
+            // Sums kept while the bytes streamed in spare reading a big log back; a log
+            // written across sessions, capped or cut is read.
+            *target = match running {
+                Some(running) if ring.is_none() && running.len() == reported => running.finish(),
+                _ => StreamSums::of_file(&path).map_err(io_err)?,
+            };
             target.received = reported;
         }
         // An attempt without output has no files and nothing to check.

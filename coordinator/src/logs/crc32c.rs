@@ -33,8 +33,13 @@ const fn tables() -> [[u32; 256]; 8] {
 
 /// The CRC-32C of `data`.
 pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c_append(0, data)
+}
+
+/// The CRC-32C of some bytes followed by `data`, given the CRC-32C `crc` of those bytes.
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     let t = &TABLES;
-    let mut crc = !0u32;
+    let mut crc = !crc;
     let mut words = data.chunks_exact(8);
     for w in &mut words {
         let lo = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ crc;
@@ -63,5 +68,14 @@ mod tests {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
         assert_eq!(crc32c(b""), 0);
         assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
+    }
+
+    #[test]
+    fn appending_equals_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for split in [0, 1, 7, 8, 9, 500, 1000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(super::crc32c_append(crc32c(a), b), crc32c(&data));
+        }
     }
 }

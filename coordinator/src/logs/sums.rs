@@ -45,6 +45,46 @@ impl StreamSums {
     }
 }
 
+/// Sums kept up as a file is appended to, so finishing a big log need not read it back.
+/// Only valid while every write so far was an append at `len` since the file was empty.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    sums: StreamSums,
+    /// CRC of the last, unfinished segment (its bytes: `len % SEGMENT`).
+    open_crc: u32,
+}
+
+impl Running {
+    pub fn len(&self) -> u64 {
+        self.sums.len
+    }
+
+    /// Adds bytes appended at [`Self::len`].
+    pub fn append(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let in_segment = self.sums.len % SEGMENT;
+            let n = ((SEGMENT - in_segment) as usize).min(data.len());
+            self.open_crc = super::crc32c::crc32c_append(self.open_crc, &data[..n]);
+            self.sums.len += n as u64;
+            data = &data[n..];
+            if self.sums.len % SEGMENT == 0 {
+                self.sums.crcs.push(self.open_crc);
+                self.open_crc = 0;
+            }
+        }
+    }
+
+    /// The sums of everything appended.
+    pub fn finish(&self) -> StreamSums {
+        let mut sums = self.sums.clone();
+        if sums.len % SEGMENT != 0 {
+            sums.crcs.push(self.open_crc);
+        }
+        sums.received = sums.len;
+        sums
+    }
+}
+
 /// Both streams of one attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sums {
@@ -151,5 +191,18 @@ mod tests {
         assert_eq!(Sums::load(&path).unwrap(), Some(Ok(sums)));
         std::fs::write(&path, "garbage").unwrap();
         assert_eq!(Sums::load(&path).unwrap(), Some(Err(())));
+    }
+
+    #[test]
+    fn running_sums_of_appends_equal_the_sums_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.stdout");
+        let data: Vec<u8> = (0..SEGMENT * 3 + 11).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&log, &data).unwrap();
+        let mut running = Running::default();
+        for piece in data.chunks(300_007) {
+            running.append(piece);
+        }
+        assert_eq!(running.finish(), StreamSums::of_file(&log).unwrap());
     }
 }
