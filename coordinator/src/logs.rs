@@ -261,7 +261,7 @@ impl LogHub {
                 let n = ((head - pos) as usize).min(rest.len());
                 log.file.write_all_at(&rest[..n], pos)?;
                 match &mut log.running {
-                    Some(running) if running.len() == pos => running.append(&rest[..n]),
+                    Some(running) if running.covered() == pos => running.append(&rest[..n]),
                     _ => log.running = None,
                 }
                 log.written(n);
@@ -459,7 +459,9 @@ impl LogFiles {
             // Sums kept while the bytes streamed in spare reading a big log back; a log
             // written across sessions, capped or cut is read.
             *target = match running {
-                Some(running) if ring.is_none() && running.len() == reported => running.finish(),
+                Some(running) if ring.is_none() && running.covered() == reported => {
+                    running.finish()
+                }
                 _ => StreamSums::of_file(&path).map_err(io_err)?,
             };
             target.received = reported;

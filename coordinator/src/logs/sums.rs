@@ -55,11 +55,12 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn len(&self) -> u64 {
+    /// Bytes covered so far.
+    pub fn covered(&self) -> u64 {
         self.sums.len
     }
 
-    /// Adds bytes appended at [`Self::len`].
+    /// Adds bytes appended at [`Self::covered`].
     pub fn append(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let in_segment = self.sums.len % SEGMENT;
@@ -67,7 +68,7 @@ impl Running {
             self.open_crc = super::crc32c::crc32c_append(self.open_crc, &data[..n]);
             self.sums.len += n as u64;
             data = &data[n..];
-            if self.sums.len % SEGMENT == 0 {
+            if self.sums.len.is_multiple_of(SEGMENT) {
                 self.sums.crcs.push(self.open_crc);
                 self.open_crc = 0;
             }
@@ -77,7 +78,7 @@ impl Running {
     /// The sums of everything appended.
     pub fn finish(&self) -> StreamSums {
         let mut sums = self.sums.clone();
-        if sums.len % SEGMENT != 0 {
+        if !sums.len.is_multiple_of(SEGMENT) {
             sums.crcs.push(self.open_crc);
         }
         sums.received = sums.len;
