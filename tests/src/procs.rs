@@ -578,8 +578,13 @@ impl Tmpfs {
 
     /// Changes its size in place (space returns without unmounting).
     pub fn resize(&self, size: &str) {
+        self.remount(&format!("size={size}"));
+    }
+
+    /// Remounts it with `options` (e.g. `ro`).
+    pub fn remount(&self, options: &str) {
         let out = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
+            .args(["-o", &format!("remount,{options}")])
             .arg(&self.path)
             .output()
             .expect("run mount");

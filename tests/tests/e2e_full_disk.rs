@@ -166,3 +166,34 @@ fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
     let out = sys.rota(&["logs", &accepted]);
     assert_eq!(out.stdout, b"done\n");
 }
+
+#[test]
+fn a_store_that_cannot_be_written_fails_the_start_before_the_address_is_announced() {
+    let mut sys = System::start(bins!());
+    sys.kill9_coordinator();
+    // The store lives on a filesystem that is then made read-only; the data dir stays writable.
+    let ro = match Tmpfs::mount(&sys.path("ro"), "8m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs here: {why}");
+            return;
+        }
+    };
+    let data = sys.data_dir();
+    for name in ["rota.db", "rota.db-wal", "rota.db-shm"] {
+        if let Ok(bytes) = std::fs::read(data.join(name)) {
+            std::fs::write(ro.path.join(name), bytes).unwrap();
+            std::fs::remove_file(data.join(name)).unwrap();
+            std::os::unix::fs::symlink(ro.path.join(name), data.join(name)).unwrap();
+        }
+    }
+    ro.remount("ro");
+    let out = sys.refused_coordinator(&[], Duration::from_secs(20));
+    assert!(!out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "no address announced"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rota.db"), "names the store: {err}");
+}
