@@ -119,6 +119,8 @@ fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
     ]);
     let accepted = accepted["number"].to_string();
     sys.wait_state(&accepted, "running", Duration::from_secs(30));
+    // Accepted too, queued behind it on the agent's one slot.
+    let queued = sys.submit(&["--shell", "--", "echo queued"])["number"].to_string();
 
     // Fill the filesystem to below the reserve (but above the half of it that logs of
     // accepted runs may use).
@@ -140,6 +142,9 @@ fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
     std::fs::write(&gate, b"").unwrap();
     let v = sys.wait_state(&accepted, "success", Duration::from_secs(30));
     assert_eq!(v["stdout_len"], 5);
+    // Below the reserve no new attempt starts (the batch that recorded the result would
+    // have dispatched it).
+    assert_eq!(sys.show(&queued)["state"], "pending");
 
     // Completely full, a restart still comes up (starting needs no space) and serves.
     let free = {
@@ -165,6 +170,8 @@ fn a_full_data_dir_refuses_new_work_keeps_serving_and_recovers_by_itself() {
     );
     let out = sys.rota(&["logs", &accepted]);
     assert_eq!(out.stdout, b"done\n");
+    sys.wait_state(&queued, "success", Duration::from_secs(30));
+    assert_eq!(sys.rota(&["logs", &queued]).stdout, b"queued\n");
 }
 
 #[test]

@@ -257,7 +257,11 @@ impl Engine {
                 }
                 state.fire_schedules(b)?;
                 state.core.tick(state.now);
-                state.core.dispatch();
+                // Below the reserve no new attempt starts either (its rows take space); what
+                // runs goes on and is recorded. Space returning lifts it at the next batch.
+                if state.check_space().is_ok() {
+                    state.core.dispatch();
+                }
                 let decided = state.apply_decisions(b)?;
                 state.answer_views(b)?;
                 // A batch of "run started" reports and reads that decided nothing and created
