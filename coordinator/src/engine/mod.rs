@@ -167,6 +167,8 @@ struct State {
     /// Replies waiting for the batch's dispatch, answered with fresh run views.
     pending_views: Vec<(Vec<u64>, commands::ViewReply)>,
     now: u64,
+    /// Whether the last batch found the data dir below its reserve (logged on each change).
+    space_low: bool,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
@@ -197,6 +199,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             recently_finished: HashMap::new(),
             pending_views: Vec::new(),
             now: crate::time::now_millis(),
+            space_low: false,
         },
     };
     engine.recover()?;
@@ -259,8 +262,20 @@ impl Engine {
                 state.core.tick(state.now);
                 // Below the reserve no new attempt starts either (its rows take space); what
                 // runs goes on and is recorded. Space returning lifts it at the next batch.
-                if state.check_space().is_ok() {
-                    state.core.dispatch();
+                match state.check_space() {
+                    Ok(()) => {
+                        if std::mem::take(&mut state.space_low) {
+                            tracing::warn!(
+                                "free space is back above the reserve: dispatching again"
+                            );
+                        }
+                        state.core.dispatch();
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut state.space_low, true) {
+                            tracing::error!("no new runs start: {e}");
+                        }
+                    }
                 }
                 let decided = state.apply_decisions(b)?;
                 state.answer_views(b)?;
