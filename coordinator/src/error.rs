@@ -15,6 +15,11 @@ pub enum Error {
     AlreadyExists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The data dir is (nearly) full: new work is refused until space is freed.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error(transparent)]
+    Log(#[from] crate::logs::LogError),
     #[error("coordinator is shutting down")]
     ShuttingDown,
 }
@@ -42,6 +47,9 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             Error::AlreadyExists(_) => tonic::Status::already_exists(msg),
             Error::Store(_) => tonic::Status::internal(msg),
+            Error::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
+            Error::Log(crate::logs::LogError::Damaged { .. }) => tonic::Status::data_loss(msg),
+            Error::Log(_) => tonic::Status::internal(msg),
             Error::ShuttingDown => tonic::Status::unavailable(msg),
         }
     }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod credentials;
 pub mod cron;
+pub mod datadir;
 pub mod engine;
 pub mod error;
 pub mod logs;
@@ -14,4 +15,4 @@ pub mod service;
 pub mod store;
 pub mod time;
 
-pub use server::{serve, CoordinatorConfig, TlsIdentity};
+pub use server::{open, serve, CoordinatorConfig, Opened, TlsIdentity};

@@ -57,6 +57,21 @@ struct Args {
         conflicts_with = "token_file"
     )]
     credentials: Option<PathBuf>,
+    /// Start with an empty store although the data dir's logs/ holds runs: rota.db was lost
+    /// and cannot be restored. Without it such a start is refused.
+    #[arg(long)]
+    fresh: bool,
+    /// MiB of free space to keep on the data dir's filesystem: below it new submits are
+    /// refused (RESOURCE_EXHAUSTED), below half of it log bytes are not stored (agents keep
+    /// and resend them), so results, acknowledgements and cancels can still be recorded; work
+    /// resumes by itself once space is freed.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    reserve_mib: u64,
+    /// Bytes each stream of a run keeps at most: past it, the first and last halves are kept
+    /// with a "[rota: N bytes cut]" marker between. A job's `max_log_bytes` overrides it.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(2..))]
+    max_log_bytes: u64,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -86,6 +101,9 @@ async fn run() -> anyhow::Result<()> {
     config.cancel_grace = args.cancel_grace;
     config.check()?;
     config.credentials = credentials(&args)?;
+    config.fresh = args.fresh;
+    config.max_log_bytes = args.max_log_bytes;
+    config.reserve_bytes = args.reserve_mib.saturating_mul(1 << 20);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
@@ -106,13 +124,15 @@ async fn run() -> anyhow::Result<()> {
     if config.credentials.is_shared() {
         tracing::warn!("one shared token allowed everything: every agent's machine can submit work and read every log; use --credentials to give agents, readers and admins their own tokens");
     }
-    // Bound and announced only once every file was read, so a caller that waits for the
-    // address never talks to a coordinator about to exit on a bad flag.
+    // Bound and announced only once every file was read and the data dir locked, the store
+    // opened and written to, so a caller that waits for the address never talks to a
+    // coordinator about to exit on a bad flag or an unusable store.
+    let opened = rota_coordinator::open(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!("rota-coordinator listening on {}", listener.local_addr()?);
-    rota_coordinator::serve(config, listener, shutdown_signal()).await
+    opened.serve(listener, shutdown_signal()).await
 }
 
 /// `--credentials FILE`, else the one shared token of `--token-file` or `ROTA_TOKEN`, else

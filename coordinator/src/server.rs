@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
 
+use crate::datadir::DataDir;
 use crate::engine::{self, EngineConfig};
 use crate::sched::SchedConfig;
 use crate::service::{agent_stream::AgentService, control::ControlService};
@@ -39,6 +40,14 @@ pub struct CoordinatorConfig {
     pub credentials: Credentials,
     /// Serve TLS with this certificate chain and key (PEM).
     pub tls: Option<TlsIdentity>,
+    /// Start with an empty store even though `logs/` holds runs (the store was lost).
+    pub fresh: bool,
+    /// New work is refused while the data dir's filesystem has less free space than this, so
+    /// what was already accepted can still be recorded.
+    pub reserve_bytes: u64,
+    /// Each stream of a run keeps at most this many bytes (head and tail, with a marker of
+    /// what was cut), unless its job sets `max_log_bytes`.
+    pub max_log_bytes: u64,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -81,6 +90,9 @@ impl CoordinatorConfig {
             cancel_grace: Duration::from_secs(10),
             credentials: Credentials::open(),
             tls: None,
+            fresh: false,
+            reserve_bytes: DEFAULT_RESERVE,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
     }
 }
@@ -175,6 +187,12 @@ async fn reload_on_sighup(
     }
 }
 
+/// Default of [`CoordinatorConfig::reserve_bytes`]: room for many thousands of results.
+pub const DEFAULT_RESERVE: u64 = 64 << 20;
+
+/// Default of [`CoordinatorConfig::max_log_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// Large submits (100,000 runs) are one message.
 const MAX_MESSAGE: usize = 512 << 20;
 
@@ -184,6 +202,31 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    open(config).await?.serve(listener, shutdown).await
+}
+
+/// A coordinator whose data dir is locked, store opened and recovered and config file applied,
+/// not yet serving: every reason not to start shows up here, before an address is announced.
+pub struct Opened {
+    config: CoordinatorConfig,
+    engine: engine::EngineHandle,
+    /// Held until serving ends.
+    data_dir: DataDir,
+    /// SIGHUP, listened to from before the address is announced (its default action would end
+    /// the process).
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks the data dir, opens the store and recovers, applies the config file.
+pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
     config.check()?;
     // Listening from the first moment, so a SIGHUP sent as soon as the address is announced
     // cannot end the process (the signal's default action).
@@ -195,8 +238,11 @@ pub async fn serve(
     } else {
         None
     };
+    let data_dir = DataDir::open(&config.data_dir, config.fresh)?;
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
+        reserve_bytes: config.reserve_bytes,
+        max_log_bytes: config.max_log_bytes,
         lease: config.lease,
         heartbeat_interval: config.heartbeat_interval,
         sched: SchedConfig {
@@ -210,76 +256,99 @@ pub async fn serve(
         let req = config_request(path)?;
         engine.ask(|t| engine::Command::Apply(req, t)).await?;
     }
-    if let Some(hup) = hup {
-        tokio::spawn(reload_on_sighup(
-            engine.clone(),
-            config.config_file.clone(),
-            hup,
-        ));
-    }
-    let health_reporter = tonic_health::server::HealthReporter::new();
-    health_reporter
-        .set_serving::<pb::control_service_server::ControlServiceServer<ControlService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::agent_service_server::AgentServiceServer<AgentService>>()
-        .await;
-    // v1 and v1alpha: grpcurl 1.8 and grpcio's reflection client speak only v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-    let reflection = reflection().build_v1()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let health = crate::service::health::Health::server(health_reporter, stop_rx.clone());
-    let auth = &config.credentials;
-    let control = auth.guard(
-        pb::control_service_server::ControlServiceServer::new(ControlService {
-            engine: engine.clone(),
-            shutdown: stop_rx.clone(),
-        })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE),
-    );
-    let agents = auth.guard(
-        pb::agent_service_server::AgentServiceServer::new(AgentService {
+    Ok(Opened {
+        config,
+        engine,
+        data_dir,
+        hup,
+    })
+}
+
+impl Opened {
+    /// Serves until `shutdown` resolves, then closes agent streams and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Opened {
+            config,
             engine,
-            shutdown: stop_rx,
-        })
-        .max_decoding_message_size(16 << 20),
-    );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tracing::info!(
-        addr = %incoming.local_addr()?,
-        data_dir = %config.data_dir.display(),
-        tls = config.tls.is_some(),
-        open = config.credentials.is_open(),
-        "coordinator serving"
-    );
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        server = server
-            .tls_config(ServerTlsConfig::new().identity(tls.identity()))
-            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))?;
+            data_dir,
+            hup,
+        } = self;
+        if let Some(hup) = hup {
+            tokio::spawn(reload_on_sighup(
+                engine.clone(),
+                config.config_file.clone(),
+                hup,
+            ));
+        }
+        let health_reporter = tonic_health::server::HealthReporter::new();
+        health_reporter
+            .set_serving::<pb::control_service_server::ControlServiceServer<ControlService>>()
+            .await;
+        health_reporter
+            .set_serving::<pb::agent_service_server::AgentServiceServer<AgentService>>()
+            .await;
+        // v1 and v1alpha: grpcurl 1.8 and grpcio's reflection client speak only v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection = reflection().build_v1()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let health = crate::service::health::Health::server(health_reporter, stop_rx.clone());
+        let auth = &config.credentials;
+        let control = auth.guard(
+            pb::control_service_server::ControlServiceServer::new(ControlService {
+                engine: engine.clone(),
+                shutdown: stop_rx.clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+        );
+        let agents = auth.guard(
+            pb::agent_service_server::AgentServiceServer::new(AgentService {
+                engine,
+                shutdown: stop_rx,
+            })
+            .max_decoding_message_size(16 << 20),
+        );
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tracing::info!(
+            addr = %incoming.local_addr()?,
+            data_dir = %config.data_dir.display(),
+            tls = config.tls.is_some(),
+            open = config.credentials.is_open(),
+            "coordinator serving"
+        );
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            server = server
+                .tls_config(ServerTlsConfig::new().identity(tls.identity()))
+                .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))?;
+        }
+        server
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
+            .add_service(control)
+            .add_service(agents)
+            // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's
+            // `tcp_nodelay`, and with Nagle on, a reply's trailing frames wait for the client's
+            // delayed ACK: 40 ms added to every call and every Assign.
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                // Ends agent streams, so graceful shutdown does not wait on them forever.
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        tracing::info!("coordinator stopped");
+        drop(data_dir);
+        Ok(())
     }
-    server
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(reflection_v1alpha)
-        .add_service(control)
-        .add_service(agents)
-        // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's
-        // `tcp_nodelay`, and with Nagle on, a reply's trailing frames wait for the client's
-        // delayed ACK: 40 ms added to every call and every Assign.
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            // Ends agent streams, so graceful shutdown does not wait on them forever.
-            let _ = stop_tx.send(true);
-        })
-        .await?;
-    tracing::info!("coordinator stopped");
-    Ok(())
 }

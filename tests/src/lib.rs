@@ -277,3 +277,70 @@ pub async fn stdout_of(c: &mut Client, run: &str) -> String {
     }
     String::from_utf8(out).expect("utf-8 stdout")
 }
+
+/// A hand-driven agent: speaks `AgentService.Connect` directly (not rota-agent), so a test can
+/// send any report, crafted or honest, and see exactly what the coordinator answers.
+pub struct RawAgent {
+    tx: tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    rx: tonic::Streaming<pb::CoordinatorMessage>,
+}
+
+impl RawAgent {
+    /// Connects and says Hello as `name` with `slots`; returns once the Welcome arrived.
+    pub async fn connect(url: &str, name: &str, slots: u32) -> RawAgent {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to coordinator");
+        let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tx.send(pb::AgentMessage {
+            msg: Some(pb::agent_message::Msg::Hello(pb::Hello {
+                name: name.into(),
+                slots,
+                protocol_version: rota_proto::PROTOCOL_VERSION,
+                session_id: format!("raw-{name}"),
+                ..Default::default()
+            })),
+        })
+        .await
+        .expect("queue hello");
+        let rx = client
+            .connect(tokio_stream::wrappers::ReceiverStream::new(out))
+            .await
+            .expect("agent stream")
+            .into_inner();
+        let mut agent = RawAgent { tx, rx };
+        match agent.next(Duration::from_secs(10)).await {
+            Some(pb::coordinator_message::Msg::Welcome(_)) => agent,
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&self, msg: pb::agent_message::Msg) {
+        self.tx
+            .send(pb::AgentMessage { msg: Some(msg) })
+            .await
+            .expect("agent stream open");
+    }
+
+    /// The next message within `deadline`; None when the stream ended or nothing came.
+    pub async fn next(&mut self, deadline: Duration) -> Option<pb::coordinator_message::Msg> {
+        match tokio::time::timeout(deadline, self.rx.message()).await {
+            Ok(Ok(Some(m))) => m.msg,
+            _ => None,
+        }
+    }
+
+    /// Waits for the next Assign, skipping heartbeat acks.
+    pub async fn assigned(&mut self) -> pb::Assign {
+        loop {
+            match self.next(Duration::from_secs(10)).await {
+                Some(pb::coordinator_message::Msg::Assign(a)) => return a,
+                Some(pb::coordinator_message::Msg::HeartbeatAck(_)) => {}
+                other => panic!("expected Assign, got {other:?}"),
+            }
+        }
+    }
+}

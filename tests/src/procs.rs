@@ -231,6 +231,43 @@ impl System {
         self.path("data")
     }
 
+    /// The running coordinator's pid.
+    pub fn coordinator_pid(&self) -> i32 {
+        self.coordinator
+            .as_ref()
+            .expect("the coordinator runs")
+            .pid()
+            .as_raw()
+    }
+
+    /// Starts another coordinator on this system's data dir (port 0) that must refuse to
+    /// start; returns its output. Fails the test if it is still running after `deadline`.
+    pub fn refused_coordinator(&self, flags: &[&str], deadline: Duration) -> Output {
+        let mut child = Command::new(self.bins.coordinator)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rota-coordinator");
+        let start = Instant::now();
+        while child.try_wait().expect("try_wait").is_none() {
+            if start.elapsed() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait");
+                panic!(
+                    "the coordinator started instead of refusing: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("wait")
+    }
+
     /// `kill -9` the coordinator.
     pub fn kill9_coordinator(&mut self) {
         if let Some(mut c) = self.coordinator.take() {
@@ -263,16 +300,17 @@ impl System {
     /// Starts the coordinator again on the same data dir and port (after
     /// [`Self::kill9_coordinator`] or [`Self::stop_coordinator`]).
     pub fn restart_coordinator(&mut self) {
+        self.restart_coordinator_with(&[]);
+    }
+
+    /// Like [`Self::restart_coordinator`], with `extra` flags for this start only.
+    pub fn restart_coordinator_with(&mut self, extra: &[&str]) {
         assert!(self.coordinator.is_none(), "the coordinator still runs");
         let listen = self.addr.to_string();
+        let mut flags = self.coordinator_flags.clone();
+        flags.extend(extra.iter().map(|f| f.to_string()));
         let proc = until(Duration::from_secs(10), "the port to be free again", || {
-            spawn_coordinator(
-                &self.bins,
-                self.dir.path(),
-                &listen,
-                &self.coordinator_flags,
-            )
-            .ok()
+            spawn_coordinator(&self.bins, self.dir.path(), &listen, &flags).ok()
         })
         .0;
         self.coordinator = Some(proc);
@@ -574,4 +612,53 @@ pub fn connected_to(pid: u32, port: u16) -> bool {
             && cols[2].rsplit(':').next() == Some(&format!("{port:04X}"))
             && sockets.contains(cols[9])
     })
+}
+
+/// A small tmpfs mounted for a test (a real full filesystem), lazily unmounted when dropped.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's syntax: `4m`) at `path`; Err with the reason when
+    /// this machine does not let the test mount (not root, no CAP_SYS_ADMIN).
+    pub fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Changes its size in place (space returns without unmounting).
+    pub fn resize(&self, size: &str) {
+        self.remount(&format!("size={size}"));
+    }
+
+    /// Remounts it with `options` (e.g. `ro`).
+    pub fn remount(&self, options: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "remount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+    }
 }

@@ -144,3 +144,72 @@ fn logs_follow_streams_a_running_run_and_exits_when_it_ends() {
     assert_eq!(out.stderr, b"err-first\n");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// `seq 1 N` as bytes.
+fn seq_bytes(n: u32) -> Vec<u8> {
+    (1..=n)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// What a capped stream reads back as: its first and last halves of the cap around a marker.
+fn capped(full: &[u8], cap: usize) -> Vec<u8> {
+    let (head, tail) = (cap / 2, cap - cap / 2);
+    let mut want = full[..head].to_vec();
+    want.extend_from_slice(format!("\n[rota: {} bytes cut]\n", full.len() - cap).as_bytes());
+    want.extend_from_slice(&full[full.len() - tail..]);
+    want
+}
+
+#[test]
+fn a_log_over_its_cap_keeps_head_and_tail_with_a_marker_globally_and_per_job() {
+    let mut flags = rota_tests::procs::STEADY.to_vec();
+    flags.extend(["--max-log-bytes", "100000"]);
+    let mut sys = System::start_with(bins!(), &flags);
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    // 2.9 MB on stdout: the coordinator's cap of 100,000 bytes.
+    let full = seq_bytes(400_000);
+    let run = sys.submit(&["--shell", "--", "seq 1 400000"]);
+    let n = run["number"].to_string();
+    let v = sys.wait_state(&n, "success", Duration::from_secs(60));
+    assert_eq!(
+        v["stdout_len"],
+        full.len(),
+        "the run's own length is recorded"
+    );
+    let out = sys.rota(&["logs", &n, "--stdout"]);
+    assert!(out.status.success());
+    assert!(out.stdout == capped(&full, 100_000), "head, marker, tail");
+
+    // A job's own cap wins; a short log is untouched.
+    let config = sys.path("jobs.yaml");
+    std::fs::write(
+        &config,
+        "jobs:\n  chatty:\n    command: seq 1 50000\n    max_log_bytes: 1001\n  \
+         quiet:\n    command: seq 1 10\n",
+    )
+    .unwrap();
+    let applied = sys.rota(&["apply", config.to_str().unwrap()]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    for (job, want) in [
+        ("chatty", capped(&seq_bytes(50_000), 1001)),
+        ("quiet", seq_bytes(10)),
+    ] {
+        let run = sys.json(&["trigger", job]);
+        let n = run["number"].to_string();
+        sys.wait_state(&n, "success", Duration::from_secs(60));
+        let out = sys.rota(&["logs", &n, "--stdout"]);
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&want),
+            "{job}"
+        );
+    }
+}

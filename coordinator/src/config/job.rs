@@ -94,6 +94,12 @@ pub(super) fn build_job(
     // dsari treats a max_execution of 0 as "no limit".
     let max_execution = duration("max_execution", raw.max_execution)?.filter(|d| !d.is_zero());
     let max_execution_grace = duration("max_execution_grace", raw.max_execution_grace)?;
+    if raw.max_log_bytes.is_some_and(|n| n < 2) {
+        return Err(invalid(
+            "max_log_bytes",
+            "must be at least 2 (a head and a tail byte)".to_string(),
+        ));
+    }
 
     let priority = match raw.priority {
         None => 0,
@@ -160,6 +166,7 @@ pub(super) fn build_job(
         after,
         retries: raw.retries.unwrap_or(0),
         jobset: raw.jobset,
+        max_log_bytes: raw.max_log_bytes,
     })
 }
 

@@ -24,7 +24,8 @@
 //! `max_execution_grace` (seconds, or `"90s"`, `"5m"`, `"1h"`, `"500ms"`), `concurrent_runs`,
 //! `command_append_run` (dsari: append job name and run id), `jenkins_environment` (dsari's
 //! `BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`, `BUILD_URL`, `EXECUTOR_NUMBER`, `NODE_NAME`,
-//! `WORKSPACE`), `job_group`, `priority` (`high`/`normal`/`low`/integer), `after` (job names in
+//! `WORKSPACE`), `max_log_bytes` (bytes each stream of a run keeps: head and tail around a
+//! marker), `job_group`, `priority` (`high`/`normal`/`low`/integer), `after` (job names in
 //! the same file), `retries`, `jobset`. dsari's `render_reports` is accepted with one warning
 //! for all the jobs that set it.
 //!

@@ -72,6 +72,8 @@ pub struct JobDef {
     pub retries: u32,
     /// The jobset this job's runs go to, overriding the file's.
     pub jobset: Option<String>,
+    /// Bytes each stream of a run keeps at most; None: the coordinator's `--max-log-bytes`.
+    pub max_log_bytes: Option<u64>,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`

@@ -98,6 +98,8 @@ pub(super) struct RawJob {
     pub after: Option<Vec<String>>,
     pub retries: Option<u32>,
     pub jobset: Option<String>,
+    /// Bytes each stream of a run keeps at most (head and tail).
+    pub max_log_bytes: Option<u64>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.

@@ -2,12 +2,13 @@
 //! what happens when one says hello, reports, or goes away.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rota_proto as pb;
 
 use super::{AgentTx, Effect, State};
 use crate::error::{Error, Result};
+use crate::logs::RunId;
 use crate::sched::{AgentId, Outcome};
 use crate::store::Batch;
 
@@ -18,10 +19,39 @@ pub struct AgentHello {
     pub tx: AgentTx,
 }
 
+/// The runs the engine has assigned to one agent session, each at its current attempt. The
+/// session's stream task accepts a log chunk, `RunStarted` or `RunFinished` only for these,
+/// and checks chunks here without a round trip to the engine (log bytes stay off its thread).
+/// The engine keeps it exact: a run enters on Assign or claim and leaves when it finishes, is
+/// requeued or moves away; a session that is replaced or gone is emptied.
+#[derive(Debug, Clone, Default)]
+pub struct Assigned(Arc<Mutex<HashMap<RunId, Assignment>>>);
+
+/// One run assigned to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    pub attempt: u32,
+    /// The run's log cap per stream (its job's `max_log_bytes`, else the coordinator's).
+    pub max_log_bytes: u64,
+}
+
+impl Assigned {
+    /// What this session holds of `run`, if anything.
+    pub fn get(&self, run: &RunId) -> Option<Assignment> {
+        self.lock().get(run).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Assignment>> {
+        self.0.lock().expect("assigned runs lock")
+    }
+}
+
 /// The engine's answer to `Hello`.
 #[derive(Debug)]
 pub struct HelloReply {
     pub agent: AgentId,
+    /// What this session may report on.
+    pub assigned: Assigned,
     /// For each held run: (run id, attempt, run number, keep).
     pub held: Vec<(String, u32, u64, bool)>,
 }
@@ -37,6 +67,7 @@ struct Session {
     connected_at: u64,
     last_seen: u64,
     draining: bool,
+    assigned: Assigned,
 }
 
 /// Agent sessions, live and recently gone.
@@ -47,6 +78,8 @@ pub struct Agents {
     by_name: HashMap<String, AgentId>,
     /// name → (state, last seen, session) of agents that went away, for `rota agents`.
     gone: BTreeMap<String, (String, u64, Session)>,
+    /// Run number → the agent, run id and attempt last put in an [`Assigned`] set.
+    holders: HashMap<u64, (AgentId, RunId, u32)>,
 }
 
 impl Agents {
@@ -71,6 +104,45 @@ impl Agents {
 }
 
 impl State {
+    /// Keeps the holder's [`Assigned`] set exact after a change to run `rec`: the run belongs
+    /// to the agent the core has it active on, at its current attempt, or to no one.
+    pub(super) fn track_holder(&mut self, rec: &crate::store::RunRecord) {
+        let holder = self
+            .core
+            .agent_of(rec.number)
+            .filter(|_| self.core.is_current(rec.number, rec.attempt))
+            .zip(RunId::parse(&rec.id))
+            .map(|(agent, id)| (agent, id, rec.attempt));
+        let max_log_bytes = self.max_log_bytes(rec);
+        let old = match holder {
+            Some(h) => self.agents.holders.insert(rec.number, h),
+            None => self.agents.holders.remove(&rec.number),
+        };
+        if old == holder {
+            return;
+        }
+        if let Some((agent, id, _)) = old {
+            if let Some(s) = self.agents.live.get(&agent) {
+                s.assigned.lock().remove(&id);
+            }
+        }
+        if let Some((agent, id, attempt)) = holder {
+            if let Some(s) = self.agents.live.get(&agent) {
+                s.assigned.lock().insert(
+                    id,
+                    Assignment {
+                        attempt,
+                        max_log_bytes,
+                    },
+                );
+            }
+        }
+    }
+
+    fn max_log_bytes(&self, rec: &crate::store::RunRecord) -> u64 {
+        rec.spec.max_log_bytes.unwrap_or(self.config.max_log_bytes)
+    }
+
     pub(super) fn agent_hello(&mut self, b: &Batch<'_>, h: AgentHello) -> Result<HelloReply> {
         let hello = h.hello;
         crate::error::check_name("agent", &hello.name)?;
@@ -90,6 +162,8 @@ impl State {
                 .is_some_and(|s| s.session_id == hello.session_id);
             self.agents.by_name.remove(&hello.name);
             if let Some(s) = self.agents.live.remove(&old) {
+                // A stalled old stream may still deliver; it must not write anything.
+                s.assigned.lock().clear();
                 let state = if same_session {
                     "reconnected"
                 } else {
@@ -122,14 +196,28 @@ impl State {
             held.push((run.run_id.clone(), run.attempt, number.unwrap_or(0), keep));
         }
         // Welcome goes out first, before any Assign this batch's dispatch may add.
+        let assigned = Assigned::default();
         let resume = held
             .iter()
-            .map(|(run_id, attempt, _, keep)| pb::ResumeRun {
-                run_id: run_id.clone(),
-                attempt: *attempt,
-                stdout_acked: self.logs.len(run_id, *attempt, crate::logs::Stream::Stdout),
-                stderr_acked: self.logs.len(run_id, *attempt, crate::logs::Stream::Stderr),
-                keep: *keep,
+            .map(|(run_id, attempt, number, keep)| {
+                // Only a run this agent keeps has stored offsets worth telling (and a run id
+                // known to be one); the rest it drops.
+                let id = RunId::parse(run_id).filter(|_| *keep);
+                let len = |s| id.map_or(0, |id| self.logs.len(&id, *attempt, s));
+                if let (Some(id), Some(rec)) = (id, self.live.get(number)) {
+                    let assignment = Assignment {
+                        attempt: *attempt,
+                        max_log_bytes: self.max_log_bytes(rec),
+                    };
+                    assigned.lock().insert(id, assignment);
+                }
+                pb::ResumeRun {
+                    run_id: run_id.clone(),
+                    attempt: *attempt,
+                    stdout_acked: len(crate::logs::Stream::Stdout),
+                    stderr_acked: len(crate::logs::Stream::Stderr),
+                    keep: *keep,
+                }
             })
             .collect();
         let welcome = pb::Welcome {
@@ -158,9 +246,14 @@ impl State {
                 connected_at: self.now,
                 last_seen: self.now,
                 draining: false,
+                assigned: assigned.clone(),
             },
         );
-        Ok(HelloReply { agent: id, held })
+        Ok(HelloReply {
+            agent: id,
+            assigned,
+            held,
+        })
     }
 
     pub(super) fn agent_heartbeat(&mut self, agent: AgentId, draining: bool) {
@@ -180,9 +273,16 @@ impl State {
         msg: pb::RunStarted,
     ) -> Result<()> {
         let Some(&number) = self.ids.get(&msg.run_id) else {
+            tracing::warn!(agent, run = %msg.run_id, "refused RunStarted for a run that is not unfinished");
             return Ok(());
         };
         if !self.core.is_current(number, msg.attempt) || self.core.agent_of(number) != Some(agent) {
+            tracing::warn!(
+                agent,
+                run = number,
+                attempt = msg.attempt,
+                "refused RunStarted for a run or attempt not assigned to this agent"
+            );
             return Ok(());
         }
         let rec = self.update(b, number, |r| r.state = "running".into())?;
@@ -260,6 +360,7 @@ impl State {
         let Some(s) = self.agents.live.remove(&agent) else {
             return;
         };
+        s.assigned.lock().clear();
         if self.agents.by_name.get(&s.name) == Some(&agent) {
             self.agents.by_name.remove(&s.name);
         }

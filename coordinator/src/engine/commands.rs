@@ -47,12 +47,18 @@ impl State {
         }
         match cmd {
             Command::Submit(req, reply) => {
-                match self.submit(b, &req.jobset, req.parallel, req.runs, &Origin::default()) {
+                let submitted = self.check_space().and_then(|()| {
+                    self.submit(b, &req.jobset, req.parallel, req.runs, &Origin::default())
+                });
+                match submitted {
                     Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
-            Command::CreateJobset(req, reply) => answer!(reply, self.create_jobset(b, req)),
+            Command::CreateJobset(req, reply) => answer!(
+                reply,
+                self.check_space().and_then(|()| self.create_jobset(b, req))
+            ),
             Command::SetParallel(req, reply) => answer!(reply, self.set_parallel(b, req)),
             Command::GetJobset(name, reply) => answer_read!(reply, self.jobset_view(b, &name)),
             Command::ListJobsets(reply) => {
@@ -94,7 +100,7 @@ impl State {
             Command::Retry(req, reply) => match self.retry_targets(b, &req) {
                 // Only reads so far: a failure answers the command alone.
                 Err(e) => answer_read!(reply, Err(e)),
-                Ok(targets) => match self.retry(b, targets) {
+                Ok(targets) => match self.check_space().and_then(|()| self.retry(b, targets)) {
                     Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
                     Err(e) => answer!(reply, Err(e)),
                 },
@@ -119,16 +125,21 @@ impl State {
             Command::ListGroups(reply) => answer!(reply, self.group_views(b)),
             Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
             Command::Apply(req, reply) => {
-                answer!(reply, self.apply_config(b, &req))
+                let v = self
+                    .check_space()
+                    .and_then(|()| self.apply_config(b, &req));
+                answer!(reply, v)
             }
             Command::ListJobs(reply) => {
                 let v = Ok(self.job_views());
                 answer!(reply, v)
             }
-            Command::Trigger(req, reply) => match self.trigger(b, req) {
-                Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
-                Err(e) => answer!(reply, Err(e)),
-            },
+            Command::Trigger(req, reply) => {
+                match self.check_space().and_then(|()| self.trigger(b, req)) {
+                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Err(e) => answer!(reply, Err(e)),
+                }
+            }
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {
@@ -142,6 +153,26 @@ impl State {
             Command::AgentGone { agent, lost } => self.agent_gone(agent, lost),
         }
         Ok(())
+    }
+
+    /// Work that takes space (new runs, jobsets, definitions) is refused while the data dir's
+    /// free space is below the reserve, checked before anything is applied: the core never
+    /// moves on to something the store cannot then record, and the reserve stays for results,
+    /// acknowledgements and cancels of what was accepted. Space returning lifts it at once.
+    pub(super) fn check_space(&self) -> Result<()> {
+        let dir = &self.config.data_dir;
+        let Ok(free) = crate::datadir::free_bytes(dir) else {
+            return Ok(());
+        };
+        if free >= self.config.reserve_bytes {
+            return Ok(());
+        }
+        Err(Error::ResourceExhausted(format!(
+            "the data dir {} has {} KiB free, below the reserve of {} KiB kept for the results of accepted runs: new work is refused until space is freed",
+            dir.display(),
+            free >> 10,
+            self.config.reserve_bytes >> 10
+        )))
     }
 
     fn create_jobset(&mut self, b: &Batch<'_>, req: pb::CreateJobsetRequest) -> Result<pb::Jobset> {

@@ -194,6 +194,8 @@ impl State {
                 .is_some_and(|n| self.live.get(n).is_some_and(|r| r.state == "pending"));
             if waiting {
                 tracing::debug!(job = %name, "schedule fired while its previous scheduled run still waits: skipped");
+            } else if let Err(e) = self.check_space() {
+                tracing::warn!(job = %name, "schedule fired: no run started: {e}");
             } else {
                 let n = self.start_job(b, &job, "schedule", BTreeMap::new(), Some(t))?;
                 self.jobs.scheduled_pending.insert(name.clone(), n);
@@ -236,6 +238,7 @@ impl State {
             exclusive: !job.concurrent_runs,
             schedule_time,
             previous,
+            max_log_bytes: job.max_log_bytes,
         };
         let numbers = self.submit(b, &jobset, 0, vec![spec], &origin)?;
         Ok(numbers[0])

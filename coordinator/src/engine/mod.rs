@@ -26,7 +26,7 @@ use crate::logs::LogHub;
 use crate::sched::{AgentId, SchedConfig, Scheduler};
 use crate::store::{RunRecord, Store};
 
-pub use agents::{AgentHello, HelloReply};
+pub use agents::{AgentHello, Assigned, Assignment, HelloReply};
 
 /// Outbound queue of one agent stream.
 pub type AgentTx =
@@ -98,6 +98,10 @@ impl Command {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
+    /// Free bytes the data dir keeps for what was already accepted (see `datadir`).
+    pub reserve_bytes: u64,
+    /// Per-stream log cap of runs whose job sets none (see `logs::cap`).
+    pub max_log_bytes: u64,
     pub lease: Duration,
     pub heartbeat_interval: Duration,
     pub sched: SchedConfig,
@@ -163,15 +167,21 @@ struct State {
     /// Replies waiting for the batch's dispatch, answered with fresh run views.
     pending_views: Vec<(Vec<u64>, commands::ViewReply)>,
     now: u64,
+    /// Whether the last batch found the data dir below its reserve (logged on each change).
+    space_low: bool,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
 pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     std::fs::create_dir_all(&config.data_dir)?;
+    // Made now so the free space of its filesystem can be asked before the first chunk.
+    // Best effort: on a full disk the start must not need space.
+    let _ = std::fs::create_dir_all(config.data_dir.join("logs"));
     let store = Store::open(&config.data_dir.join("rota.db"))?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
-    let logs = LogHub::new(config.data_dir.join("logs"));
+    // Logs of accepted runs may use half the reserve; the other half is for their results.
+    let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
     let mut engine = Engine {
         store,
         state: State {
@@ -189,6 +199,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             recently_finished: HashMap::new(),
             pending_views: Vec::new(),
             now: crate::time::now_millis(),
+            space_low: false,
         },
     };
     engine.recover()?;
@@ -249,7 +260,23 @@ impl Engine {
                 }
                 state.fire_schedules(b)?;
                 state.core.tick(state.now);
-                state.core.dispatch();
+                // Below the reserve no new attempt starts either (its rows take space); what
+                // runs goes on and is recorded. Space returning lifts it at the next batch.
+                match state.check_space() {
+                    Ok(()) => {
+                        if std::mem::take(&mut state.space_low) {
+                            tracing::warn!(
+                                "free space is back above the reserve: dispatching again"
+                            );
+                        }
+                        state.core.dispatch();
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut state.space_low, true) {
+                            tracing::error!("no new runs start: {e}");
+                        }
+                    }
+                }
                 let decided = state.apply_decisions(b)?;
                 state.answer_views(b)?;
                 // A batch of "run started" reports and reads that decided nothing and created

@@ -104,6 +104,7 @@ impl State {
         };
         f(&mut rec);
         b.update_run(&rec)?;
+        self.track_holder(&rec);
         self.changed.push(number);
         if is_final_state(&rec.state) {
             self.ids.remove(&rec.id);

@@ -20,6 +20,8 @@ pub struct Origin {
     pub schedule_time: Option<u64>,
     /// (run id, exit code) of the job's last finished run: PREVIOUS_RUN_ID / PREVIOUS_EXIT_CODE.
     pub previous: Option<(String, Option<i32>)>,
+    /// The job's `max_log_bytes`.
+    pub max_log_bytes: Option<u64>,
 }
 
 impl State {
@@ -148,6 +150,7 @@ impl State {
                     schedule_time: origin.schedule_time,
                     previous_run_id: origin.previous.as_ref().map(|p| p.0.clone()),
                     previous_exit_code: origin.previous.as_ref().and_then(|p| p.1),
+                    max_log_bytes: origin.max_log_bytes,
                 },
                 state: "pending".into(),
                 attempt: 1,

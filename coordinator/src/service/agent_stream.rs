@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{AgentHello, AgentTx, Command, EngineHandle};
-use crate::logs::{LogFiles, Stream as LogStream};
+use crate::engine::{AgentHello, AgentTx, Assigned, Assignment, Command, EngineHandle};
+use crate::logs::{LogFiles, RunId, Stream as LogStream};
 use crate::sched::AgentId;
 
 /// Acknowledge stored log bytes at least this often (the agent's spool may drop them).
@@ -87,6 +87,7 @@ impl pb::agent_service_server::AgentService for AgentService {
         let session = Session {
             engine: self.engine.clone(),
             agent: reply.agent,
+            assigned: reply.assigned,
             tx,
             files: LogFiles::default(),
             unacked: HashMap::new(),
@@ -115,10 +116,12 @@ impl pb::agent_service_server::AgentService for AgentService {
 struct Session {
     engine: EngineHandle,
     agent: AgentId,
+    /// The runs this session may report on (kept by the engine).
+    assigned: Assigned,
     tx: AgentTx,
     files: LogFiles,
     /// Bytes stored since the last LogAck, per (run id, attempt).
-    unacked: HashMap<(String, u32), u64>,
+    unacked: HashMap<(RunId, u32), u64>,
 }
 
 impl Session {
@@ -158,7 +161,8 @@ impl Session {
         });
     }
 
-    /// Returns false when the agent said goodbye.
+    /// Returns false when the session ends: the agent said goodbye, or a log could not be
+    /// stored (the agent reconnects and resends from the stored offsets it is told).
     async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Heartbeat(h) => {
@@ -172,63 +176,107 @@ impl Session {
                     draining: h.draining,
                 });
             }
-            Msg::Started(s) => self.engine.tell(Command::AgentStarted {
-                agent: self.agent,
-                msg: s,
-            }),
-            Msg::Log(chunk) => self.store_chunk(chunk),
-            Msg::Finished(f) => self.finished(f).await,
+            Msg::Started(s) => {
+                if self
+                    .assigned_run(&s.run_id, s.attempt, "RunStarted")
+                    .is_some()
+                {
+                    self.engine.tell(Command::AgentStarted {
+                        agent: self.agent,
+                        msg: s,
+                    })
+                }
+            }
+            Msg::Log(chunk) => return self.store_chunk(chunk),
+            Msg::Finished(f) => return self.finished(f).await,
             Msg::Goodbye(_) => return false,
             Msg::Hello(_) => {}
         }
         true
     }
 
-    fn store_chunk(&mut self, c: pb::LogChunk) {
+    /// The run a report names, when it is assigned to this session at that attempt; anything
+    /// else (another agent's run, a finished run, a stale attempt, a string that is not a run
+    /// id) is refused here, logged, and never acknowledged.
+    fn assigned_run(&self, run_id: &str, attempt: u32, what: &str) -> Option<(RunId, Assignment)> {
+        let id = RunId::parse(run_id)
+            .and_then(|id| Some(id).zip(self.assigned.get(&id)))
+            .filter(|(_, a)| a.attempt == attempt);
+        if id.is_none() {
+            tracing::warn!(
+                agent = self.agent,
+                run = run_id,
+                attempt,
+                "refused {what}: not a run assigned to this agent at that attempt"
+            );
+        }
+        id
+    }
+
+    /// Returns false when the chunk could not be stored: the session ends.
+    fn store_chunk(&mut self, c: pb::LogChunk) -> bool {
         let stream = match pb::LogStream::try_from(c.stream) {
             Ok(pb::LogStream::Stdout) => LogStream::Stdout,
             Ok(pb::LogStream::Stderr) => LogStream::Stderr,
-            _ => return,
+            _ => {
+                tracing::warn!(agent = self.agent, run = %c.run_id, "refused a log chunk of an unknown stream");
+                return true;
+            }
+        };
+        let Some((run, assignment)) = self.assigned_run(&c.run_id, c.attempt, "a log chunk") else {
+            return true;
         };
         let hub = &self.engine.logs;
         // Plain file writes land in the page cache and take microseconds; durability comes
         // from the fsync before the run's result is recorded.
-        match hub.write(
+        let written = hub.write(
             &mut self.files,
-            &c.run_id,
+            &run,
             c.attempt,
             stream,
             c.offset,
             &c.data,
-        ) {
+            assignment.max_log_bytes,
+        );
+        match written {
             Ok(_) => {
-                let n = self
-                    .unacked
-                    .entry((c.run_id.clone(), c.attempt))
-                    .or_default();
+                let n = self.unacked.entry((run, c.attempt)).or_default();
                 *n += c.data.len() as u64;
                 if *n >= ACK_EVERY {
                     *n = 0;
-                    self.ack(&c.run_id, c.attempt, false);
+                    self.ack(&run, c.attempt, false);
                 }
+                true
             }
-            Err(e) => tracing::warn!(run = %c.run_id, "log chunk not stored: {e}"),
+            Err(e) => {
+                self.end(format!("log chunk of run {run} not stored: {e}"));
+                false
+            }
         }
     }
 
-    async fn finished(&mut self, f: pb::RunFinished) {
+    /// Returns false when the log could not be made whole and durable: the session ends, so
+    /// the agent reconnects, keeps its spool and resends from the stored offsets.
+    async fn finished(&mut self, f: pb::RunFinished) -> bool {
         if let Err(e) = super::validate::finished(&f) {
             tracing::warn!(agent = self.agent, "result refused: {e}");
-            return;
+            return true;
         }
-        let (run_id, attempt) = (f.run_id.clone(), f.attempt);
-        let synced = tokio::task::block_in_place(|| self.files.sync_and_close(&run_id, attempt));
-        if let Err(e) = synced {
-            // Without a durable log the result must not be recorded; the agent resends it.
-            tracing::error!(run = %run_id, "cannot sync log: {e}");
-            return;
+        let Some((run, _)) = self.assigned_run(&f.run_id, f.attempt, "RunFinished") else {
+            return true;
+        };
+        let attempt = f.attempt;
+        let hub = self.engine.logs.clone();
+        let whole = tokio::task::block_in_place(|| {
+            self.files
+                .finish(&hub, &run, attempt, [f.stdout_len, f.stderr_len])
+        });
+        if let Err(e) = whole {
+            // Without a whole, durable log the result must not be recorded.
+            self.end(format!("result of run {run} not recorded: {e}"));
+            return false;
         }
-        self.unacked.remove(&(run_id.clone(), attempt));
+        self.unacked.remove(&(run, attempt));
         let agent = self.agent;
         match self
             .engine
@@ -241,21 +289,31 @@ impl Session {
         {
             Ok(recorded) => {
                 if !recorded {
-                    tracing::info!(run = %run_id, attempt, "result refused (stale attempt)");
+                    tracing::info!(run = %run, attempt, "result refused (stale attempt)");
                 }
-                self.ack(&run_id, attempt, true);
+                self.ack(&run, attempt, true);
             }
-            Err(e) => tracing::warn!(run = %run_id, "result not recorded: {e}"),
+            Err(e) => tracing::warn!(run = %run, "result not recorded: {e}"),
         }
+        true
     }
 
-    fn ack(&self, run_id: &str, attempt: u32, finished: bool) {
+    /// Ends the session over a storage failure, telling the agent why.
+    fn end(&self, why: String) {
+        tracing::error!(
+            agent = self.agent,
+            "{why}; ending the session, the agent resends"
+        );
+        let _ = self.tx.send(Err(Status::unavailable(why)));
+    }
+
+    fn ack(&self, run: &RunId, attempt: u32, finished: bool) {
         let hub = &self.engine.logs;
         self.send(pb::coordinator_message::Msg::LogAck(pb::LogAck {
-            run_id: run_id.to_string(),
+            run_id: run.to_string(),
             attempt,
-            stdout_offset: hub.len(run_id, attempt, LogStream::Stdout),
-            stderr_offset: hub.len(run_id, attempt, LogStream::Stderr),
+            stdout_offset: hub.len(run, attempt, LogStream::Stdout),
+            stderr_offset: hub.len(run, attempt, LogStream::Stderr),
             finished,
         }));
     }

@@ -10,7 +10,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::Status;
 
 use crate::engine::{Command, EngineHandle};
-use crate::logs::{read_at, Stream as LogStream};
+use crate::error::Error;
+use crate::logs::Stream as LogStream;
 use crate::store::is_final_state;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -96,15 +97,20 @@ pub async fn logs(
                 hub.finished(&run.id);
             }
             for &s in &streams {
-                let path = hub.path(&run.id, attempt, s);
+                // A finished attempt's log is checked against its recorded length and sums.
+                let mut reader = match hub.reader(&run.id, attempt, s) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        return;
+                    }
+                };
                 loop {
                     let off = offsets.entry(s).or_default();
-                    let data = match tokio::task::block_in_place(|| read_at(&path, *off, CHUNK)) {
+                    let data = match tokio::task::block_in_place(|| reader.read_at(*off, CHUNK)) {
                         Ok(d) => d,
                         Err(e) => {
-                            let _ = tx
-                                .send(Err(Status::internal(format!("reading log: {e}"))))
-                                .await;
+                            let _ = tx.send(Err(Error::from(e).into())).await;
                             return;
                         }
                     };

@@ -122,6 +122,21 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // One small write now, so a store that cannot be written (read-only file or mount)
+        // fails the start before the address is announced, not the first submit. A full disk
+        // is not such a store: the coordinator starts and refuses new work until space returns.
+        let probe = conn.execute(
+            "INSERT INTO config(key, value) VALUES ('opened_at', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![crate::time::now_millis().to_string()],
+        );
+        match probe {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                tracing::warn!(path = %path.display(), "store opened on a full disk: {e}");
+            }
+            Err(e) => return Err(open_err(e)),
+        }
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
         Ok(Store {

@@ -28,6 +28,8 @@ pub struct RunSpecData {
     pub schedule_time: Option<u64>,
     pub previous_run_id: Option<String>,
     pub previous_exit_code: Option<i32>,
+    /// The job's log cap per stream; None: the coordinator's `--max-log-bytes`.
+    pub max_log_bytes: Option<u64>,
 }
 
 /// One run: its spec and its mutable state.
