@@ -333,6 +333,14 @@ fn status_ended(agent: &Agent, status: Status, welcomed: bool) -> Ended {
             status.message()
         ));
     }
+    if status.code() == Code::AlreadyExists {
+        // Transient: another live session holds this name, which may be this agent's own
+        // previous session until the coordinator declares it lost.
+        tracing::warn!(
+            message = status.message(),
+            "coordinator refused this agent's name for now; retrying with backoff"
+        );
+    }
     if status.code() == Code::InvalidArgument {
         tracing::error!(
             message = status.message(),

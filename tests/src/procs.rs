@@ -231,6 +231,11 @@ impl System {
         self.path("data")
     }
 
+    /// The coordinator process (to signal it: SIGSTOP, SIGCONT).
+    pub fn coordinator(&mut self) -> &mut Proc {
+        self.coordinator.as_mut().expect("the coordinator runs")
+    }
+
     /// `kill -9` the coordinator.
     pub fn kill9_coordinator(&mut self) {
         if let Some(mut c) = self.coordinator.take() {
@@ -264,12 +269,25 @@ impl System {
 
     /// Like [`Self::start_agent`], connecting to `url` (a proxy in front of the coordinator).
     pub fn start_agent_at(&mut self, url: &str, name: &str, slots: u32, extra: &[&str]) {
-        let log = log_file(self.dir.path(), &format!("agent-{name}"));
+        self.start_agent_process(name, url, name, slots, extra);
+    }
+
+    /// Starts a `rota-agent --name NAME` known to the test as `key` (its log is
+    /// `agent-KEY.log`, its spool `spool-KEY`), so two processes may claim the same name.
+    pub fn start_agent_process(
+        &mut self,
+        key: &str,
+        url: &str,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+    ) {
+        let log = log_file(self.dir.path(), &format!("agent-{key}"));
         let child = Command::new(self.bins.agent)
             .args(["--coordinator", url, "--name", name, "--slots"])
             .arg(slots.to_string())
             .arg("--spool-dir")
-            .arg(self.path(&format!("spool-{name}")))
+            .arg(self.path(&format!("spool-{key}")))
             .args(extra)
             .env("RUST_LOG", "info")
             .envs(self.client_env.iter().map(|(k, v)| (k, v)))
@@ -278,11 +296,17 @@ impl System {
             .stderr(log)
             .spawn()
             .expect("start rota-agent");
-        let old = self.agents.insert(name.to_string(), Proc { child });
-        assert!(old.is_none(), "agent {name} started twice");
+        let old = self.agents.insert(key.to_string(), Proc { child });
+        assert!(old.is_none(), "agent {key} started twice");
     }
 
-    /// The agent process named `name`.
+    /// What the agent process known as `key` has logged so far.
+    pub fn agent_log(&self, key: &str) -> String {
+        let text = std::fs::read(self.path(&format!("agent-{key}.log"))).unwrap_or_default();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// The agent process known as `name` (its key).
     pub fn agent(&mut self, name: &str) -> &mut Proc {
         self.agents
             .get_mut(name)

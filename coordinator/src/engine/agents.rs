@@ -81,26 +81,32 @@ impl State {
             )));
         }
         // Another stream under the same name: the same session reconnecting (its old stream may
-        // still look open if it stalled), or a new process with the same name.
+        // still look open if it stalled) replaces its old stream; a different session is
+        // refused while the holder is live, so two processes never share a name and a run
+        // never looks lost while its first copy still runs. A restarted agent whose old
+        // session is really dead gets in once that session ends (stream closed, or lease).
         if let Some(&old) = self.agents.by_name.get(&hello.name) {
-            let same_session = self
-                .agents
-                .live
-                .get(&old)
-                .is_some_and(|s| s.session_id == hello.session_id);
+            if let Some(s) = self.agents.live.get(&old) {
+                if s.session_id != hello.session_id {
+                    let refusal = Error::AlreadyExists(format!(
+                        "agent name {:?} is taken by live session {} (connected since {}); \
+                         another agent process uses this name, or its previous session is \
+                         not yet lost (it is after the lease without word from it)",
+                        hello.name,
+                        s.session_id,
+                        crate::time::format_millis(s.connected_at)
+                    ));
+                    tracing::warn!(agent = %hello.name, session = %hello.session_id, "refused: {refusal}");
+                    return Err(refusal);
+                }
+            }
             self.agents.by_name.remove(&hello.name);
             if let Some(s) = self.agents.live.remove(&old) {
-                let state = if same_session {
-                    "reconnected"
-                } else {
-                    "replaced"
-                };
                 self.agents
                     .gone
-                    .insert(s.name.clone(), (state.into(), self.now, s));
+                    .insert(s.name.clone(), ("reconnected".into(), self.now, s));
             }
-            // Either way the old stream's runs wait for a claim; a new process's runs are never
-            // claimed (it does not hold them) and follow the lease rule.
+            // The old stream's runs wait for this session's claim below.
             self.core.agent_disconnected(old, self.now);
         }
         self.agents.next_id += 1;
