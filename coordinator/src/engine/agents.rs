@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rota_proto as pb;
 
@@ -47,6 +48,8 @@ pub struct Agents {
     by_name: HashMap<String, AgentId>,
     /// name → (state, last seen, session) of agents that went away, for `rota agents`.
     gone: BTreeMap<String, (String, u64, Session)>,
+    /// The coordinator's own stall time already added to orphan leases.
+    stalled_seen: Duration,
 }
 
 impl Agents {
@@ -71,6 +74,23 @@ impl Agents {
 }
 
 impl State {
+    /// Orphan leases wait out a stall of the coordinator itself: an agent cannot have
+    /// reconnected to a process that did not run. (Stream leases are judged on awake time in
+    /// the stream handler.)
+    pub(super) fn wait_out_stalls(&mut self) {
+        let stalled = crate::awake::clock().stalled();
+        let new = stalled.saturating_sub(self.agents.stalled_seen);
+        if !new.is_zero() {
+            self.agents.stalled_seen = stalled;
+            tracing::warn!(
+                stall = ?new,
+                "the coordinator did not run for a while: agent leases extended by as much"
+            );
+            self.core
+                .extend_leases(u64::try_from(new.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
     pub(super) fn agent_hello(&mut self, b: &Batch<'_>, h: AgentHello) -> Result<HelloReply> {
         let hello = h.hello;
         crate::error::check_name("agent", &hello.name)?;

@@ -548,6 +548,21 @@ impl Scheduler {
         }
     }
 
+    /// The coordinator itself was stalled for `by` (it did not run, see `crate::awake`): no
+    /// agent could reach it meanwhile, so every orphan lease waits that much longer.
+    pub fn extend_leases(&mut self, by: Millis) {
+        if by == 0 {
+            return;
+        }
+        self.orphans = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .map(|(t, run)| (t.saturating_add(by), run))
+            .collect();
+        for t in self.orphan_deadline.values_mut() {
+            *t = t.saturating_add(by);
+        }
+    }
+
     /// When `tick` next has something to do.
     pub fn next_deadline(&self) -> Option<Millis> {
         let b = self.backoff.first().map(|(t, _)| *t);

@@ -424,6 +424,41 @@ fn orphan_past_its_lease_is_retried_or_errored_as_agent_lost() {
 }
 
 #[test]
+fn a_coordinator_stall_extends_orphan_leases_by_its_length() {
+    let mut s = sched();
+    s.add(info(1), 1, pending(), 0).unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_disconnected(1, 1_000);
+    // The coordinator did not run from 2 s to 27 s: its lease (until 16 s) is extended by 25 s.
+    s.extend_leases(25_000);
+    assert_eq!(s.next_deadline(), Some(41_000));
+    s.tick(27_000);
+    assert!(s.take_decisions().is_empty(), "not lost on waking");
+    s.agent_connected(2, 1, vec![]);
+    assert!(
+        s.claim(2, 1, 1),
+        "the agent claims its run back after the stall"
+    );
+}
+
+#[test]
+fn after_an_extended_lease_the_orphan_is_still_lost() {
+    let mut s = sched();
+    s.add(info(1), 1, pending(), 0).unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_disconnected(1, 0);
+    s.extend_leases(5_000);
+    s.tick(19_999);
+    assert!(s.take_decisions().is_empty());
+    s.tick(20_000);
+    assert_eq!(finishes(&s.take_decisions()), [(1, Final::Errored)]);
+}
+
+#[test]
 fn restored_active_run_waits_for_its_agent() {
     let mut s = sched();
     s.add(
