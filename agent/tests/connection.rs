@@ -22,6 +22,7 @@ fn assign(run_id: &str, argv: &[&str]) -> In {
         kill_grace_ms: 1000,
         job_name: format!("job-{run_id}"),
         jobset: String::new(),
+        on_disconnect: 0,
     })
 }
 

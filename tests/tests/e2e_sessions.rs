@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use rota_tests::bins;
-use rota_tests::procs::{until, System, FAST};
+use rota_tests::procs::{group_members, read_pid, until, System, FAST};
+use rota_tests::proxy::Proxy;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -165,4 +166,87 @@ fn an_agent_paused_longer_than_the_lease_is_still_lost() {
     assert_eq!(attempts[0]["error"], "agent lost");
     assert_eq!(attempts[1]["agent"], "b");
     assert_eq!(attempts[1]["state"], "success");
+}
+
+/// On agent a: ignores SIGTERM (only the SIGKILL after the kill grace stops it), records its
+/// process group in `pgid_file` and runs until killed. Anywhere else: records in `verdict`
+/// whether a process of that group is still alive at its start ("overlap" or "alone").
+fn partitioned_run(pgid_file: &Path, verdict: &Path) -> String {
+    format!(
+        "if [ \"$AGENT_NAME\" = a ]; then trap '' TERM; echo $$ > {pgid}; \
+           while true; do sleep 0.1; done; fi; \
+         pg=$(cat {pgid}); v=alone; \
+         for s in /proc/[0-9]*/stat; do read -r l < $s 2>/dev/null || continue; \
+           set -- ${{l##*) }}; [ \"$3\" = \"$pg\" ] && [ \"$1\" != Z ] && v=overlap; done; \
+         echo $v > {verdict}; echo ran on $AGENT_NAME",
+        pgid = pgid_file.display(),
+        verdict = verdict.display(),
+    )
+}
+
+/// A run on agent a (behind a proxy) with this `--on-disconnect`; the proxy black-holes a's
+/// traffic; the run ends on b. Returns the run's final view and b's verdict.
+fn partition_during_a_run(policy: &str) -> (serde_json::Value, String) {
+    let mut sys = System::start_with(bins!(), SHORT_LEASE);
+    let proxy = Proxy::start(sys.addr);
+    sys.start_agent_at(&proxy.url(), "a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    let (pgid_file, verdict) = (sys.path("a.pgid"), sys.path("verdict"));
+    let run = sys.submit(&[
+        "--retries",
+        "1",
+        "--kill-grace",
+        "1s",
+        "--on-disconnect",
+        policy,
+        "--shell",
+        "--",
+        &partitioned_run(&pgid_file, &verdict),
+    ]);
+    let n = run["number"].to_string();
+    let pgid = until(DEADLINE, "the run to start on a", || read_pid(&pgid_file));
+    sys.wait_run(&n, DEADLINE, "running on a", |v| {
+        v["state"] == "running" && v["agent"] == "a"
+    });
+    sys.start_agent("b", 1, &[]);
+    sys.wait_agents(&["a", "b"]);
+
+    proxy.freeze(true);
+
+    let run = sys.wait_run(&n, DEADLINE, "final", |v| v["finished_at_ms"].is_u64());
+    let verdict = std::fs::read_to_string(&verdict).unwrap_or_default();
+    if policy == "stop" {
+        assert!(group_members(pgid).is_empty(), "a stopped its run");
+    }
+    (run, verdict.trim().to_string())
+}
+
+fn assert_lost_on_a_then_succeeded_on_b(run: &serde_json::Value) {
+    assert_eq!(run["state"], "success", "{run}");
+    let attempts = run["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{run}");
+    assert_eq!(attempts[0]["agent"], "a", "{run}");
+    assert_eq!(attempts[0]["error"], "agent lost", "{run}");
+    assert_eq!(attempts[1]["agent"], "b", "{run}");
+    assert_eq!(attempts[1]["state"], "success", "{run}");
+}
+
+#[test]
+fn on_disconnect_stop_kills_the_partitioned_attempt_before_its_replacement_starts() {
+    let (run, verdict) = partition_during_a_run("stop");
+    assert_lost_on_a_then_succeeded_on_b(&run);
+    assert_eq!(
+        verdict, "alone",
+        "the first attempt's process group was dead when the second started"
+    );
+}
+
+#[test]
+fn by_default_a_partitioned_attempt_keeps_running_beside_its_replacement() {
+    let (run, verdict) = partition_during_a_run("keep");
+    assert_lost_on_a_then_succeeded_on_b(&run);
+    assert_eq!(
+        verdict, "overlap",
+        "today's behaviour: both attempts ran at once"
+    );
 }

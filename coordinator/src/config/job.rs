@@ -125,6 +125,16 @@ pub(super) fn build_job(
             ));
         }
     }
+    let stop_on_disconnect = match raw.on_disconnect.as_deref() {
+        None | Some("keep") => false,
+        Some("stop") => true,
+        Some(other) => {
+            return Err(invalid(
+                "on_disconnect",
+                format!("expected keep or stop, got \"{other}\""),
+            ))
+        }
+    };
     let job_group = match (group, raw.job_group) {
         (Some(g), _) => Some(g.to_string()),
         (None, Some(g)) if !is_valid_name(&g) => {
@@ -154,6 +164,7 @@ pub(super) fn build_job(
         after,
         retries: raw.retries.unwrap_or(0),
         jobset: raw.jobset,
+        stop_on_disconnect,
     })
 }
 

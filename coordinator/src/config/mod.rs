@@ -18,7 +18,8 @@
 //! `schedule_timezone` (IANA), `environment`, `concurrency_groups`, `max_execution` and
 //! `max_execution_grace` (seconds, or `"90s"`, `"5m"`, `"1h"`, `"500ms"`), `concurrent_runs`,
 //! `command_append_run` (dsari: append job name and run id), `job_group`, `priority`
-//! (`high`/`normal`/`low`/integer), `after` (job names in the same file), `retries`, `jobset`.
+//! (`high`/`normal`/`low`/integer), `after` (job names in the same file), `retries`, `jobset`,
+//! rota's `on_disconnect` (`keep`, the default, or `stop`: see `rota_proto::OnDisconnect`).
 //! dsari's `render_reports` and `jenkins_environment` are accepted and ignored.
 //!
 //! # Errors

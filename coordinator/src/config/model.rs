@@ -66,6 +66,10 @@ pub struct JobDef {
     pub retries: u32,
     /// The jobset this job's runs go to, overriding the file's.
     pub jobset: Option<String>,
+    /// `on_disconnect: stop`: the agent stops a run that lost contact with the coordinator, and
+    /// its replacement never overlaps it. Default `keep`: the run goes on, a replacement may
+    /// start elsewhere once the agent is declared lost.
+    pub stop_on_disconnect: bool,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`
@@ -118,6 +122,11 @@ impl JobDef {
             retries: self.retries,
             max_execution_ms: self.max_execution.map_or(0, millis),
             kill_grace_ms: millis(grace),
+            on_disconnect: if self.stop_on_disconnect {
+                rota_proto::OnDisconnect::Stop
+            } else {
+                rota_proto::OnDisconnect::Keep
+            } as i32,
         }
     }
 }

@@ -74,6 +74,8 @@ pub(super) struct RawJob {
     pub after: Option<Vec<String>>,
     pub retries: Option<u32>,
     pub jobset: Option<String>,
+    /// rota: `keep` (default) or `stop`, what the agent does with a run when it loses contact.
+    pub on_disconnect: Option<String>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.
