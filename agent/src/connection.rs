@@ -9,7 +9,7 @@
 //! The connection is dead when nothing at all arrives for the lease: a stalled TCP connection
 //! does not close by itself, and the coordinator answers every heartbeat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +43,8 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 const DATA_QUEUE: usize = 8;
 /// Control messages queued at most; a heartbeat that finds it full is skipped.
 const PRIORITY_QUEUE: usize = 4;
+/// Unacknowledged heartbeats remembered, to tell when the coordinator last heard us.
+const MAX_UNACKED_HEARTBEATS: usize = 64;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -65,6 +67,8 @@ fn lost(reason: impl Into<String>, welcomed: bool) -> Ended {
 /// Connects, handshakes and serves one stream until it ends or the drain is complete.
 pub(crate) async fn serve(agent: &Arc<Agent>) -> Ended {
     let mut drained = agent.drain_done();
+    // The Hello goes out after this: a Welcome proves the coordinator heard us since.
+    let hello_sent = Instant::now();
     let handshake = tokio::select! {
         handshake = handshake(agent) => handshake,
         () = wait_true(&mut drained) => return Ended::Drained,
@@ -80,8 +84,12 @@ pub(crate) async fn serve(agent: &Arc<Agent>) -> Ended {
         data: queues.data,
         senders: JoinSet::new(),
         by_run: HashMap::new(),
+        lease: DEFAULT_LEASE,
+        heartbeats: VecDeque::new(),
     };
-    connection.serve(inbound, welcome, drained).await
+    connection
+        .serve(inbound, welcome, hello_sent, drained)
+        .await
 }
 
 /// The sending ends of a connection's two outbound queues.
@@ -171,6 +179,10 @@ struct Connection {
     /// One log sender per run; dropping the set (connection end) aborts them all.
     senders: JoinSet<()>,
     by_run: HashMap<RunKey, AbortHandle>,
+    /// The lease the coordinator announced in `Welcome`.
+    lease: Duration,
+    /// Heartbeats not yet acknowledged: (`sent_at_ms`, when sent), oldest first.
+    heartbeats: VecDeque<(u64, Instant)>,
 }
 
 impl Connection {
@@ -178,10 +190,13 @@ impl Connection {
         mut self,
         mut inbound: Streaming<pb::CoordinatorMessage>,
         welcome: pb::Welcome,
+        hello_sent: Instant,
         mut drained: watch::Receiver<bool>,
     ) -> Ended {
         let heartbeat_every = millis_or(welcome.heartbeat_interval_ms, DEFAULT_HEARTBEAT);
         let lease = millis_or(welcome.lease_ms, DEFAULT_LEASE);
+        self.lease = lease;
+        self.agent.contact(hello_sent, lease);
         tracing::info!(
             coordinator = %self.agent.config.coordinator,
             agent_id = %welcome.agent_id,
@@ -253,7 +268,18 @@ impl Connection {
                     (drain.timeout_ms > 0).then(|| Duration::from_millis(drain.timeout_ms)),
                 );
             }
-            Some(In::HeartbeatAck(_)) => {}
+            Some(In::HeartbeatAck(ack)) => {
+                // Acks come in order; older unanswered heartbeats were lost with nothing to do.
+                if let Some(i) = self
+                    .heartbeats
+                    .iter()
+                    .position(|(ms, _)| *ms == ack.sent_at_ms)
+                {
+                    let (_, sent) = self.heartbeats[i];
+                    self.heartbeats.drain(..=i);
+                    self.agent.contact(sent, self.lease);
+                }
+            }
             Some(In::Welcome(_)) => tracing::warn!("unexpected second Welcome ignored"),
             None => tracing::debug!("empty coordinator message ignored"),
         }
@@ -276,19 +302,27 @@ impl Connection {
         }
     }
 
-    fn heartbeat(&self) {
+    fn heartbeat(&mut self) {
         let draining = *self.agent.draining().borrow();
+        let sent_at_ms = unix_millis();
         let heartbeat = pb::Heartbeat {
-            sent_at_ms: unix_millis(),
+            sent_at_ms,
             draining,
         };
+        let queued_at = Instant::now();
         if self
             .priority
             .try_send(message(Out::Heartbeat(heartbeat)))
             .is_err()
         {
             tracing::debug!("heartbeat skipped: the outbound queue is full");
+            return;
         }
+        // Bounded: a coordinator that answers nothing leaves at most this many behind.
+        if self.heartbeats.len() >= MAX_UNACKED_HEARTBEATS {
+            self.heartbeats.pop_front();
+        }
+        self.heartbeats.push_back((sent_at_ms, queued_at));
     }
 
     /// Sends `Goodbye`, ends our side of the stream and gives the coordinator a moment to
@@ -337,6 +371,18 @@ fn status_ended(agent: &Agent, status: Status, welcomed: bool) -> Ended {
             "coordinator {coordinator} refused this agent: {}",
             status.message()
         )),
+        Code::AlreadyExists => {
+            // Transient: another live session holds this name, which may be this agent's own
+            // previous session until the coordinator declares it lost.
+            tracing::warn!(
+                message = status.message(),
+                "coordinator refused this agent's name for now; retrying with backoff"
+            );
+            lost(
+                format!("{:?}: {}", status.code(), status.message()),
+                welcomed,
+            )
+        }
         code => lost(format!("{code:?}: {}", status.message()), welcomed),
     }
 }

@@ -10,11 +10,13 @@
 //! - `connection`: one `Connect` stream: handshake, heartbeats, lease, messages in and out.
 //! - `sender`: the per-run log sender of one connection (first send and resend are one path).
 //! - `state`: the runs this process holds, shared by the connection and the drain.
+//! - `disconnect`: stop `on_disconnect: stop` runs once the coordinator is out of contact.
 //! - `drain`: stop taking work, finish or cancel what runs, wait for the acknowledgements.
 //! - `watchdog`: a forked process that kills every run's group when the agent dies.
 
 pub mod backoff;
 mod connection;
+mod disconnect;
 mod drain;
 pub mod run_as;
 pub mod runner;
@@ -99,6 +101,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let agent = Arc::new(Agent::new(config).context("cannot start the agent")?);
     let drainer = tokio::spawn(drain::drain_when_requested(agent.clone()));
+    let guard = tokio::spawn(disconnect::stop_runs_out_of_contact(agent.clone()));
     let on_shutdown = {
         let agent = agent.clone();
         tokio::spawn(async move {
@@ -110,6 +113,7 @@ pub async fn run(
     let result = serve_until_drained(&agent).await;
     on_shutdown.abort();
     drainer.abort();
+    guard.abort();
     if result.is_err() {
         // Nothing would supervise them any more; with the process gone PDEATHSIG kills them
         // anyway, this makes the library behave the same when the process lives on.

@@ -137,6 +137,9 @@ impl Progress {
 enum Control {
     /// SIGTERM to the group, SIGKILL after the grace; the outcome says `cancelled`.
     Cancel(Duration),
+    /// As `Cancel`, because the coordinator was out of contact for the lease
+    /// (`on_disconnect: stop`).
+    Disconnected(Duration),
     /// SIGKILL to the group now: the run is being forgotten.
     Kill,
 }
@@ -278,6 +281,14 @@ impl Run {
     pub fn cancel(&self, grace: Duration) {
         if let Some(control) = &self.control {
             let _ = control.send(Control::Cancel(grace));
+        }
+    }
+
+    /// As [`Run::cancel`], because the agent lost contact with the coordinator and the run's
+    /// policy is `on_disconnect: stop`; the outcome says so.
+    pub fn stop_disconnected(&self, grace: Duration) {
+        if let Some(control) = &self.control {
+            let _ = control.send(Control::Disconnected(grace));
         }
     }
 
@@ -478,6 +489,7 @@ struct Supervisor {
 enum Stop {
     Cancelled,
     TimedOut,
+    Disconnected,
 }
 
 impl Supervisor {
@@ -500,7 +512,13 @@ impl Supervisor {
                         self.signal(Signal::SIGTERM);
                         kill_at = Some(Instant::now() + grace);
                     }
-                    Control::Cancel(_) => {}
+                    Control::Disconnected(grace) if stop.is_none() => {
+                        tracing::warn!(run = %self.key, "no contact with the coordinator for its lease: stopping the run (on_disconnect: stop)");
+                        stop = Some(Stop::Disconnected);
+                        self.signal(Signal::SIGTERM);
+                        kill_at = Some(Instant::now() + grace);
+                    }
+                    Control::Cancel(_) | Control::Disconnected(_) => {}
                     Control::Kill => self.signal(Signal::SIGKILL),
                 },
                 () = sleep_until(deadline), if stop.is_none() && deadline.is_some() => {
@@ -541,6 +559,11 @@ impl Supervisor {
             Some(Stop::TimedOut) => {
                 outcome.timed_out = true;
                 outcome.error = "timed out".to_owned();
+            }
+            Some(Stop::Disconnected) => {
+                outcome.cancelled = true;
+                outcome.error =
+                    "stopped: no contact with the coordinator (on_disconnect: stop)".to_owned();
             }
             None => {}
         }

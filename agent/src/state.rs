@@ -33,6 +33,17 @@ struct Held {
     /// Offsets the coordinator last confirmed it has stored. Resume offsets come from the
     /// `Welcome` (the coordinator may have lost what it acked); this is for the logs.
     acked: [u64; 2],
+    /// `on_disconnect: stop`: stopped when the coordinator is out of contact for the lease.
+    stop_on_disconnect: bool,
+}
+
+/// The latest proof that the coordinator heard this agent: it answered a message sent at
+/// `at` (a Hello with its Welcome, a heartbeat with its ack), so it cannot have judged the agent
+/// silent before `at + lease`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Contact {
+    pub at: Instant,
+    pub lease: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +76,7 @@ pub(crate) struct Agent {
     draining: watch::Sender<bool>,
     drain_done: watch::Sender<bool>,
     link: watch::Sender<Link>,
+    contact: watch::Sender<Option<Contact>>,
 }
 
 impl Agent {
@@ -81,6 +93,7 @@ impl Agent {
             draining: watch::Sender::new(false),
             drain_done: watch::Sender::new(false),
             link: watch::Sender::new(Link::Down(Instant::now())),
+            contact: watch::Sender::new(None),
         })
     }
 
@@ -211,6 +224,7 @@ impl Agent {
             Held {
                 run: run.clone(),
                 acked: [0, 0],
+                stop_on_disconnect: assign.on_disconnect == pb::OnDisconnect::Stop as i32,
             },
         );
         self.held_count.send_replace(table.runs.len());
@@ -281,6 +295,33 @@ impl Agent {
             .filter(|held| !held.run.has_ended())
             .map(|held| held.run.clone())
             .collect()
+    }
+
+    /// Records a proof of contact (see [`Contact`]); a later one replaces an earlier one.
+    pub fn contact(&self, at: Instant, lease: Duration) {
+        self.contact.send_if_modified(|contact| {
+            if contact.is_some_and(|c| c.at >= at && c.lease == lease) {
+                return false;
+            }
+            *contact = Some(Contact { at, lease });
+            true
+        });
+    }
+
+    /// Receives each new proof of contact.
+    pub fn contacts(&self) -> watch::Receiver<Option<Contact>> {
+        self.contact.subscribe()
+    }
+
+    /// Stops (SIGTERM, kill grace, SIGKILL) every running `on_disconnect: stop` run: the
+    /// coordinator has not heard from this agent for a lease and may start them elsewhere.
+    pub fn stop_disconnected_runs(&self) {
+        let table = self.table();
+        for held in table.runs.values() {
+            if held.stop_on_disconnect && !held.run.has_ended() {
+                held.run.stop_disconnected(held.run.kill_grace());
+            }
+        }
     }
 
     /// Kills every running run: the agent is giving up (fatal error).

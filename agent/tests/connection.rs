@@ -9,7 +9,7 @@ use rota_proto::agent_message::Msg;
 use rota_proto::coordinator_message::Msg as In;
 use rota_proto::{Assign, Cancel, Drain, LogAck, ResumeRun};
 use support::coordinator::{welcome, Event, FakeCoordinator, TestAgent};
-use support::{alive, eventually};
+use support::{alive, eventually, within};
 
 fn assign(run_id: &str, argv: &[&str]) -> In {
     In::Assign(Assign {
@@ -22,6 +22,7 @@ fn assign(run_id: &str, argv: &[&str]) -> In {
         kill_grace_ms: 1000,
         job_name: format!("job-{run_id}"),
         jobset: String::new(),
+        on_disconnect: 0,
     })
 }
 
@@ -419,4 +420,74 @@ async fn shutdown_with_nothing_held_returns_at_once_even_without_a_coordinator()
         .await
         .expect("prompt")
         .expect("Ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_answers_for_the_lease_only_on_disconnect_stop_runs_are_stopped() {
+    let mut coordinator = FakeCoordinator::start().await;
+    coordinator.set_welcome(|_| {
+        Ok(rota_proto::Welcome {
+            lease_ms: 1000,
+            heartbeat_interval_ms: 100,
+            ..welcome(Vec::new())
+        })
+    });
+    let _agent = TestAgent::start(&coordinator.url);
+    coordinator.hello().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_of = |run: &str| dir.path().join(format!("{run}.pid"));
+    // Both run until killed; the stop run ignores SIGTERM, so only the SIGKILL after its
+    // kill grace ends it.
+    let script = |run: &str, trap: &str| {
+        vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!(
+                "{trap} echo $$ > {}; while true; do sleep 0.05; done",
+                pid_of(run).display()
+            ),
+        ]
+    };
+    let In::Assign(stop) = assign("stop", &strs(&script("stop", "trap '' TERM;"))) else {
+        unreachable!()
+    };
+    coordinator
+        .send(In::Assign(Assign {
+            on_disconnect: rota_proto::OnDisconnect::Stop as i32,
+            kill_grace_ms: 200,
+            ..stop
+        }))
+        .await;
+    coordinator
+        .send(assign("keep", &strs(&script("keep", ""))))
+        .await;
+    let read_pid = |run: &str| {
+        std::fs::read_to_string(pid_of(run))
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    eventually("both runs to start", || {
+        read_pid("stop").is_some() && read_pid("keep").is_some()
+    })
+    .await;
+
+    coordinator.answer_heartbeats(false);
+
+    let log = within(coordinator.run_log("stop")).await;
+    let finished = log.finished();
+    assert!(finished.cancelled, "{finished:?}");
+    assert!(
+        finished.error.contains("no contact with the coordinator"),
+        "{finished:?}"
+    );
+    assert_eq!(
+        finished.signal,
+        Some(9),
+        "SIGKILL after the grace: {finished:?}"
+    );
+    assert!(
+        alive(read_pid("keep").unwrap()),
+        "a run with the default policy keeps running"
+    );
 }

@@ -136,6 +136,15 @@ pub struct SubmitArgs {
     /// Maximum execution time, e.g. 90s, 5m, 1h (plain numbers are seconds).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when the run is stopped (timeout, cancel, disconnect)
+    /// [default: 60s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub kill_grace: Option<Duration>,
+    /// keep: the run goes on when its agent loses contact, and may be started again elsewhere
+    /// meanwhile; stop: the agent stops it after a lease without contact, and a replacement
+    /// starts only once it is surely dead (never two at once).
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "keep")]
+    pub on_disconnect: OnDisconnect,
     /// Job name [default: derived by the coordinator].
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
     pub name: Option<String>,
@@ -152,6 +161,13 @@ pub struct SubmitArgs {
         required_unless_present = "from"
     )]
     pub command: Vec<String>,
+}
+
+/// `submit --on-disconnect`: what an agent does with the run when it loses contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnDisconnect {
+    Keep,
+    Stop,
 }
 
 /// `rota jobset ...`.

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub mod procs;
+pub mod proxy;
 
 pub type Client = ControlServiceClient<Channel>;
 

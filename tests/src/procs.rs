@@ -268,6 +268,11 @@ impl System {
         child.wait_with_output().expect("wait")
     }
 
+    /// The coordinator process (to signal it: SIGSTOP, SIGCONT).
+    pub fn coordinator(&mut self) -> &mut Proc {
+        self.coordinator.as_mut().expect("the coordinator runs")
+    }
+
     /// `kill -9` the coordinator.
     pub fn kill9_coordinator(&mut self) {
         if let Some(mut c) = self.coordinator.take() {
@@ -325,7 +330,7 @@ impl System {
 
     /// Like [`Self::start_agent`], connecting to `url` (a proxy in front of the coordinator).
     pub fn start_agent_at(&mut self, url: &str, name: &str, slots: u32, extra: &[&str]) {
-        self.start_agent_tuned(url, name, slots, extra, |_| {});
+        self.start_agent_process(name, url, name, slots, extra);
     }
 
     /// Like [`Self::start_agent_at`], with `tune` applied to the command last (e.g. to start
@@ -338,13 +343,38 @@ impl System {
         extra: &[&str],
         tune: impl FnOnce(&mut Command),
     ) {
-        let log = log_file(self.dir.path(), &format!("agent-{name}"));
+        self.start_agent_keyed(name, url, name, slots, extra, tune);
+    }
+
+    /// Starts a `rota-agent --name NAME` known to the test as `key` (its log is
+    /// `agent-KEY.log`, its spool `spool-KEY`), so two processes may claim the same name.
+    pub fn start_agent_process(
+        &mut self,
+        key: &str,
+        url: &str,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+    ) {
+        self.start_agent_keyed(key, url, name, slots, extra, |_| {});
+    }
+
+    fn start_agent_keyed(
+        &mut self,
+        key: &str,
+        url: &str,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+        tune: impl FnOnce(&mut Command),
+    ) {
+        let log = log_file(self.dir.path(), &format!("agent-{key}"));
         let mut command = Command::new(self.bins.agent);
         command
             .args(["--coordinator", url, "--name", name, "--slots"])
             .arg(slots.to_string())
             .arg("--spool-dir")
-            .arg(self.path(&format!("spool-{name}")))
+            .arg(self.path(&format!("spool-{key}")))
             .args(extra)
             .env("RUST_LOG", "info")
             .envs(self.client_env.iter().map(|(k, v)| (k, v)))
@@ -353,11 +383,17 @@ impl System {
             .stderr(log);
         tune(&mut command);
         let child = command.spawn().expect("start rota-agent");
-        let old = self.agents.insert(name.to_string(), Proc { child });
-        assert!(old.is_none(), "agent {name} started twice");
+        let old = self.agents.insert(key.to_string(), Proc { child });
+        assert!(old.is_none(), "agent {key} started twice");
     }
 
-    /// The agent process named `name`.
+    /// What the agent process known as `key` has logged so far.
+    pub fn agent_log(&self, key: &str) -> String {
+        let text = std::fs::read(self.path(&format!("agent-{key}.log"))).unwrap_or_default();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// The agent process known as `name` (its key).
     pub fn agent(&mut self, name: &str) -> &mut Proc {
         self.agents
             .get_mut(name)

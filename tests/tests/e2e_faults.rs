@@ -3,16 +3,12 @@
 //! on the other agent and ends with exactly one success; a stale agent's late result never
 //! counts and its leftover process is killed.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use rota_tests::bins;
 use rota_tests::procs::{alive, read_pid, until, System, FAST};
+use rota_tests::proxy::Proxy;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -87,83 +83,6 @@ fn kill_9_of_an_agent_retries_its_run_on_the_other_agent() {
     let run = sys.wait_run(&n, DEADLINE, "final", |v| v["finished_at_ms"].is_u64());
     assert_lost_on_a_then_succeeded_on_b(&run);
     assert_eq!(sys.rota(&["logs", &n]).stdout, b"r ran on b\n");
-}
-
-/// A TCP proxy with a freeze switch: while frozen it forwards nothing in either direction,
-/// on old and new connections alike, but closes nothing, like a network that silently
-/// stalls. It runs on its own runtime so the test itself stays synchronous.
-struct Proxy {
-    addr: SocketAddr,
-    frozen: watch::Sender<bool>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr) -> Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let frozen = watch::Sender::new(false);
-        let switch = frozen.subscribe();
-        runtime.spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                let switch = switch.clone();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (down_read, down_write) = down.into_split();
-                    let (up_read, up_write) = up.into_split();
-                    tokio::join!(
-                        forward(down_read, up_write, switch.clone()),
-                        forward(up_read, down_write, switch),
-                    );
-                });
-            }
-        });
-        Proxy {
-            addr,
-            frozen,
-            _runtime: runtime,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn freeze(&self, frozen: bool) {
-        self.frozen.send_replace(frozen);
-    }
-}
-
-/// Copies one direction; holds every byte while frozen.
-async fn forward(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    mut frozen: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0; 64 << 10];
-    loop {
-        if frozen.wait_for(|f| !*f).await.is_err() {
-            return;
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if frozen.wait_for(|f| !*f).await.is_err() {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
 }
 
 #[test]

@@ -229,3 +229,72 @@ async fn follow_watch_and_wait_end_with_unavailable_when_the_coordinator_stops()
     assert_eq!(end.code(), tonic::Code::Unavailable, "wait: {end:?}");
     stopping.await.unwrap();
 }
+
+/// Opens an agent stream that stays open (its sender is returned) and says Hello.
+async fn open_session(
+    cluster: &Cluster,
+    name: &str,
+    session: &str,
+) -> (
+    tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    Result<tonic::Streaming<pb::CoordinatorMessage>, tonic::Status>,
+) {
+    let mut client = pb::agent_service_client::AgentServiceClient::new(channel(cluster).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let hello = pb::Hello {
+        name: name.into(),
+        slots: 1,
+        protocol_version: rota_proto::PROTOCOL_VERSION,
+        session_id: session.into(),
+        ..Default::default()
+    };
+    tx.send(pb::AgentMessage {
+        msg: Some(pb::agent_message::Msg::Hello(hello)),
+    })
+    .await
+    .unwrap();
+    let stream = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map(tonic::Response::into_inner);
+    (tx, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_name_refuses_another_session_but_takes_the_same_session_back() {
+    let cluster = Cluster::start().await;
+    let (_first, stream) = open_session(&cluster, "dup", "session-1").await;
+    let mut stream = stream.expect("the first session is welcomed");
+    assert!(matches!(
+        stream.message().await.unwrap().unwrap().msg,
+        Some(pb::coordinator_message::Msg::Welcome(_))
+    ));
+
+    let (_other, refused) = open_session(&cluster, "dup", "session-2").await;
+    let err = refused.expect_err("another session under a live name is refused");
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err}");
+    assert!(
+        err.message().contains("\"dup\"") && err.message().contains("session-1"),
+        "names the name and the holder: {}",
+        err.message()
+    );
+
+    // The same session on a new stream (its old one stalled) is a reconnect, as before.
+    let (_again, stream) = open_session(&cluster, "dup", "session-1").await;
+    let mut stream = stream.expect("the same session reconnects");
+    assert!(matches!(
+        stream.message().await.unwrap().unwrap().msg,
+        Some(pb::coordinator_message::Msg::Welcome(_))
+    ));
+    let mut c = cluster.client().await;
+    let agents = c
+        .list_agents(pb::ListAgentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .agents;
+    let live: Vec<_> = agents.iter().filter(|a| a.state == "connected").collect();
+    assert_eq!(live.len(), 1, "{agents:?}");
+    assert_eq!(live[0].session_id, "session-1");
+    cluster.stop().await;
+}

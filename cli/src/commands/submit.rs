@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use rota_proto::{RunSpec, SubmitRequest};
 
 use super::Context;
-use crate::args::SubmitArgs;
+use crate::args::{OnDisconnect, SubmitArgs};
 use crate::client::Reply;
 use crate::output::{emit, render, views};
 
@@ -77,7 +77,13 @@ pub fn run_specs(args: &SubmitArgs, from_lines: Option<Vec<String>>) -> Vec<RunS
         max_execution_ms: args
             .timeout
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        kill_grace_ms: 0,
+        kill_grace_ms: args
+            .kill_grace
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        on_disconnect: match args.on_disconnect {
+            OnDisconnect::Keep => rota_proto::OnDisconnect::Keep,
+            OnDisconnect::Stop => rota_proto::OnDisconnect::Stop,
+        } as i32,
     };
     match from_lines {
         Some(lines) => lines
@@ -173,6 +179,27 @@ mod tests {
             assert_eq!(spec.env.get("K").map(String::as_str), Some("V"));
             assert_eq!(spec.retries, 2);
             assert_eq!(spec.max_execution_ms, 90_000);
+            assert_eq!(spec.on_disconnect, rota_proto::OnDisconnect::Keep as i32);
         }
+    }
+
+    #[test]
+    fn on_disconnect_stop_and_kill_grace_reach_the_spec() {
+        let a = submit_args(&[
+            "submit",
+            "--on-disconnect",
+            "stop",
+            "--kill-grace",
+            "2s",
+            "--",
+            "sleep",
+            "9",
+        ]);
+        let specs = run_specs(&a, None);
+        assert_eq!(
+            specs[0].on_disconnect,
+            rota_proto::OnDisconnect::Stop as i32
+        );
+        assert_eq!(specs[0].kill_grace_ms, 2_000);
     }
 }

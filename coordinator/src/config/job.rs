@@ -136,6 +136,16 @@ pub(super) fn build_job(
             ));
         }
     }
+    let stop_on_disconnect = match raw.on_disconnect.as_deref() {
+        None | Some("keep") => false,
+        Some("stop") => true,
+        Some(other) => {
+            return Err(invalid(
+                "on_disconnect",
+                format!("expected keep or stop, got \"{other}\""),
+            ))
+        }
+    };
     let job_group = match (group, raw.job_group) {
         (Some(g), _) => Some(g.to_string()),
         (None, Some(g)) if !is_valid_name(&g) => {
@@ -167,6 +177,7 @@ pub(super) fn build_job(
         retries: raw.retries.unwrap_or(0),
         jobset: raw.jobset,
         max_log_bytes: raw.max_log_bytes,
+        stop_on_disconnect,
     })
 }
 

@@ -26,7 +26,8 @@
 //! `BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`, `BUILD_URL`, `EXECUTOR_NUMBER`, `NODE_NAME`,
 //! `WORKSPACE`), `max_log_bytes` (bytes each stream of a run keeps: head and tail around a
 //! marker), `job_group`, `priority` (`high`/`normal`/`low`/integer), `after` (job names in
-//! the same file), `retries`, `jobset`. dsari's `render_reports` is accepted with one warning
+//! the same file), `retries`, `jobset`,
+//! rota's `on_disconnect` (`keep`, the default, or `stop`: see `rota_proto::OnDisconnect`). dsari's `render_reports` is accepted with one warning
 //! for all the jobs that set it.
 //!
 //! # Errors

@@ -74,6 +74,10 @@ pub struct JobDef {
     pub jobset: Option<String>,
     /// Bytes each stream of a run keeps at most; None: the coordinator's `--max-log-bytes`.
     pub max_log_bytes: Option<u64>,
+    /// `on_disconnect: stop`: the agent stops a run that lost contact with the coordinator, and
+    /// its replacement never overlaps it. Default `keep`: the run goes on, a replacement may
+    /// start elsewhere once the agent is declared lost.
+    pub stop_on_disconnect: bool,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`
@@ -137,6 +141,11 @@ impl JobDef {
             retries: self.retries,
             max_execution_ms: self.max_execution.map_or(0, millis),
             kill_grace_ms: millis(grace),
+            on_disconnect: if self.stop_on_disconnect {
+                rota_proto::OnDisconnect::Stop
+            } else {
+                rota_proto::OnDisconnect::Keep
+            } as i32,
         }
     }
 }

@@ -100,6 +100,8 @@ pub(super) struct RawJob {
     pub jobset: Option<String>,
     /// Bytes each stream of a run keeps at most (head and tail).
     pub max_log_bytes: Option<u64>,
+    /// rota: `keep` (default) or `stop`, what the agent does with a run when it loses contact.
+    pub on_disconnect: Option<String>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.

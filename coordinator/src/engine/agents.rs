@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rota_proto as pb;
 
@@ -80,6 +81,8 @@ pub struct Agents {
     gone: BTreeMap<String, (String, u64, Session)>,
     /// Run number → the agent, run id and attempt last put in an [`Assigned`] set.
     holders: HashMap<u64, (AgentId, RunId, u32)>,
+    /// The coordinator's own stall time already added to orphan leases.
+    stalled_seen: Duration,
 }
 
 impl Agents {
@@ -143,6 +146,23 @@ impl State {
         rec.spec.max_log_bytes.unwrap_or(self.config.max_log_bytes)
     }
 
+    /// Orphan leases wait out a stall of the coordinator itself: an agent cannot have
+    /// reconnected to a process that did not run. (Stream leases are judged on awake time in
+    /// the stream handler.)
+    pub(super) fn wait_out_stalls(&mut self) {
+        let stalled = crate::awake::clock().stalled();
+        let new = stalled.saturating_sub(self.agents.stalled_seen);
+        if !new.is_zero() {
+            self.agents.stalled_seen = stalled;
+            tracing::warn!(
+                stall = ?new,
+                "the coordinator did not run for a while: agent leases extended by as much"
+            );
+            self.core
+                .extend_leases(u64::try_from(new.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
     pub(super) fn agent_hello(&mut self, b: &Batch<'_>, h: AgentHello) -> Result<HelloReply> {
         let hello = h.hello;
         crate::error::check_name("agent", &hello.name)?;
@@ -153,28 +173,34 @@ impl State {
             )));
         }
         // Another stream under the same name: the same session reconnecting (its old stream may
-        // still look open if it stalled), or a new process with the same name.
+        // still look open if it stalled) replaces its old stream; a different session is
+        // refused while the holder is live, so two processes never share a name and a run
+        // never looks lost while its first copy still runs. A restarted agent whose old
+        // session is really dead gets in once that session ends (stream closed, or lease).
         if let Some(&old) = self.agents.by_name.get(&hello.name) {
-            let same_session = self
-                .agents
-                .live
-                .get(&old)
-                .is_some_and(|s| s.session_id == hello.session_id);
+            if let Some(s) = self.agents.live.get(&old) {
+                if s.session_id != hello.session_id {
+                    let refusal = Error::AlreadyExists(format!(
+                        "agent name {:?} is taken by live session {} (connected since {}); \
+                         another agent process uses this name, or its previous session is \
+                         not yet lost (it is after the lease without word from it)",
+                        hello.name,
+                        s.session_id,
+                        crate::time::format_millis(s.connected_at)
+                    ));
+                    tracing::warn!(agent = %hello.name, session = %hello.session_id, "refused: {refusal}");
+                    return Err(refusal);
+                }
+            }
             self.agents.by_name.remove(&hello.name);
             if let Some(s) = self.agents.live.remove(&old) {
                 // A stalled old stream may still deliver; it must not write anything.
                 s.assigned.lock().clear();
-                let state = if same_session {
-                    "reconnected"
-                } else {
-                    "replaced"
-                };
                 self.agents
                     .gone
-                    .insert(s.name.clone(), (state.into(), self.now, s));
+                    .insert(s.name.clone(), ("reconnected".into(), self.now, s));
             }
-            // Either way the old stream's runs wait for a claim; a new process's runs are never
-            // claimed (it does not hold them) and follow the lease rule.
+            // The old stream's runs wait for this session's claim below.
             self.core.agent_disconnected(old, self.now);
         }
         self.agents.next_id += 1;

@@ -242,12 +242,22 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         argv,
         env,
         max_execution_ms: r.spec.max_execution_ms,
-        kill_grace_ms: if r.spec.kill_grace_ms > 0 {
-            r.spec.kill_grace_ms
-        } else {
-            60_000
-        },
+        kill_grace_ms: kill_grace_ms(&r.spec),
         job_name: r.name.clone(),
         jobset: r.jobset.clone(),
+        on_disconnect: if r.spec.stop_on_disconnect {
+            pb::OnDisconnect::Stop
+        } else {
+            pb::OnDisconnect::Keep
+        } as i32,
+    }
+}
+
+/// The SIGTERM → SIGKILL grace an agent applies to the run (timeout, drain, disconnect stop).
+pub(super) fn kill_grace_ms(spec: &crate::store::RunSpecData) -> u64 {
+    if spec.kill_grace_ms > 0 {
+        spec.kill_grace_ms
+    } else {
+        60_000
     }
 }

@@ -252,6 +252,7 @@ impl Engine {
             }
             let state = &mut self.state;
             state.now = crate::time::now_millis();
+            state.wait_out_stalls();
             let only_reports = batch.iter().all(Command::needs_no_fsync);
             let next_number = state.next_number;
             let res: Result<()> = self.store.batch_then(only_reports, |b| {

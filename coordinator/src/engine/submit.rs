@@ -78,6 +78,12 @@ impl State {
             for g in &spec.groups {
                 check_name("concurrency group", g)?;
             }
+            if pb::OnDisconnect::try_from(spec.on_disconnect).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: unknown on_disconnect value {} (0 = keep, 1 = stop)",
+                    names[i], spec.on_disconnect
+                )));
+            }
             for a in &spec.after {
                 if let Some(&j) = by_name.get(a) {
                     if j == i {
@@ -139,6 +145,7 @@ impl State {
                     retries: spec.retries,
                     max_execution_ms: spec.max_execution_ms,
                     kill_grace_ms: spec.kill_grace_ms,
+                    stop_on_disconnect: spec.on_disconnect == pb::OnDisconnect::Stop as i32,
                     job: origin.job.clone(),
                     job_group: origin.job_group.clone(),
                     exclusive: origin.exclusive,
@@ -281,6 +288,10 @@ pub(super) fn run_info(rec: &RunRecord) -> RunInfo {
             .filter(|_| rec.spec.exclusive)
             .map(Arc::from),
         retries: rec.spec.retries,
+        stop_on_disconnect: rec
+            .spec
+            .stop_on_disconnect
+            .then(|| super::apply::kill_grace_ms(&rec.spec)),
     }
 }
 

@@ -17,7 +17,7 @@ mod sim;
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use agents::AgentSlots;
@@ -135,6 +135,9 @@ pub struct Scheduler {
     backoff: BTreeSet<(Millis, RunNo)>,
     orphans: BTreeSet<(Millis, RunNo)>,
     orphan_deadline: HashMap<RunNo, Millis>,
+    /// `on_disconnect: stop` runs whose agent is lost: they wait (in `orphans`) until their
+    /// agent has surely killed them, and cannot be claimed back.
+    fenced: HashSet<RunNo>,
     agents: AgentPool,
     jobsets: HashMap<Arc<str>, JobsetState>,
     groups: HashMap<Arc<str>, GroupState>,
@@ -332,8 +335,9 @@ impl Scheduler {
                 self.finish(run, Final::Cancelled, String::new())
             }
             // Nobody here asked for it: the agent stopped the run itself (its drain deadline
-            // passed). The run is not at fault, so it goes back to the queue at once as a new
-            // attempt, for another agent.
+            // passed, or it lost contact and the run is `on_disconnect: stop`; the process is
+            // dead before the agent reports). The run is not at fault, so it goes back to the
+            // queue at once as a new attempt, for another agent.
             Outcome::Cancelled => {
                 let attempt = current + 1;
                 self.runs.get_mut(&run).expect("checked").attempt = attempt;
@@ -342,7 +346,8 @@ impl Scheduler {
                     run,
                     attempt,
                     not_before: now,
-                    reason: "interrupted: its agent drained".into(),
+                    reason: "interrupted: its agent stopped it (drain, or on_disconnect: stop)"
+                        .into(),
                 });
             }
             Outcome::Failed => self.fail(run, String::new(), now),
@@ -446,6 +451,10 @@ impl Scheduler {
         let Some(st) = self.runs.get(&run) else {
             return false;
         };
+        if self.fenced.contains(&run) {
+            // Its agent was lost and is stopping it: too late to take it back.
+            return false;
+        }
         let Phase::Active {
             agent: holder,
             group,
@@ -496,8 +505,9 @@ impl Scheduler {
         }
     }
 
-    /// The agent is gone for good (lease expired, or a new session under its name): its runs
-    /// are retried when retries remain, else errored with reason `agent lost`.
+    /// The agent is gone for good (its lease expired): its runs are retried when retries
+    /// remain, else errored with reason `agent lost`; `on_disconnect: stop` runs only once their
+    /// agent has surely stopped them (see [`RunInfo::stop_on_disconnect`]).
     pub fn agent_lost(&mut self, id: AgentId, now: Millis) {
         let Some(agent) = self.agents.remove(id) else {
             return;
@@ -505,7 +515,7 @@ impl Scheduler {
         let mut runs: Vec<_> = agent.running.into_iter().collect();
         runs.sort_unstable();
         for run in runs {
-            self.lose(run, now);
+            self.lose_or_fence(run, now);
         }
     }
 
@@ -543,8 +553,23 @@ impl Scheduler {
                 self.runs.get(&run).map(|r| &r.phase),
                 Some(Phase::Active { agent: None, .. })
             ) {
-                self.lose(run, now);
+                self.lose_or_fence(run, now);
             }
+        }
+    }
+
+    /// The coordinator itself was stalled for `by` (it did not run, see `crate::awake`): no
+    /// agent could reach it meanwhile, so every orphan lease waits that much longer.
+    pub fn extend_leases(&mut self, by: Millis) {
+        if by == 0 {
+            return;
+        }
+        self.orphans = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .map(|(t, run)| (t.saturating_add(by), run))
+            .collect();
+        for t in self.orphan_deadline.values_mut() {
+            *t = t.saturating_add(by);
         }
     }
 
@@ -666,6 +691,7 @@ impl Scheduler {
                 if let Some(d) = self.orphan_deadline.remove(&run) {
                     self.orphans.remove(&(d, run));
                 }
+                self.fenced.remove(&run);
                 if let Some(g) = group {
                     if let Some(gs) = self.groups.get_mut(&g) {
                         gs.running -= 1;
@@ -838,8 +864,34 @@ impl Scheduler {
         }
     }
 
+    /// The run's agent is lost (its lease ran out). A default run is lost with it. An
+    /// `on_disconnect: stop` run is fenced instead: its agent stops it once it has heard nothing
+    /// for a lease (it cannot have heard more than the coordinator did), and SIGKILLs it a kill
+    /// grace later, so the run keeps its place, unclaimable, for a lease plus that grace (the
+    /// extra lease is margin for a late timer on a loaded agent) and is lost only then.
+    fn lose_or_fence(&mut self, run: RunNo, now: Millis) {
+        let Some(st) = self.runs.get_mut(&run) else {
+            return;
+        };
+        let grace = match st.info.stop_on_disconnect {
+            Some(grace) if !self.fenced.contains(&run) => grace,
+            _ => return self.lose(run, now),
+        };
+        if let Phase::Active { agent, .. } = &mut st.phase {
+            if let Some(a) = agent.take() {
+                self.agents.update(a, |a| a.running.remove(&run));
+            }
+        }
+        self.fenced.insert(run);
+        self.orphan_for(run, now, self.config.orphan_lease_ms.saturating_add(grace));
+    }
+
     fn orphan(&mut self, run: RunNo, now: Millis) {
-        let deadline = now + self.config.orphan_lease_ms;
+        self.orphan_for(run, now, self.config.orphan_lease_ms);
+    }
+
+    fn orphan_for(&mut self, run: RunNo, now: Millis, lease: Millis) {
+        let deadline = now.saturating_add(lease);
         if let Some(old) = self.orphan_deadline.insert(run, deadline) {
             self.orphans.remove(&(old, run));
         }

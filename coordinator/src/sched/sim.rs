@@ -143,6 +143,9 @@ enum St {
         group: Option<Arc<str>>,
         cancel: bool,
         orphan_until: Option<Millis>,
+        /// An `on_disconnect: stop` run whose agent was lost: `orphan_until` is when it is
+        /// lost in turn; no claim takes it back.
+        fenced: bool,
     },
     Done(Final),
 }
@@ -403,6 +406,30 @@ impl Sim {
 
     fn run_mut(&mut self, run: RunNo) -> &mut MRun {
         self.runs.get_mut(&run).expect("known run")
+    }
+}
+
+impl MRun {
+    /// The run's agent is lost (its session, or its orphan lease ran out): an
+    /// `on_disconnect: stop` run not yet fenced is fenced for a lease plus its grace (true);
+    /// any other run is lost now (false).
+    fn fence(&mut self, now: Millis) -> bool {
+        let grace = self.info.stop_on_disconnect;
+        match (&mut self.st, grace) {
+            (
+                St::Active {
+                    orphan_until,
+                    fenced: fenced @ false,
+                    ..
+                },
+                Some(grace),
+            ) => {
+                *fenced = true;
+                *orphan_until = Some(now + LEASE + grace);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ fn info(number: RunNo) -> RunInfo {
         after: vec![],
         exclusive_job: None,
         retries: 0,
+        stop_on_disconnect: None,
     }
 }
 
@@ -421,6 +422,90 @@ fn orphan_past_its_lease_is_retried_or_errored_as_agent_lost() {
         matches!(&d[1], Decision::Finish { run: 2, state: Final::Errored, reason } if reason == "agent lost")
     );
     assert!(!s.claim(3, 1, 1), "a superseded attempt cannot be claimed");
+}
+
+#[test]
+fn a_coordinator_stall_extends_orphan_leases_by_its_length() {
+    let mut s = sched();
+    s.add(info(1), 1, pending(), 0).unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_disconnected(1, 1_000);
+    // The coordinator did not run from 2 s to 27 s: its lease (until 16 s) is extended by 25 s.
+    s.extend_leases(25_000);
+    assert_eq!(s.next_deadline(), Some(41_000));
+    s.tick(27_000);
+    assert!(s.take_decisions().is_empty(), "not lost on waking");
+    s.agent_connected(2, 1, vec![]);
+    assert!(
+        s.claim(2, 1, 1),
+        "the agent claims its run back after the stall"
+    );
+}
+
+#[test]
+fn after_an_extended_lease_the_orphan_is_still_lost() {
+    let mut s = sched();
+    s.add(info(1), 1, pending(), 0).unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_disconnected(1, 0);
+    s.extend_leases(5_000);
+    s.tick(19_999);
+    assert!(s.take_decisions().is_empty());
+    s.tick(20_000);
+    assert_eq!(finishes(&s.take_decisions()), [(1, Final::Errored)]);
+}
+
+#[test]
+fn a_stop_on_disconnect_run_of_a_lost_agent_keeps_its_place_for_a_lease_plus_its_grace() {
+    let mut s = sched();
+    let stop = |i: &mut RunInfo| {
+        i.stop_on_disconnect = Some(5_000);
+        i.retries = 1;
+    };
+    s.add(with(1, stop), 1, pending(), 0).unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_lost(1, 1_000);
+    s.agent_connected(2, 1, vec![]);
+    s.dispatch();
+    assert!(s.take_decisions().is_empty(), "no replacement yet");
+    assert_eq!(s.jobset_running("js"), 1, "the run keeps its place");
+    assert!(!s.claim(2, 1, 1), "a fenced run cannot be claimed back");
+    s.tick(20_999);
+    assert!(s.take_decisions().is_empty());
+    s.tick(21_000);
+    let d = s.take_decisions();
+    assert!(
+        matches!(&d[..], [Decision::Requeue { run: 1, attempt: 2, reason, .. }] if reason == "agent lost"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_stop_on_disconnect_orphan_is_fenced_when_its_reconnect_lease_runs_out() {
+    let mut s = sched();
+    s.add(
+        with(1, |i| i.stop_on_disconnect = Some(2_000)),
+        1,
+        pending(),
+        0,
+    )
+    .unwrap();
+    s.agent_connected(1, 1, vec![]);
+    s.dispatch();
+    s.take_decisions();
+    s.agent_disconnected(1, 0);
+    s.tick(15_000);
+    assert!(s.take_decisions().is_empty(), "fenced, not lost");
+    s.agent_connected(2, 1, vec![]);
+    assert!(!s.claim(2, 1, 1), "too late to claim it back");
+    s.tick(32_000);
+    assert_eq!(finishes(&s.take_decisions()), [(1, Final::Errored)]);
 }
 
 #[test]

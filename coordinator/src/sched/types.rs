@@ -27,6 +27,10 @@ pub struct RunInfo {
     pub exclusive_job: Option<Arc<str>>,
     /// Failed attempts are retried while `attempt <= retries`.
     pub retries: u32,
+    /// `on_disconnect: stop`, with the run's kill grace: its agent stops it after a lease
+    /// without contact, so once the agent is lost the run keeps its place (and no replacement
+    /// starts) for a further lease plus this grace. None: the default, replaced at once.
+    pub stop_on_disconnect: Option<Millis>,
 }
 
 /// How an attempt ended, as reported by its agent (or decided by the core).

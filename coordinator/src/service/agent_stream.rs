@@ -38,7 +38,7 @@ impl pb::agent_service_server::AgentService for AgentService {
     ) -> Result<Response<OutStream>, Status> {
         let mut inbound = request.into_inner();
         let lease = self.engine.config.lease;
-        let hello = match tokio::time::timeout(lease, inbound.message()).await {
+        let hello = match crate::awake::timeout(lease, inbound.message()).await {
             Ok(Ok(Some(pb::AgentMessage {
                 msg: Some(Msg::Hello(h)),
             }))) => h,
@@ -133,7 +133,9 @@ impl Session {
     ) {
         let lost = loop {
             let next = tokio::select! {
-                m = tokio::time::timeout(lease, inbound.message()) => m,
+                // Judged on awake time: a coordinator that was itself stopped does not count
+                // its own stall against the agent.
+                m = crate::awake::timeout(lease, inbound.message()) => m,
                 _ = shutdown.wait_for(|s| *s) => break false,
             };
             match next {

@@ -18,6 +18,9 @@ pub struct RunSpecData {
     pub retries: u32,
     pub max_execution_ms: u64,
     pub kill_grace_ms: u64,
+    /// `on_disconnect: stop`: its agent stops it when it loses contact, and a replacement
+    /// never overlaps it (absent in older rows: keep running, the default).
+    pub stop_on_disconnect: bool,
     /// The defined job this run belongs to (config file), if any.
     pub job: Option<String>,
     pub job_group: Option<String>,

@@ -234,6 +234,36 @@ fn run_spec_without_limit_has_no_kill_grace_unless_set() {
 }
 
 #[test]
+fn on_disconnect_is_keep_by_default_stop_when_set_and_nothing_else() {
+    let defs = load(
+        "r.yaml",
+        "jobs:\n  a: {command: [x]}\n  b: {command: [x], on_disconnect: stop}\n  \
+         c: {command: [x], on_disconnect: keep}\n",
+    );
+    let spec = |name| job(&defs, name).to_run_spec(&Default::default());
+    assert_eq!(
+        spec("a").on_disconnect,
+        rota_proto::OnDisconnect::Keep as i32
+    );
+    assert_eq!(
+        spec("b").on_disconnect,
+        rota_proto::OnDisconnect::Stop as i32
+    );
+    assert_eq!(
+        spec("c").on_disconnect,
+        rota_proto::OnDisconnect::Keep as i32
+    );
+    let err = error(
+        "r.yaml",
+        "jobs:\n  a: {command: [x], on_disconnect: kill}\n",
+    );
+    assert!(
+        err.contains("on_disconnect") && err.contains("keep or stop"),
+        "{err}"
+    );
+}
+
+#[test]
 fn run_spec_after_names_jobs() {
     let defs = load(
         "r.yaml",

@@ -66,8 +66,9 @@ impl Sim {
                 St::Active {
                     orphan_until,
                     cancel,
+                    fenced,
                     ..
-                } => (orphan_until.is_some(), cancel),
+                } => (orphan_until.is_some() && !fenced, cancel),
                 _ => (false, false),
             };
             let want = orphan && r.attempt == attempt;
@@ -147,10 +148,12 @@ impl Sim {
         self.live.remove(&id);
         self.log(format!("agent {id} (machine {m}) is lost"));
         self.tally("agent lost");
-        for &run in &self.unfinished {
-            let r = &self.runs[&run];
-            if matches!(r.st, St::Active { agent, .. } if agent == id) {
-                self.wants.push((run, fail_want(r)));
+        let now = self.now;
+        for run in self.unfinished.clone() {
+            let r = self.run_mut(run);
+            if matches!(r.st, St::Active { agent, .. } if agent == id) && !r.fence(now) {
+                let want = fail_want(r);
+                self.wants.push((run, want));
             }
         }
         self.sched.agent_lost(id, self.now);

@@ -47,6 +47,7 @@ impl Sim {
                     group,
                     cancel: false,
                     orphan_until: None,
+                    fenced: false,
                 };
             }
             Decision::Kill {

@@ -42,6 +42,10 @@ impl Sim {
                     .random_ratio(1, 5)
                     .then(|| Arc::from(*JOBS.choose(&mut self.rng).expect("jobs"))),
                 retries: self.rng.random_range(0..=2),
+                stop_on_disconnect: self
+                    .rng
+                    .random_ratio(1, 4)
+                    .then(|| self.rng.random_range(0..=3_000)),
             };
             self.log(format!("add {info:?} not_before {not_before:?}"));
             let res = self
@@ -248,6 +252,7 @@ impl Sim {
             after: vec![unknown],
             exclusive_job: None,
             retries: 0,
+            stop_on_disconnect: None,
         };
         self.log(format!("refused events (unknown run {unknown})"));
         let pending = Initial::Pending { not_before: None };

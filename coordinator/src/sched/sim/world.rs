@@ -46,11 +46,16 @@ impl Sim {
         self.now += dt;
         self.log(format!("tick +{dt} = {}", self.now));
         let now = self.now;
-        for &run in &self.unfinished {
-            let r = &self.runs[&run];
+        for run in self.unfinished.clone() {
+            let r = self.run_mut(run);
             if matches!(r.st, St::Active { orphan_until: Some(t), .. } if t <= now) {
-                self.wants.push((run, fail_want(r)));
-                *self.stats.entry("orphan lease ended").or_default() += 1;
+                if r.fence(now) {
+                    *self.stats.entry("orphan fenced").or_default() += 1;
+                } else {
+                    let want = fail_want(r);
+                    self.wants.push((run, want));
+                    *self.stats.entry("orphan lease ended").or_default() += 1;
+                }
             }
         }
         self.sched.tick(now);
@@ -79,9 +84,11 @@ impl Sim {
                     group,
                     cancel,
                     orphan_until,
+                    fenced,
                     ..
                 } => {
                     *orphan_until = Some(until);
+                    *fenced = false;
                     Initial::Active {
                         group: group.clone(),
                         cancel_requested: *cancel,
