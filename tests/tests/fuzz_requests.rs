@@ -372,9 +372,19 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
             } else {
                 string(rng, k)
             };
+            let config_d = if rng.random_bool(0.3) {
+                vec![pb::ConfigFile {
+                    path: string(rng, k),
+                    content: string(rng, k),
+                }]
+            } else {
+                vec![]
+            };
             let req = pb::ApplyRequest {
                 path: string(rng, k),
                 content,
+                config_d,
+                check_only: rng.random_bool(0.3),
             };
             outcome("apply", c.apply(req).await);
         }

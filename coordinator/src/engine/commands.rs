@@ -125,9 +125,7 @@ impl State {
             Command::ListGroups(reply) => answer!(reply, self.group_views(b)),
             Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
             Command::Apply(req, reply) => {
-                let v = self
-                    .check_space()
-                    .and_then(|()| self.apply_config(b, &req));
+                let v = self.check_space().and_then(|()| self.apply_config(b, &req));
                 answer!(reply, v)
             }
             Command::ListJobs(reply) => {
