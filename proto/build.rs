@@ -13,8 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // The agent rpc is called `Connect` (DESIGN.md); the generated `connect` constructor would
-        // clash with it, so clients are built with `::new(channel)` instead.
+        // The agent rpc is called `Connect` (docs/architecture.md); the generated `connect`
+        // constructor would clash with it, so clients are built with `::new(channel)` instead.
         .build_transport(false)
         // Log bytes as `bytes::Bytes`: the coordinator decodes a chunk without copying it out
         // of the receive buffer, and the agent sends a just-spooled piece without a copy.

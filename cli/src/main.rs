@@ -1,4 +1,4 @@
-//! `rota`, the command line of rota. Thin on purpose (STYLE.md rule 1): parse the flags, set up
+//! `rota`, the command line of rota. Thin on purpose (docs/style.md rule 1): parse the flags, set up
 //! tracing, run the command, print its error as one line, and turn the outcome into the exit
 //! code (0 ok, 1 error or failed runs, 2 usage via clap, 130 interrupted).
 

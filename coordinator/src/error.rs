@@ -1,4 +1,4 @@
-//! The coordinator's domain error, and its one mapping to gRPC status codes (STYLE.md rule 4:
+//! The coordinator's domain error, and its one mapping to gRPC status codes (docs/style.md rule 4:
 //! the code is chosen where the error is made, by picking the variant).
 
 use crate::store::StoreError;

@@ -1,5 +1,5 @@
 //! Wiring: engine + gRPC services (with health and reflection) on a listener the caller bound,
-//! until the shutdown future resolves (STYLE.md rule 2).
+//! until the shutdown future resolves (docs/style.md rule 2).
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Shared fixtures for rota's integration and end-to-end tests (STYLE.md rule 13): start a
+//! Shared fixtures for rota's integration and end-to-end tests (docs/style.md rule 13): start a
 //! coordinator and agents in-process on `127.0.0.1:0` in a temp dir, or start the real binaries
 //! as processes; wait on conditions with a deadline, never on fixed sleeps.
 

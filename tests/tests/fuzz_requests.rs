@@ -405,9 +405,10 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
     }
 }
 
-/// A run id for an agent report. Never an absolute path, and at most four levels up: the
-/// coordinator's data dir sits four levels deep in the test's temp dir, so even a path that
-/// escaped the logs dir stays inside it.
+/// A run id for an agent report: an assigned one, a stranger's, or a path (relative, going up,
+/// or absolute). The coordinator's data dir sits four levels deep in the test's temp dir, so a
+/// relative path that escaped the logs dir would still land inside the temp dir, where the
+/// test looks for it.
 fn agent_run_id(rng: &mut StdRng, k: &Known) -> String {
     let assigned = k.assigned.lock().unwrap().clone();
     // Which runs were assigned depends on timing: draw the same randomness either way, so
@@ -424,13 +425,54 @@ fn agent_run_id(rng: &mut StdRng, k: &Known) -> String {
             .choose(rng)
             .unwrap()
             .to_string(),
-        5 => "../../escape".into(),
+        5 => ["../../escape", "../../../../escape", ABSOLUTE]
+            .choose(rng)
+            .unwrap()
+            .to_string(),
         _ => k
             .numbers
             .choose(rng)
             .map(|n| n.to_string())
             .unwrap_or_default(),
     }
+}
+
+/// An absolute path sent as a run id: nothing may ever be written there.
+const ABSOLUTE: &str = "/tmp/rota-fuzz-absolute";
+
+/// Every file under `root` outside `data/logs/<run id>/` of a run the fuzzer knows: a log
+/// written anywhere else came from a request string.
+fn stray_files(root: &std::path::Path, logs: &std::path::Path, k: &Known) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let in_known_run = path.parent().is_some_and(|run_dir| {
+                run_dir.parent() == Some(logs)
+                    && run_dir
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|id| k.ids.iter().any(|known| known == id))
+            });
+            let outside_logs = !path.starts_with(logs);
+            if !in_known_run && !outside_logs {
+                out.push(path.display().to_string());
+            }
+            if outside_logs
+                && path
+                    .extension()
+                    .is_some_and(|e| e == "stdout" || e == "stderr")
+            {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out
 }
 
 fn attempt(rng: &mut StdRng, run: &str, k: &Known) -> u32 {
@@ -639,6 +681,13 @@ async fn agent_session(rng: &mut StdRng, url: &str, k: &Known) {
     // The session ends (goodbye, end of stream, or a refused message); never with a server
     // error.
     match tokio::time::timeout(Duration::from_secs(10), reader).await {
+        // The coordinator ends a session on purpose (UNAVAILABLE) when a chunk cannot be stored
+        // or a result claims more bytes than were stored: the agent is to reconnect and resend
+        // from the acknowledged offsets. Any other UNAVAILABLE is a dropped connection.
+        Ok(Ok(Some(status)))
+            if status.code() == Code::Unavailable
+                && (status.message().contains(" not stored: ")
+                    || status.message().contains(" not recorded: ")) => {}
         Ok(Ok(Some(status))) => check_refusal("agent stream", &status),
         Ok(Ok(None)) => {}
         Ok(Err(e)) => panic!("agent reader: {e}"),
@@ -726,8 +775,13 @@ async fn random_control_and_agent_requests_never_stop_the_coordinator_or_break_i
         // Only runs accepted by the fuzzer exist, and nothing left the temp dir.
         coordinator.stop().await;
         assert!(
-            !std::path::Path::new("/tmp/rota-fuzz-absolute").exists(),
+            !std::path::Path::new(ABSOLUTE).exists(),
             "no file at an absolute path from a request"
+        );
+        let stray = stray_files(dir.path(), &data.join("logs"), &k);
+        assert!(
+            stray.is_empty(),
+            "seed {seed}: log files outside the runs the fuzzer submitted: {stray:?}"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! One module per verb (STYLE.md rule 3). Each takes the shared [`Context`] and its own parsed
+//! One module per verb (docs/style.md rule 3). Each takes the shared [`Context`] and its own parsed
 //! arguments, calls the coordinator and prints through `crate::output`.
 
 mod agents;

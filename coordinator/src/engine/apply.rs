@@ -196,7 +196,7 @@ impl State {
     }
 }
 
-/// The Assign message: exact argv and the run's whole environment (DESIGN.md "Run
+/// The Assign message: exact argv and the run's whole environment (docs/architecture.md "Run
 /// environment"), later sources winning: rota's variables, then the run's own environment.
 fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb::Assign {
     let argv = if r.spec.shell {

@@ -1,5 +1,5 @@
-//! Seeded random simulation of the scheduler core (DESIGN.md: "seeded random simulations that
-//! check invariants").
+//! Seeded random simulation of the scheduler core (docs/architecture.md: "seeded random
+//! simulations that check invariants").
 //!
 //! A driver throws random events at a [`Scheduler`]: submits (priorities, groups, exclusive jobs,
 //! dependencies on earlier runs, retries), cancels, retries, retires, results of active runs,

@@ -1,4 +1,4 @@
-//! Unit tests of the scheduler core: each test is one rule of DESIGN.md's scheduling section.
+//! Unit tests of the scheduler core: each test is one scheduling rule (docs/architecture.md).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! `ControlService`: thin adapters from requests to engine commands (STYLE.md rule 4). The
+//! `ControlService`: thin adapters from requests to engine commands (docs/style.md rule 4). The
 //! streaming methods (logs, watch, wait) live in `streams.rs`.
 
 use rota_proto as pb;
