@@ -7,6 +7,7 @@
 use rota_proto as pb;
 
 use crate::error::{check_name, Error, Result};
+use crate::store::RUN_STATES;
 
 /// The largest run number there can be: the store keeps numbers as SQLite's signed 64-bit
 /// integers.
@@ -31,18 +32,6 @@ const MAX_TEXT_LEN: usize = 4096;
 
 /// Longest error text an agent may report for a run.
 const MAX_ERROR_LEN: usize = 64 << 10;
-
-/// Every state a run can be in, for `ListRuns.state`.
-pub const RUN_STATES: &[&str] = &[
-    "pending",
-    "assigned",
-    "running",
-    "success",
-    "errored",
-    "cancelled",
-    "skipped",
-    "retired",
-];
 
 /// A string for an error message: quoted, and cut short when long, so a huge request does
 /// not make a huge reply.
