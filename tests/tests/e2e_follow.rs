@@ -2,27 +2,13 @@
 //! `kill -9`): they reconnect, resume where they were, print every byte exactly once and exit
 //! 0 only once the run has really ended. `rota logs --attempt N` shows an earlier attempt.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use rota_tests::bins;
-use rota_tests::procs::{connected_to, until, System};
-
-/// Reads a child's stdout line by line on a thread, so the test can wait with a deadline.
-fn lines_of(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
+use rota_tests::procs::{connected_to, lines_of, until, System};
 
 /// A run that prints `line 1` … `line 3`, waits for the file `go`, then prints `line 4` …
 /// `line 20`, a little apart.

@@ -1,12 +1,11 @@
 //! Real binaries: logs come back byte-exact through `rota logs`, binary and invalid UTF-8
 //! included, and `rota logs -f` follows a live run to its end.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rota_tests::procs::{until, System};
+use rota_tests::procs::{lines_of, until, System};
 use rota_tests::{bins, pseudo_random_bytes};
 
 /// 1 MiB: the command copies its two files to stdout and stderr in chunks of this size,
@@ -68,20 +67,6 @@ fn fifty_megabytes_of_mixed_binary_output_come_back_byte_identical_per_stream() 
     // Without a flag: each stream to its own descriptor.
     let both = sys.rota(&["logs", &n]);
     assert!(both.stdout == out_bytes && both.stderr == err_bytes);
-}
-
-/// Reads `rota logs -f` output line by line on a thread, so the test can wait with a deadline.
-fn lines_of(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use rota_coordinator::store::RUN_STATES as STATES;
 use rota_proto as pb;
 use rota_proto::agent_message::Msg;
 use rota_tests::{Client, Coordinator};
@@ -22,18 +23,6 @@ use tonic::Code;
 const SEEDS: [u64; 5] = [1, 2, 3, 7, 0x5eed];
 const BATCHES: usize = 16;
 const OPS_PER_BATCH: usize = 30;
-
-/// Every state a run can be in.
-const STATES: [&str; 8] = [
-    "pending",
-    "assigned",
-    "running",
-    "success",
-    "errored",
-    "cancelled",
-    "skipped",
-    "retired",
-];
 
 /// What the fuzzer knows of the coordinator: accepted runs, and what raw agents were assigned.
 #[derive(Default)]
@@ -716,7 +705,7 @@ async fn check_invariants(c: &mut Client, k: &Known, when: &str) {
     let want: Vec<u64> = (1..=k.accepted).collect();
     assert_eq!(numbers, want, "{when}: numbers are 1..=N");
     let mut seen = BTreeSet::new();
-    for s in STATES {
+    for &s in STATES {
         let runs = c
             .list_runs(pb::ListRunsRequest {
                 state: s.into(),
