@@ -202,7 +202,7 @@ async fn follow_watch_and_wait_end_with_unavailable_when_the_coordinator_stops()
         .unwrap()
         .into_inner();
     let mut waiter = c.clone();
-    let wait = tokio::spawn(async move {
+    let mut wait_call = Box::pin(async move {
         waiter
             .wait(pb::WaitRequest {
                 runs: vec![run.id],
@@ -210,6 +210,11 @@ async fn follow_watch_and_wait_end_with_unavailable_when_the_coordinator_stops()
             })
             .await
     });
+    // Polled once, the Wait goes out first on the shared connection; a later call answered on
+    // that connection means the coordinator holds the Wait before it is told to stop.
+    assert!(futures::poll!(&mut wait_call).is_pending());
+    c.list_jobsets(pb::ListJobsetsRequest {}).await.unwrap();
+    let wait = tokio::spawn(wait_call);
 
     let stopping = tokio::spawn(cluster.stop());
     let end = logs
