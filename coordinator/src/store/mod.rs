@@ -7,6 +7,7 @@
 
 mod model;
 mod runs;
+mod schema;
 
 use std::path::Path;
 
@@ -27,6 +28,15 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
+    #[error(
+        "store at {path} has schema version {found}, newer than this binary knows ({known}): \
+         it was written by a newer rota-coordinator; run that version (or newer), or restore a backup"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
     #[error("store: cannot sync the write-ahead log {path}: {source}")]
     Sync {
         path: String,
@@ -36,63 +46,6 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    number       INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
-    name         TEXT NOT NULL,
-    jobset       TEXT NOT NULL,
-    priority     INTEGER NOT NULL,
-    spec         TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    attempt      INTEGER NOT NULL,
-    agent        TEXT NOT NULL DEFAULT '',
-    grp          TEXT NOT NULL DEFAULT '',
-    exit_code    INTEGER,
-    signal       INTEGER,
-    error        TEXT NOT NULL DEFAULT '',
-    not_before   INTEGER NOT NULL DEFAULT 0,
-    submitted_at INTEGER NOT NULL,
-    started_at   INTEGER NOT NULL DEFAULT 0,
-    finished_at  INTEGER NOT NULL DEFAULT 0,
-    stdout_len   INTEGER NOT NULL DEFAULT 0,
-    stderr_len   INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state, number);
-CREATE INDEX IF NOT EXISTS runs_by_jobset ON runs(jobset, number);
-CREATE TABLE IF NOT EXISTS attempts (
-    run         INTEGER NOT NULL,
-    attempt     INTEGER NOT NULL,
-    agent       TEXT NOT NULL,
-    grp         TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    started_at  INTEGER NOT NULL,
-    finished_at INTEGER NOT NULL DEFAULT 0,
-    exit_code   INTEGER,
-    signal      INTEGER,
-    error       TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (run, attempt)
-);
-CREATE TABLE IF NOT EXISTS cancel_requests (
-    run     INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    PRIMARY KEY (run, attempt)
-);
-CREATE TABLE IF NOT EXISTS jobsets (
-    name       TEXT PRIMARY KEY,
-    parallel   INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS groups (
-    name TEXT PRIMARY KEY,
-    max  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS config (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-";
 
 pub struct Store {
     conn: Connection,
@@ -121,7 +74,7 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        schema::migrate(&conn, path)?;
         // One small write now, so a store that cannot be written (read-only file or mount)
         // fails the start before the address is announced, not the first submit. A full disk
         // is not such a store: the coordinator starts and refuses new work until space returns.
