@@ -25,7 +25,8 @@ pub struct Cli {
     pub coordinator: Option<String>,
 
     // Global, so it works before or after the command's name.
-    /// Output format.
+    /// Output format: table for people, json for programs, id for only the run numbers (or
+    /// names of jobs, agents, groups, jobsets), one per line.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
@@ -94,6 +95,18 @@ pub enum Command {
     Jobs,
     /// Start a run of a defined job now.
     Trigger(TriggerArgs),
+    /// Print a shell completion script: `rota completions bash > /etc/bash_completion.d/rota`.
+    Completions(CompletionsArgs),
+    /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.
+    Man,
+}
+
+/// `rota completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `rota run FILE`.
@@ -151,6 +164,9 @@ pub struct SubmitArgs {
     /// Run the command words joined by spaces under /bin/sh -c.
     #[arg(long)]
     pub shell: bool,
+    /// Print only the run numbers, one per line (the same as `-o id`).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// One shell command per line (`-` = stdin), all submitted as one batch.
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     pub from: Option<PathBuf>,

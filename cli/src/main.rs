@@ -8,7 +8,7 @@ mod commands;
 mod output;
 mod reconnect;
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -43,7 +43,15 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(colour(&io::stderr()))
         .init();
+}
+
+/// Colour only for a person at a terminal, and never when NO_COLOR is set to anything
+/// (<https://no-color.org>): escape codes in a log file or a pipe are noise. (clap's own help
+/// and errors already follow the same rule.)
+fn colour(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

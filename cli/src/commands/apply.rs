@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Context;
 use crate::args::ApplyArgs;
 use crate::client::Reply;
-use crate::output::emit;
+use crate::output::{emit, Ids};
 
 /// `-o json` of apply.
 #[derive(Debug, Serialize)]
@@ -19,6 +19,13 @@ struct ApplyView {
     warnings: Vec<String>,
     /// Only checked (`--check`), nothing applied.
     checked: bool,
+}
+
+/// `-o id` of apply: the names of the jobs it defines.
+impl Ids for ApplyView {
+    fn ids(&self) -> Vec<String> {
+        self.jobs.clone()
+    }
 }
 
 pub async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {

@@ -142,12 +142,13 @@ fn is_stderr(chunk: &LogsResponse) -> bool {
 
 fn write_chunk(format: OutputFormat, chunk: &LogsResponse) -> io::Result<()> {
     match format {
-        OutputFormat::Table if is_stderr(chunk) => {
+        // Logs have no key to print: `-o id` gets the raw output, like a table.
+        OutputFormat::Table | OutputFormat::Id if is_stderr(chunk) => {
             let mut err = io::stderr().lock();
             err.write_all(&chunk.data)?;
             err.flush()
         }
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Id => {
             let mut out = io::stdout().lock();
             out.write_all(&chunk.data)?;
             out.flush()

@@ -5,6 +5,7 @@ mod agents;
 mod apply;
 mod cancel;
 mod drain;
+mod generate;
 mod group;
 mod groups;
 mod jobs;
@@ -48,6 +49,14 @@ impl Context {
 /// Runs the parsed command. `Ok(code)` carries non-zero codes that are not errors (failed runs
 /// after `wait`/`run`, 130 after Ctrl-C).
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Generated from the clap definition alone: no token, CA or coordinator involved.
+    match &cli.command {
+        Command::Completions(a) => {
+            return generate::completions(a.shell).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man => return generate::man().map(|()| ExitCode::SUCCESS),
+        _ => {}
+    }
     let ctx = Context {
         url: client::normalize_url(&cli.coordinator_url()),
         explicit_coordinator: cli.coordinator.is_some(),
@@ -74,5 +83,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => ok(apply::apply(&ctx, a).await),
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
+        Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

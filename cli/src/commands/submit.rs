@@ -11,7 +11,7 @@ use rota_proto::{RunSpec, SubmitRequest};
 use super::Context;
 use crate::args::{OnDisconnect, SubmitArgs};
 use crate::client::Reply;
-use crate::output::{emit, render, views};
+use crate::output::{emit, render, views, OutputFormat};
 
 pub async fn submit(ctx: &Context, args: SubmitArgs) -> anyhow::Result<()> {
     let commands = match &args.from {
@@ -34,7 +34,12 @@ pub async fn submit(ctx: &Context, args: SubmitArgs) -> anyhow::Result<()> {
     };
     let resp = ctx.client().await?.submit(req).await.reply()?;
     let json: Vec<views::RunView> = views::all(&resp.runs);
-    emit(ctx.output, &json, || render::changed_runs_table(&resp.runs))?;
+    let format = if args.quiet {
+        OutputFormat::Id
+    } else {
+        ctx.output
+    };
+    emit(format, &json, || render::changed_runs_table(&resp.runs))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Context;
 use crate::args::WaitArgs;
 use crate::client::RpcError;
-use crate::output::{emit, render, views};
+use crate::output::{emit, render, views, Ids};
 use crate::reconnect::{self, Reconnect};
 
 /// `-o json` of wait.
@@ -18,6 +18,12 @@ use crate::reconnect::{self, Reconnect};
 struct WaitView {
     all_succeeded: bool,
     runs: Vec<views::RunView>,
+}
+
+impl Ids for WaitView {
+    fn ids(&self) -> Vec<String> {
+        self.runs.ids()
+    }
 }
 
 pub async fn wait(ctx: &Context, args: WaitArgs) -> anyhow::Result<ExitCode> {

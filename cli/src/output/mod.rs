@@ -12,18 +12,37 @@ use std::time::Duration;
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 use serde::Serialize;
 
-/// `-o table|json`.
+/// `-o table|json|id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Aligned columns for a terminal.
     Table,
     /// Pretty JSON with stable field names; times as unix ms and RFC 3339.
     Json,
+    /// Only the key of each object, one per line, for scripts: run numbers, or the names of
+    /// jobs, agents, groups and jobsets.
+    Id,
 }
 
-/// Prints `json` as pretty JSON or the text `table` builds, whichever was asked for; the
-/// table closure is only run when needed.
-pub fn emit<T: Serialize>(
+/// What `-o id` prints of an output: the keys of the objects it holds, in order.
+pub trait Ids {
+    fn ids(&self) -> Vec<String>;
+}
+
+impl<T: Ids> Ids for Vec<T> {
+    fn ids(&self) -> Vec<String> {
+        self.iter().flat_map(Ids::ids).collect()
+    }
+}
+
+/// The `-o id` text: one key per line, nothing at all for no objects.
+pub fn id_lines(value: &impl Ids) -> String {
+    value.ids().into_iter().map(|id| id + "\n").collect()
+}
+
+/// Prints `json` as pretty JSON, its keys, or the text `table` builds, whichever was asked
+/// for; the table closure is only run when needed. The one place that decides the format.
+pub fn emit<T: Serialize + Ids>(
     format: OutputFormat,
     json: &T,
     table: impl FnOnce() -> String,
@@ -31,8 +50,9 @@ pub fn emit<T: Serialize>(
     let mut text = match format {
         OutputFormat::Json => to_json(json),
         OutputFormat::Table => table(),
+        OutputFormat::Id => id_lines(json),
     };
-    if !text.ends_with('\n') {
+    if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     print(&text)

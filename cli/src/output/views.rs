@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rota_proto::{Agent, Attempt, Group, Job, Jobset, Run};
 use serde::Serialize;
 
-use super::{rfc3339, span_ms};
+use super::{rfc3339, span_ms, Ids};
 
 /// A run with every field.
 #[derive(Debug, Serialize)]
@@ -241,6 +241,24 @@ impl From<&Job> for JobView {
         }
     }
 }
+
+impl Ids for RunView {
+    fn ids(&self) -> Vec<String> {
+        vec![self.number.to_string()]
+    }
+}
+
+/// `-o id` of objects known by name.
+macro_rules! ids_by_name {
+    ($($view:ty),*) => {$(
+        impl Ids for $view {
+            fn ids(&self) -> Vec<String> {
+                vec![self.name.clone()]
+            }
+        }
+    )*};
+}
+ids_by_name!(JobsetView, AgentView, GroupView, JobView);
 
 /// Views of a slice, for list outputs.
 pub fn all<'a, M: 'a, V: From<&'a M>>(items: &'a [M]) -> Vec<V> {

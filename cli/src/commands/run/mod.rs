@@ -374,6 +374,13 @@ async fn finish(
             };
             output::print(&format!("{}\n", output::to_json(&view)))?;
         }
+        OutputFormat::Id => {
+            let views: Vec<_> = runs
+                .iter()
+                .map(|r| output::views::RunView::from(*r))
+                .collect();
+            output::print(&output::id_lines(&views))?;
+        }
         OutputFormat::Table => {
             let mut text = format!("\n{}", summary::table(&runs));
             text.push_str(&summary::outcome_line(&plan.jobset, &runs, elapsed));
