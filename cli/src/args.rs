@@ -362,6 +362,27 @@ mod tests {
     }
 
     #[test]
+    fn quiet_submit_and_id_output_parse() {
+        let cli = parse(&["submit", "-q", "--", "make", "-q"]);
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert!(a.quiet, "-q before the command is submit's");
+        assert_eq!(a.command, ["make", "-q"], "-q after -- belongs to CMD");
+        assert_eq!(parse(&["runs", "-o", "id"]).output, OutputFormat::Id);
+    }
+
+    #[test]
+    fn completions_take_a_known_shell() {
+        let Command::Completions(a) = parse(&["completions", "zsh"]).command else {
+            panic!("not completions")
+        };
+        assert_eq!(a.shell, clap_complete::Shell::Zsh);
+        assert_eq!(parse_err(&["completions", "tcsh"]).exit_code(), 2);
+        assert_eq!(parse_err(&["completions"]).exit_code(), 2);
+    }
+
+    #[test]
     fn output_defaults_to_table_and_rejects_unknown_formats() {
         assert_eq!(parse(&["agents"]).output, OutputFormat::Table);
         let err = parse_err(&["-o", "yaml", "agents"]);

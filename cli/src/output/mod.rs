@@ -210,6 +210,22 @@ mod tests {
         );
     }
 
+    struct Keys(Vec<&'static str>);
+    impl Ids for Keys {
+        fn ids(&self) -> Vec<String> {
+            self.0.iter().map(|k| k.to_string()).collect()
+        }
+    }
+
+    #[test]
+    fn id_output_is_one_key_per_line_and_nothing_for_none() {
+        assert_eq!(
+            id_lines(&vec![Keys(vec!["12"]), Keys(vec!["13", "14"])]),
+            "12\n13\n14\n"
+        );
+        assert_eq!(id_lines(&Vec::<Keys>::new()), "");
+    }
+
     #[test]
     fn table_cells_stay_on_one_line() {
         let mut t = Table::new(&["A"]);
