@@ -79,6 +79,13 @@ fn quiet_submit_and_id_output_print_only_keys_and_json_has_the_fields() {
         format!("{n}\n")
     );
     assert_eq!(
+        stdout(
+            &sys.rota(&["-o", "id", "wait", &n.to_string(), &(n + 1).to_string()]),
+            "wait -o id"
+        ),
+        format!("{n}\n{}\n", n + 1)
+    );
+    assert_eq!(
         stdout(&sys.rota(&["agents", "-o", "id"]), "agents -o id"),
         "host-a\n"
     );
@@ -150,4 +157,17 @@ fn logs_on_a_pipe_carry_no_colour_codes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("TRACE"), "trace lines were logged: {err}");
     assert!(!err.contains('\x1b'), "no ANSI escapes on a pipe: {err}");
+}
+
+#[test]
+fn run_with_id_output_prints_only_the_run_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.yaml");
+    std::fs::write(
+        &config,
+        "jobs:\n  a:\n    command: \"true\"\n  b:\n    command: \"true\"\n",
+    )
+    .unwrap();
+    let out = rota_alone(&["run", config.to_str().unwrap(), "-o", "id"]);
+    assert_eq!(stdout(&out, "run -o id"), "1\n2\n", "no progress, no table");
 }
