@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::EnvFilter;
+use rota_proto::signals::StopSignals;
 
 /// Runs the commands a rota coordinator assigns to this machine.
 #[derive(Debug, Parser)]
@@ -50,7 +49,7 @@ struct Flags {
     /// Also trust this CA certificate (PEM) for an https:// coordinator.
     #[arg(long, env = "ROTA_CA", value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// More logging: -v debug, -vv trace (RUST_LOG overrides).
+    /// More logging: -v info, -vv debug, -vvv trace (default warn); RUST_LOG overrides.
     #[arg(short, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -75,7 +74,7 @@ async fn run() -> anyhow::Result<()> {
     nix::sys::prctl::set_dumpable(false)
         .context("cannot make the agent undumpable (prctl PR_SET_DUMPABLE)")?;
     let flags = parse_flags::<Flags>();
-    init_tracing(flags.verbose);
+    rota_proto::logging::init_tracing(flags.verbose);
     let run_as = flags
         .run_as
         .as_deref()
@@ -115,35 +114,14 @@ async fn run() -> anyhow::Result<()> {
     rota_agent::run(config, shutdown).await
 }
 
-/// `-v` picks the default level, `RUST_LOG` overrides it; logs go to stderr.
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// Resolves at the first SIGTERM or SIGINT (the agent then drains). A second one means the
 /// operator does not want to wait: exit at once (runs die with us through PDEATHSIG).
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = StopSignals::install()?;
     Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        stop.next().await;
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            stop.next().await;
             tracing::warn!("second signal: exiting without waiting for the drain");
             std::process::exit(130);
         });

@@ -39,7 +39,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "ROTA_CA", value_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
 
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More logging: -v info, -vv debug, -vvv trace (default warn); RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 

@@ -8,7 +8,7 @@ mod commands;
 mod output;
 mod reconnect;
 
-use std::io::{self, IsTerminal};
+use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,7 +16,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    init_tracing(cli.verbose);
+    rota_proto::logging::init_tracing(cli.verbose);
     match commands::dispatch(cli).await {
         Ok(code) => code,
         // `rota runs | head`: the reader left; that is not an error worth a message.
@@ -26,32 +26,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr so they never mix with output; `-v` picks the default level (warn, info,
-/// debug, trace), `RUST_LOG` overrides it. The embedded coordinator and agent of `rota run`
-/// log through the same subscriber, quiet unless asked.
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(colour(&io::stderr()))
-        .init();
-}
-
-/// Colour only for a person at a terminal, and never when NO_COLOR is set to anything
-/// (<https://no-color.org>): escape codes in a log file or a pipe are noise. (clap's own help
-/// and errors already follow the same rule.)
-fn colour(stream: &impl IsTerminal) -> bool {
-    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

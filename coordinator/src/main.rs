@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use rota_proto::access::{Access, Credentials, TOKEN_ENV};
 use rota_proto::duration::parse_duration;
+use rota_proto::signals::StopSignals;
 
 /// The rota coordinator: holds the queue, the jobsets and the groups; agents and the CLI
 /// connect to it over gRPC.
@@ -72,7 +73,7 @@ struct Args {
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(2..))]
     max_log_bytes: u64,
-    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    /// More logging: -v info, -vv debug, -vvv trace (default warn); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -91,7 +92,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let args = parse_flags::<Args>();
-    init_tracing(args.verbose);
+    rota_proto::logging::init_tracing(args.verbose);
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
     config.config_file = args.config.clone();
     config.reload_on_sighup = true;
@@ -131,8 +132,9 @@ async fn run() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     println!("rota-coordinator listening on {}", listener.local_addr()?);
-    opened.serve(listener, shutdown_signal()).await
+    opened.serve(listener, shutdown).await
 }
 
 /// `--credentials FILE`, else the one shared token of `--token-file` or `ROTA_TOKEN`, else
@@ -151,28 +153,11 @@ fn credentials(args: &Args) -> anyhow::Result<Credentials> {
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// Resolves at the first SIGTERM or SIGINT; the handlers are installed at the call, before
+/// the listen line is printed (see [`StopSignals`]).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut stop = StopSignals::install()?;
+    Ok(async move { stop.next().await })
 }
 
 /// The flags, or exit 2 with clap's message in one line (`rota-coordinator: invalid value 'nan' for

@@ -9,6 +9,8 @@ pub mod v1 {
 
 pub mod access;
 pub mod duration;
+pub mod logging;
+pub mod signals;
 
 /// Encoded `FileDescriptorSet` of every rota proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
