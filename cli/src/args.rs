@@ -94,6 +94,8 @@ pub enum Command {
     Jobs,
     /// Start a run of a defined job now.
     Trigger(TriggerArgs),
+    /// Show the coordinator's versions, uptime, store, free space, agents and runs by state.
+    Status,
 }
 
 /// `rota run FILE`.

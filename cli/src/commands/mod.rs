@@ -15,6 +15,7 @@ mod retry;
 mod run;
 mod runs;
 mod show;
+mod status;
 mod submit;
 mod trigger;
 mod wait;
@@ -74,5 +75,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => ok(apply::apply(&ctx, a).await),
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
+        Command::Status => ok(status::status(&ctx).await),
     }
 }
