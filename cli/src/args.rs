@@ -95,6 +95,8 @@ pub enum Command {
     Jobs,
     /// Start a run of a defined job now.
     Trigger(TriggerArgs),
+    /// Show the coordinator's versions, uptime, store, free space, agents and runs by state.
+    Status,
     /// Print a shell completion script: `rota completions bash > /etc/bash_completion.d/rota`.
     Completions(CompletionsArgs),
     /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.

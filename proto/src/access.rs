@@ -164,6 +164,7 @@ pub const READ_METHODS: &[&str] = &[
     "ListAgents",
     "ListGroups",
     "ListJobs",
+    "Status",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;

@@ -289,6 +289,21 @@ pub struct RawAgent {
 impl RawAgent {
     /// Connects and says Hello as `name` with `slots`; returns once the Welcome arrived.
     pub async fn connect(url: &str, name: &str, slots: u32) -> RawAgent {
+        let hello = pb::Hello {
+            name: name.into(),
+            slots,
+            protocol_version: rota_proto::PROTOCOL_VERSION,
+            session_id: format!("raw-{name}"),
+            ..Default::default()
+        };
+        RawAgent::hello(url, hello)
+            .await
+            .unwrap_or_else(|s| panic!("agent stream refused: {s}"))
+    }
+
+    /// Connects and sends this Hello; the refusal, if the coordinator refuses it, else the
+    /// agent once the Welcome arrived.
+    pub async fn hello(url: &str, hello: pb::Hello) -> Result<RawAgent, tonic::Status> {
         let channel = tonic::transport::Endpoint::from_shared(url.to_string())
             .expect("url")
             .connect()
@@ -297,24 +312,17 @@ impl RawAgent {
         let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
         let (tx, out) = tokio::sync::mpsc::channel(64);
         tx.send(pb::AgentMessage {
-            msg: Some(pb::agent_message::Msg::Hello(pb::Hello {
-                name: name.into(),
-                slots,
-                protocol_version: rota_proto::PROTOCOL_VERSION,
-                session_id: format!("raw-{name}"),
-                ..Default::default()
-            })),
+            msg: Some(pb::agent_message::Msg::Hello(hello)),
         })
         .await
         .expect("queue hello");
         let rx = client
             .connect(tokio_stream::wrappers::ReceiverStream::new(out))
-            .await
-            .expect("agent stream")
+            .await?
             .into_inner();
         let mut agent = RawAgent { tx, rx };
         match agent.next(Duration::from_secs(10)).await {
-            Some(pb::coordinator_message::Msg::Welcome(_)) => agent,
+            Some(pb::coordinator_message::Msg::Welcome(_)) => Ok(agent),
             other => panic!("expected Welcome, got {other:?}"),
         }
     }

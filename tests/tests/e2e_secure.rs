@@ -368,6 +368,8 @@ fn each_role_may_do_its_part_and_nothing_more() {
     let (ok, err) = rota_with(&sys, "read-t0ken", &["runs"]);
     assert!(ok, "{err}");
     assert!(rota_with(&sys, "read-t0ken", &["logs", &n]).0);
+    let (ok, err) = rota_with(&sys, "read-t0ken", &["status"]);
+    assert!(ok, "a read token may run rota status: {err}");
     for args in [&["submit", "--", "true"][..], &["cancel", &n]] {
         let (ok, err) = rota_with(&sys, "read-t0ken", args);
         assert!(!ok, "{args:?}");

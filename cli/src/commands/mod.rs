@@ -16,6 +16,7 @@ mod retry;
 mod run;
 mod runs;
 mod show;
+mod status;
 mod submit;
 mod trigger;
 mod wait;
@@ -83,6 +84,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => ok(apply::apply(&ctx, a).await),
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
+        Command::Status => ok(status::status(&ctx).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

@@ -166,6 +166,21 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Byte counts the way people read them: `512 B`, `4.0 KiB`, `12.3 MiB`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// `finished - started` when both are known.
 pub fn span_ms(started_ms: u64, finished_ms: u64) -> Option<u64> {
     (started_ms > 0 && finished_ms >= started_ms).then(|| finished_ms - started_ms)
@@ -252,6 +267,15 @@ mod tests {
         assert_eq!(span_ms(1000, 2500), Some(1500));
         assert_eq!(span_ms(0, 2500), None);
         assert_eq!(span_ms(1000, 0), None);
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(4096), "4.0 KiB");
+        assert_eq!(human_bytes(12_897_485), "12.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use rota_proto::{Agent, Group, Job, Jobset, Run};
+use rota_proto::{Agent, Group, Job, Jobset, Run, StatusResponse};
 
-use super::{human_duration, local_time, shell_join, short_id, span_ms, Table};
+use super::{human_bytes, human_duration, local_time, shell_join, short_id, span_ms, Table};
 
 /// States in lifecycle order, for counts and summaries.
 pub const STATE_ORDER: [&str; 8] = [
@@ -156,6 +156,35 @@ pub fn run_details(r: &Run) -> String {
     env.sort();
     for (k, v) in env {
         let _ = writeln!(out, "  {k}={}", super::one_line(v));
+    }
+    out
+}
+
+/// `rota status`: one `key: value` line per fact; run counts in life order, zeros left out.
+pub fn status_details(s: &StatusResponse) -> String {
+    let runs: HashMap<String, u64> = s.runs.iter().map(|c| (c.state.clone(), c.count)).collect();
+    let runs = counts_text(&runs);
+    let agents = s
+        .agents
+        .iter()
+        .map(|c| format!("{} {}", c.state, c.count))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fields: [(&str, String); 10] = [
+        ("version", s.version.clone()),
+        ("protocol", s.protocol_version.to_string()),
+        ("uptime", human_duration(Duration::from_millis(s.uptime_ms))),
+        ("store", s.store_kind.clone()),
+        ("store size", human_bytes(s.store_bytes)),
+        ("free space", human_bytes(s.data_dir_free_bytes)),
+        ("agents", agents),
+        ("queue", format!("{} pending", s.queue_depth)),
+        ("runs", if runs.is_empty() { "none".into() } else { runs }),
+        ("oldest run", local_time(s.oldest_run_submitted_ms)),
+    ];
+    let mut out = String::new();
+    for (key, value) in fields {
+        let _ = writeln!(out, "{:<12} {}", format!("{key}:"), super::one_line(&value));
     }
     out
 }
@@ -416,6 +445,43 @@ pub mod tests {
             agents_table(&[sample_agent()]),
             "NAME    STATE      SLOTS  RUNNING  GROUPS  RUNS\n\
              host-a  connected  4      1        db,net  3f2a9c1e\n"
+        );
+    }
+
+    #[test]
+    fn status_lists_one_fact_per_line_with_zero_run_counts_left_out() {
+        let count = |state: &str, count| rota_proto::StateCount {
+            state: state.into(),
+            count,
+        };
+        let s = StatusResponse {
+            version: "0.1.0".into(),
+            protocol_version: 1,
+            uptime_ms: 123_000,
+            store_kind: "sqlite".into(),
+            store_bytes: 4096,
+            data_dir_free_bytes: 3 << 30,
+            agents: vec![count("connected", 2), count("draining", 0)],
+            queue_depth: 5,
+            runs: vec![
+                count("pending", 5),
+                count("running", 0),
+                count("success", 9),
+            ],
+            oldest_run_submitted_ms: 0,
+        };
+        assert_eq!(
+            status_details(&s),
+            "version:     0.1.0\n\
+             protocol:    1\n\
+             uptime:      2m03s\n\
+             store:       sqlite\n\
+             store size:  4.0 KiB\n\
+             free space:  3.0 GiB\n\
+             agents:      connected 2, draining 0\n\
+             queue:       5 pending\n\
+             runs:        pending 5, success 9\n\
+             oldest run:  -\n"
         );
     }
 

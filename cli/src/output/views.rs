@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rota_proto::{Agent, Attempt, Group, Job, Jobset, Run};
+use rota_proto::{Agent, Attempt, Group, Job, Jobset, Run, StateCount, StatusResponse};
 use serde::Serialize;
 
 use super::{rfc3339, span_ms, Ids};
@@ -90,6 +90,22 @@ pub struct AgentView {
     pub last_seen_ms: Option<u64>,
     pub last_seen: Option<String>,
     pub session_id: String,
+}
+
+/// `rota status`: what the coordinator is and holds. Counts are maps of state → count.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub version: String,
+    pub protocol_version: u32,
+    pub uptime_ms: u64,
+    pub store_kind: String,
+    pub store_bytes: u64,
+    pub data_dir_free_bytes: u64,
+    pub agents: BTreeMap<String, u64>,
+    pub queue_depth: u64,
+    pub runs: BTreeMap<String, u64>,
+    pub oldest_run_submitted_ms: Option<u64>,
+    pub oldest_run_submitted: Option<String>,
 }
 
 /// A concurrency group.
@@ -212,6 +228,28 @@ impl From<&Agent> for AgentView {
     }
 }
 
+fn count_map(counts: &[StateCount]) -> BTreeMap<String, u64> {
+    counts.iter().map(|c| (c.state.clone(), c.count)).collect()
+}
+
+impl From<&StatusResponse> for StatusView {
+    fn from(s: &StatusResponse) -> Self {
+        Self {
+            version: s.version.clone(),
+            protocol_version: s.protocol_version,
+            uptime_ms: s.uptime_ms,
+            store_kind: s.store_kind.clone(),
+            store_bytes: s.store_bytes,
+            data_dir_free_bytes: s.data_dir_free_bytes,
+            agents: count_map(&s.agents),
+            queue_depth: s.queue_depth,
+            runs: count_map(&s.runs),
+            oldest_run_submitted_ms: nonzero(s.oldest_run_submitted_ms),
+            oldest_run_submitted: rfc3339(s.oldest_run_submitted_ms),
+        }
+    }
+}
+
 impl From<&Group> for GroupView {
     fn from(g: &Group) -> Self {
         Self {
@@ -239,6 +277,14 @@ impl From<&Job> for JobView {
             priority: j.priority,
             retries: j.retries,
         }
+    }
+}
+
+/// `-o id` of a status: the coordinator's version, the one key a script compares
+/// (`[ "$(rota -o id status)" = 0.1.0 ]`).
+impl Ids for StatusView {
+    fn ids(&self) -> Vec<String> {
+        vec![self.version.clone()]
     }
 }
 

@@ -86,6 +86,12 @@ pub struct Agents {
 }
 
 impl Agents {
+    /// Connected agents as (taking work, draining), for `Status`.
+    pub fn live_counts(&self) -> (u64, u64) {
+        let draining = self.live.values().filter(|s| s.draining).count() as u64;
+        (self.live.len() as u64 - draining, draining)
+    }
+
     pub fn name(&self, id: AgentId) -> Option<String> {
         self.live.get(&id).map(|s| s.name.clone())
     }

@@ -138,6 +138,7 @@ impl State {
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
+            Command::Status(reply) => answer_read!(reply, self.status(b)),
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {

@@ -11,6 +11,7 @@ mod apply;
 mod commands;
 mod jobs;
 mod records;
+mod status;
 mod submit;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ pub enum Command {
     Apply(pb::ApplyRequest, Reply<pb::ApplyResponse>),
     ListJobs(Reply<Vec<pb::Job>>),
     Trigger(pb::TriggerRequest, Reply<pb::Run>),
+    Status(Reply<pb::StatusResponse>),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {
         agent: AgentId,
@@ -90,6 +92,7 @@ impl Command {
                 | Command::ListAgents(..)
                 | Command::ListGroups(..)
                 | Command::ListJobs(..)
+                | Command::Status(..)
         )
     }
 }
@@ -169,6 +172,8 @@ struct State {
     now: u64,
     /// Whether the last batch found the data dir below its reserve (logged on each change).
     space_low: bool,
+    /// When this engine started (unix ms), for the uptime in `Status`.
+    started_at: u64,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
@@ -200,6 +205,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             pending_views: Vec::new(),
             now: crate::time::now_millis(),
             space_low: false,
+            started_at: crate::time::now_millis(),
         },
     };
     engine.recover()?;

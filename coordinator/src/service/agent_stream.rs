@@ -61,14 +61,11 @@ impl pb::agent_service_server::AgentService for AgentService {
             Ok(Err(s)) => return Err(s),
         };
         super::validate::hello(&hello)?;
-        if hello.protocol_version != rota_proto::PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "agent {:?} speaks rota protocol version {}, this coordinator speaks version {}: run the same rota version on both",
-                hello.name,
-                hello.protocol_version,
-                rota_proto::PROTOCOL_VERSION
-            )));
-        }
+        protocol_matches(
+            &hello.name,
+            hello.protocol_version,
+            rota_proto::PROTOCOL_VERSION,
+        )?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let name = hello.name.clone();
         let reply = self
@@ -322,5 +319,51 @@ impl Session {
 
     fn send(&self, msg: pb::coordinator_message::Msg) {
         let _ = self.tx.send(Ok(pb::CoordinatorMessage { msg: Some(msg) }));
+    }
+}
+
+/// Refuses an agent of another protocol version, naming both and which side to upgrade
+/// (docs/operations.md "Upgrades"). 0 is an agent that predates the check: accepted, so a
+/// rolling upgrade can go coordinator first.
+fn protocol_matches(name: &str, theirs: u32, ours: u32) -> Result<(), Status> {
+    if theirs == 0 || theirs == ours {
+        return Ok(());
+    }
+    let upgrade = if theirs < ours {
+        "upgrade the agent"
+    } else {
+        "upgrade the coordinator first"
+    };
+    Err(Status::failed_precondition(format!(
+        "agent {name:?} speaks rota protocol version {theirs}, this coordinator speaks version {ours}: {upgrade}"
+    )))
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    use super::protocol_matches;
+
+    #[test]
+    fn an_older_agent_is_told_to_upgrade_and_a_newer_one_to_upgrade_the_coordinator() {
+        let old = protocol_matches("a", 2, 3).unwrap_err();
+        assert_eq!(old.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            old.message(),
+            "agent \"a\" speaks rota protocol version 2, this coordinator speaks version 3: upgrade the agent"
+        );
+        let new = protocol_matches("a", 4, 3).unwrap_err();
+        assert!(
+            new.message().ends_with(
+                "version 4, this coordinator speaks version 3: upgrade the coordinator first"
+            ),
+            "{}",
+            new.message()
+        );
+    }
+
+    #[test]
+    fn the_same_version_and_unknown_zero_are_accepted() {
+        assert!(protocol_matches("a", 3, 3).is_ok());
+        assert!(protocol_matches("a", 0, 3).is_ok());
     }
 }

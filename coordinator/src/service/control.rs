@@ -167,4 +167,8 @@ impl pb::control_service_server::ControlService for ControlService {
             self.engine.ask(|t| Command::Trigger(req, t)).await?,
         ))
     }
+
+    async fn status(&self, _: Request<pb::StatusRequest>) -> R<pb::StatusResponse> {
+        Ok(Response::new(self.engine.ask(Command::Status).await?))
+    }
 }

@@ -235,19 +235,30 @@ impl Reader<'_> {
 
     /// Run counts per state of one jobset.
     pub fn jobset_counts(&self, name: &str) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT state, COUNT(*) FROM runs WHERE jobset = ?1 GROUP BY state")?;
-        let rows = stmt.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        self.pairs(
+            "SELECT state, COUNT(*) FROM runs WHERE jobset = ?1 GROUP BY state",
+            params![name],
+        )
+    }
+
+    /// Run counts per state over the whole store, from the `runs_by_state` index.
+    pub fn run_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.pairs("SELECT state, COUNT(*) FROM runs GROUP BY state", [])
+    }
+
+    /// Rows of two columns, from a cached statement.
+    fn pairs<A, B>(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<(A, B)>>
+    where
+        A: rusqlite::types::FromSql,
+        B: rusqlite::types::FromSql,
+    {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn groups(&self) -> Result<Vec<(String, u32)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, max FROM groups ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.pairs("SELECT name, max FROM groups ORDER BY name", [])
     }
 
     pub fn config(&self, key: &str) -> Result<Option<String>> {
@@ -256,6 +267,19 @@ impl Reader<'_> {
             .query_row(
                 "SELECT value FROM config WHERE key = ?1",
                 params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// When the oldest run held was submitted (numbers grow with time: the lowest number is
+    /// the oldest, one primary-key lookup); `None` for an empty store.
+    pub fn oldest_submitted_at(&self) -> Result<Option<u64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT submitted_at FROM runs ORDER BY number LIMIT 1",
+                [],
                 |r| r.get(0),
             )
             .optional()?)

@@ -1,0 +1,51 @@
+//! `Status`: what this coordinator is and holds, for `rota status`. Answered from the live
+//! agent map and indexed store counts, so it costs the same with a million runs held.
+
+use rota_proto as pb;
+
+use super::State;
+use crate::error::Result;
+use crate::store::{Batch, RUN_STATES};
+
+impl State {
+    pub(super) fn status(&self, b: &Batch<'_>) -> Result<pb::StatusResponse> {
+        let (connected, draining) = self.agents.live_counts();
+        let counts = b.read().run_counts()?;
+        let count_of = |state: &str| {
+            counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n)
+        };
+        let runs = RUN_STATES
+            .iter()
+            .map(|s| pb::StateCount {
+                state: (*s).into(),
+                count: count_of(s),
+            })
+            .collect();
+        let dir = &self.config.data_dir;
+        let file_len = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        Ok(pb::StatusResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol_version: rota_proto::PROTOCOL_VERSION,
+            uptime_ms: self.now.saturating_sub(self.started_at),
+            store_kind: "sqlite".into(),
+            store_bytes: file_len("rota.db") + file_len("rota.db-wal"),
+            data_dir_free_bytes: crate::datadir::free_bytes(dir).unwrap_or(0),
+            agents: vec![
+                pb::StateCount {
+                    state: "connected".into(),
+                    count: connected,
+                },
+                pb::StateCount {
+                    state: "draining".into(),
+                    count: draining,
+                },
+            ],
+            queue_depth: count_of("pending"),
+            runs,
+            oldest_run_submitted_ms: b.read().oldest_submitted_at()?.unwrap_or(0),
+        })
+    }
+}
