@@ -1,5 +1,6 @@
-//! `Status`: what this coordinator is and holds, for `rota status`. Answered from the live
-//! agent map and indexed store counts, so it costs the same with a million runs held.
+//! `Status`: what this coordinator is and holds, for `rota status`. Agents come from the live
+//! agent map; runs by state are counted over the `runs_by_state` index (no table rows read,
+//! but it grows with the runs held: keeping counts as runs change state would make it O(1)).
 
 use rota_proto as pb;
 
