@@ -73,7 +73,7 @@ async fn run() -> anyhow::Result<()> {
     // The watchdog, a fork of this process, inherits it.
     nix::sys::prctl::set_dumpable(false)
         .context("cannot make the agent undumpable (prctl PR_SET_DUMPABLE)")?;
-    let flags = parse_flags::<Flags>();
+    let flags = rota_proto::flags::parse_or_exit::<Flags>("rota-agent");
     rota_proto::logging::init_tracing(flags.verbose);
     let run_as = flags
         .run_as
@@ -140,24 +140,6 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected K=V, got {text:?}")),
     }
-}
-
-/// The flags, or exit 2 with clap's message in one line (`rota-agent: invalid value 'nan' for
-/// '--lease <DUR>': ...`), as every other error of this binary: a service's log shows one
-/// line per failed start. `--help` and `--version` print as usual.
-fn parse_flags<T: Parser>() -> T {
-    T::try_parse().unwrap_or_else(|err| {
-        if !err.use_stderr() {
-            err.exit();
-        }
-        let text = err.to_string();
-        let line = text.lines().next().unwrap_or_default();
-        eprintln!(
-            "rota-agent: {}",
-            line.strip_prefix("error: ").unwrap_or(line)
-        );
-        std::process::exit(2);
-    })
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let args = parse_flags::<Args>();
+    let args = rota_proto::flags::parse_or_exit::<Args>("rota-coordinator");
     rota_proto::logging::init_tracing(args.verbose);
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
     config.config_file = args.config.clone();
@@ -158,22 +158,4 @@ fn credentials(args: &Args) -> anyhow::Result<Credentials> {
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let mut stop = StopSignals::install()?;
     Ok(async move { stop.next().await })
-}
-
-/// The flags, or exit 2 with clap's message in one line (`rota-coordinator: invalid value 'nan' for
-/// '--lease <DUR>': ...`), as every other error of this binary: a service's log shows one
-/// line per failed start. `--help` and `--version` print as usual.
-fn parse_flags<T: Parser>() -> T {
-    T::try_parse().unwrap_or_else(|err| {
-        if !err.use_stderr() {
-            err.exit();
-        }
-        let text = err.to_string();
-        let line = text.lines().next().unwrap_or_default();
-        eprintln!(
-            "rota-coordinator: {}",
-            line.strip_prefix("error: ").unwrap_or(line)
-        );
-        std::process::exit(2);
-    })
 }

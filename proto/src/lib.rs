@@ -9,6 +9,7 @@ pub mod v1 {
 
 pub mod access;
 pub mod duration;
+pub mod flags;
 pub mod logging;
 pub mod signals;
 
