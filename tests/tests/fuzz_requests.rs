@@ -204,7 +204,7 @@ fn note_runs(k: &mut Known, runs: &[pb::Run]) {
 }
 
 async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
-    match rng.random_range(0..19) {
+    match rng.random_range(0..20) {
         0 | 1 => {
             let req = pb::SubmitRequest {
                 jobset: name(rng, k),
@@ -379,6 +379,9 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
         }
         17 => {
             outcome("list_jobs", c.list_jobs(pb::ListJobsRequest {}).await);
+        }
+        18 => {
+            outcome("status", c.status(pb::StatusRequest {}).await);
         }
         _ => {
             let mut req = pb::TriggerRequest {
