@@ -12,6 +12,9 @@
 #   ROTA_SKIP_CARGO=1  use the release binaries already built, do not run cargo
 #   ROTA_KEEP_ROOTFS=1 keep the temporary build context and print its path
 #   DOCKER             the docker client to use (default: docker)
+#   CA_BUNDLE          the CA certificates the images trust for TLS to the coordinator
+#                      (default: this host's /etc/ssl/certs/ca-certificates.crt)
+#   ROTA_EXTRA_CA      PEM file(s), space-separated, appended to that bundle: a farm's own CA
 #
 # The image holds this host's glibc: build on the oldest distribution you deploy to, and on
 # the architecture you deploy to (no cross-compilation here).
@@ -85,6 +88,19 @@ for applet in $("$busybox" --list); do
     [[ $applet == busybox ]] || ln -sf busybox "$rootfs/bin/$applet"
 done
 ln -sf ../../bin/busybox "$rootfs/usr/bin/env" # for `#!/usr/bin/env sh` scripts
+
+# The CA bundle: without one the agent and CLI find no trust roots and every https://
+# coordinator fails with a transport error, even with --ca. rustls reads SSL_CERT_FILE (set in
+# the Dockerfile) or this Debian path.
+ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+if [[ ! -s $ca_bundle && -z ${CA_BUNDLE:-} ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ca-certificates"
+    apt-get update -qq && apt-get install -y -qq ca-certificates >/dev/null
+fi
+[[ -s $ca_bundle ]] || { log "no CA bundle at $ca_bundle: install ca-certificates or set CA_BUNDLE"; exit 1; }
+mkdir -p "$rootfs/etc/ssl/certs"
+cat "$ca_bundle" ${ROTA_EXTRA_CA:-} >"$rootfs/etc/ssl/certs/ca-certificates.crt"
+log "CA bundle: $(grep -c 'BEGIN CERTIFICATE' "$rootfs/etc/ssl/certs/ca-certificates.crt") certificates"
 
 cat >"$rootfs/etc/passwd" <<EOF
 root:x:0:0:root:/root:/bin/sh
