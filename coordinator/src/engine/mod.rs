@@ -187,6 +187,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (events, _) = broadcast::channel(4096);
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
+    let now = crate::time::now_millis();
     let mut engine = Engine {
         store,
         state: State {
@@ -203,9 +204,9 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             changed: Vec::new(),
             recently_finished: HashMap::new(),
             pending_views: Vec::new(),
-            now: crate::time::now_millis(),
+            now,
             space_low: false,
-            started_at: crate::time::now_millis(),
+            started_at: now,
         },
     };
     engine.recover()?;
