@@ -310,6 +310,10 @@ impl Opened {
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),
         );
+        let http = crate::service::http::router(crate::service::http::HttpState {
+            engine: engine.clone(),
+            credentials: config.credentials.clone(),
+        });
         let agents = auth.guard(
             pb::agent_service_server::AgentServiceServer::new(AgentService {
                 engine,
@@ -317,6 +321,13 @@ impl Opened {
             })
             .max_decoding_message_size(16 << 20),
         );
+        // gRPC services by path; every other request (pages, /metrics) goes to `http`.
+        let routes = tonic::service::Routes::from(http)
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
+            .add_service(control)
+            .add_service(agents);
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tracing::info!(
             addr = %incoming.local_addr()?,
@@ -333,11 +344,10 @@ impl Opened {
         }
         server
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(reflection_v1alpha)
-            .add_service(control)
-            .add_service(agents)
+            // HTTP/1.1 for browsers and Prometheus beside gRPC's HTTP/2 (told apart by the
+            // connection preface).
+            .accept_http1(true)
+            .add_routes(routes)
             // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's
             // `tcp_nodelay`, and with Nagle on, a reply's trailing frames wait for the client's
             // delayed ACK: 40 ms added to every call and every Assign.

@@ -1,8 +1,9 @@
-//! gRPC adapters: the agent stream, the control service and health, with every request
-//! checked by `validate` first.
+//! Network adapters: the agent stream, the control service and health over gRPC, and the
+//! HTTP routes on the same port, with every request checked by `validate` first.
 
 pub mod agent_stream;
 pub mod control;
 pub mod health;
+pub mod http;
 pub mod streams;
 pub mod validate;
