@@ -255,9 +255,9 @@ pub struct LogsArgs {
 /// `rota retry RUN | rota retry --jobset S --failed`.
 #[derive(Debug, Args)]
 pub struct RetryArgs {
-    /// Run id or number.
+    /// Run ids or numbers: all are retried or, if one may not be, none.
     #[arg(required_unless_present = "jobset", conflicts_with = "jobset")]
-    pub run: Option<String>,
+    pub runs: Vec<String>,
     /// Retry runs of this jobset (with --failed).
     #[arg(long, value_name = "S", requires = "failed")]
     pub jobset: Option<String>,
@@ -564,15 +564,19 @@ mod tests {
     }
 
     #[test]
-    fn retry_takes_a_run_or_a_jobsets_failed_runs() {
+    fn retry_takes_runs_or_a_jobsets_failed_runs() {
         let Command::Retry(a) = parse(&["retry", "7"]).command else {
             panic!("not retry")
         };
-        assert_eq!(a.run.as_deref(), Some("7"));
+        assert_eq!(a.runs, ["7"]);
+        let Command::Retry(a) = parse(&["retry", "7", "9"]).command else {
+            panic!("not retry")
+        };
+        assert_eq!(a.runs, ["7", "9"]);
         let Command::Retry(a) = parse(&["retry", "--jobset", "s", "--failed"]).command else {
             panic!("not retry")
         };
-        assert!(a.failed && a.run.is_none());
+        assert!(a.failed && a.runs.is_empty());
         parse_err(&["retry"]);
         parse_err(&["retry", "--jobset", "s"]);
         parse_err(&["retry", "7", "--jobset", "s", "--failed"]);

@@ -302,6 +302,9 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
                     String::new()
                 },
                 failed: rng.random(),
+                runs: (0..rng.random_range(0..3))
+                    .map(|_| string(rng, k))
+                    .collect(),
             };
             outcome("retry", c.retry(req).await);
         }

@@ -371,3 +371,61 @@ async fn unknown_run_is_a_clear_not_found() {
     assert!(err.message().contains("12345"), "{}", err.message());
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retrying_several_runs_where_one_is_refused_changes_none_of_them() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("host-a", 2, &[]);
+    cluster.wait_agents(1).await;
+    let mut c = cluster.client().await;
+    c.submit(pb::SubmitRequest {
+        jobset: "mixed".into(),
+        runs: vec![sh("fails", "exit 3"), sh("passes", "true")],
+        parallel: 0,
+    })
+    .await
+    .unwrap();
+    let done = wait_jobset(&mut c, "mixed", Duration::from_secs(30)).await;
+    let states: Vec<&str> = done.runs.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(states, vec!["errored", "success"]);
+    let (fails, passes) = (done.runs[0].number, done.runs[1].number);
+
+    let refused = c
+        .retry(pb::RetryRequest {
+            runs: vec![fails.to_string(), passes.to_string()],
+            ..Default::default()
+        })
+        .await
+        .expect_err("a succeeded run may not be retried");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains(&passes.to_string()),
+        "names the refused run: {}",
+        refused.message()
+    );
+    let fails_now = c
+        .get_run(pb::RunRef {
+            run: fails.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        fails_now.state, "errored",
+        "the errored run was not retried"
+    );
+    assert_eq!(fails_now.attempt, 1);
+
+    // The same call without the refused run goes through.
+    let retried = c
+        .retry(pb::RetryRequest {
+            runs: vec![fails.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.runs.len(), 1);
+    assert_eq!(retried.runs[0].attempt, 2);
+    cluster.stop().await;
+}

@@ -1,4 +1,4 @@
-//! `rota retry RUN | rota retry --jobset S --failed`: run errored work again.
+//! `rota retry RUN… | rota retry --jobset S --failed`: run errored work again.
 
 use rota_proto::RetryRequest;
 
@@ -8,8 +8,14 @@ use crate::client::Reply;
 use crate::output::{emit, render, views};
 
 pub async fn retry(ctx: &Context, args: RetryArgs) -> anyhow::Result<()> {
+    // One run goes in `run`, which coordinators from before `runs` understand too.
+    let (run, runs) = match <[String; 1]>::try_from(args.runs) {
+        Ok([run]) => (run, Vec::new()),
+        Err(runs) => (String::new(), runs),
+    };
     let req = RetryRequest {
-        run: args.run.unwrap_or_default(),
+        run,
+        runs,
         jobset: args.jobset.unwrap_or_default(),
         failed: args.failed,
     };

@@ -242,8 +242,18 @@ impl State {
 
     /// The runs a retry names; reads only.
     fn retry_targets(&self, b: &Batch<'_>, req: &pb::RetryRequest) -> Result<Vec<u64>> {
-        Ok(if !req.run.is_empty() {
-            vec![self.resolve(b, &req.run)?]
+        Ok(if !req.run.is_empty() || !req.runs.is_empty() {
+            let mut targets = Vec::new();
+            for r in std::iter::once(&req.run)
+                .filter(|r| !r.is_empty())
+                .chain(&req.runs)
+            {
+                let n = self.resolve(b, r)?;
+                if !targets.contains(&n) {
+                    targets.push(n);
+                }
+            }
+            targets
         } else if !req.jobset.is_empty() && req.failed {
             let filter = RunFilter {
                 jobset: Some(req.jobset.clone()),
@@ -258,14 +268,20 @@ impl State {
         })
     }
 
+    /// All or none: every target is loaded and checked before the first one changes, so a
+    /// refused run among several leaves the others as they were (the core's state is not
+    /// covered by the batch's transaction, so a refusal halfway could not be rolled back).
     fn retry(&mut self, b: &Batch<'_>, targets: Vec<u64>) -> Result<Vec<u64>> {
-        let mut touched = Vec::new();
-        for n in targets {
+        for &n in &targets {
             self.load_with_dependents(b, n)?;
-            self.core.retry(n, self.now)?;
-            touched.push(n);
         }
-        Ok(touched)
+        for &n in &targets {
+            self.core.check_retry(n)?;
+        }
+        for &n in &targets {
+            self.core.retry(n, self.now)?;
+        }
+        Ok(targets)
     }
 
     /// Before a retry: the run and every run that (transitively) depends on it must be in the

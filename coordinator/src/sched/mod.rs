@@ -247,8 +247,19 @@ impl Scheduler {
     /// Queues an errored or cancelled run again as a new attempt; its skipped dependents
     /// become pending again too.
     pub fn retry(&mut self, run: RunNo, now: Millis) -> Result<u32, SchedError> {
-        let st = self.run(run)?;
-        match st.phase {
+        self.check_retry(run)?;
+        let attempt = self.run(run)?.attempt + 1;
+        self.runs.get_mut(&run).expect("checked").attempt = attempt;
+        self.decisions.push(Decision::Reopen { run, attempt });
+        self.make_pending(run, None, now);
+        self.reopen_skipped_dependents(run, now);
+        Ok(attempt)
+    }
+
+    /// Whether [`Core::retry`] would accept `run`, changing nothing: a command retrying
+    /// several runs checks them all first.
+    pub fn check_retry(&self, run: RunNo) -> Result<(), SchedError> {
+        match self.run(run)?.phase {
             Phase::Done(Final::Errored | Final::Cancelled) => {}
             Phase::Done(f) => {
                 return Err(SchedError::WrongState {
@@ -267,12 +278,7 @@ impl Scheduler {
                 })
             }
         }
-        let attempt = st.attempt + 1;
-        self.runs.get_mut(&run).expect("checked").attempt = attempt;
-        self.decisions.push(Decision::Reopen { run, attempt });
-        self.make_pending(run, None, now);
-        self.reopen_skipped_dependents(run, now);
-        Ok(attempt)
+        Ok(())
     }
 
     /// Gives up on an errored run for good.

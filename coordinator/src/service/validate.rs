@@ -207,6 +207,13 @@ pub fn retry(mut req: pb::RetryRequest) -> Result<pb::RetryRequest> {
     if !req.run.is_empty() {
         req.run = run_ref(&req.run)?;
     }
+    if req.runs.len() > MAX_WAIT_RUNS {
+        return Err(Error::InvalidArgument(format!(
+            "retry names {} runs, at most {MAX_WAIT_RUNS} are allowed (use --jobset --failed)",
+            req.runs.len()
+        )));
+    }
+    req.runs = req.runs.iter().map(|r| run_ref(r)).collect::<Result<_>>()?;
     optional_jobset(&req.jobset)?;
     Ok(req)
 }
