@@ -27,7 +27,11 @@ async fn metrics_count_the_runs_that_finished() {
     let mut c = cluster.client().await;
     c.submit(submit(
         "m",
-        vec![sh("ok1", "true"), sh("ok2", "echo hello"), sh("bad", "exit 3")],
+        vec![
+            sh("ok1", "true"),
+            sh("ok2", "echo hello"),
+            sh("bad", "exit 3"),
+        ],
     ))
     .await
     .expect("submit");
@@ -36,10 +40,14 @@ async fn metrics_count_the_runs_that_finished() {
     let addr = cluster.coordinator.addr;
     // Finished runs are counted when their result is committed; the agent's slot is freed in
     // the same batch.
-    let text = eventually(Duration::from_secs(10), "all three counted", || async move {
-        let text = get(addr, "/metrics", &[]).await.text();
-        (sample(&text, "rota_agent_slots_busy", "") == Some(0.0)).then_some(text)
-    })
+    let text = eventually(
+        Duration::from_secs(10),
+        "all three counted",
+        || async move {
+            let text = get(addr, "/metrics", &[]).await.text();
+            (sample(&text, "rota_agent_slots_busy", "") == Some(0.0)).then_some(text)
+        },
+    )
     .await;
     let s = |name: &str, labels: &str| {
         sample(&text, name, labels).unwrap_or_else(|| panic!("no {name}{{{labels}}} in:\n{text}"))
@@ -53,7 +61,10 @@ async fn metrics_count_the_runs_that_finished() {
     assert_eq!(s("rota_agents", "state=\"connected\""), 1.0);
     assert_eq!(s("rota_agent_slots", ""), 2.0);
     assert_eq!(s("rota_dispatch_latency_seconds_count", ""), 3.0);
-    assert_eq!(s("rota_run_duration_seconds_count", "state=\"success\""), 2.0);
+    assert_eq!(
+        s("rota_run_duration_seconds_count", "state=\"success\""),
+        2.0
+    );
     assert!(s("rota_log_stored_bytes_total", "") >= "hello\n".len() as f64);
     assert!(s("rota_store_commit_seconds_count", "") >= 1.0);
     assert_eq!(
@@ -104,11 +115,17 @@ async fn waiting_runs_are_counted_by_reason_and_jobset() {
     let mut coordinator = Coordinator::start(&dir.path().join("data"), |_| {}).await;
     let mut c = rota_tests::client(&coordinator.url).await;
     // No agent: every run waits for one.
-    c.submit(submit("q", (0..4).map(|i| sh(&format!("r{i}"), "true")).collect()))
-        .await
-        .expect("submit");
+    c.submit(submit(
+        "q",
+        (0..4).map(|i| sh(&format!("r{i}"), "true")).collect(),
+    ))
+    .await
+    .expect("submit");
     let text = get(coordinator.addr, "/metrics", &[]).await.text();
-    assert_eq!(sample(&text, "rota_runs_waiting", "reason=\"no_agent\""), Some(4.0));
+    assert_eq!(
+        sample(&text, "rota_runs_waiting", "reason=\"no_agent\""),
+        Some(4.0)
+    );
     assert_eq!(
         sample(&text, "rota_jobset_runs", "jobset=\"q\",state=\"pending\""),
         Some(4.0)
@@ -122,7 +139,10 @@ async fn waiting_runs_are_counted_by_reason_and_jobset() {
         &[("Accept", "application/openmetrics-text;version=1.0.0")],
     )
     .await;
-    assert!(om.header("content-type").unwrap_or_default().starts_with("application/openmetrics-text"));
+    assert!(om
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("application/openmetrics-text"));
     assert!(om.text().trim_end().ends_with("# EOF"));
     coordinator.stop().await;
 }
@@ -135,19 +155,35 @@ async fn a_scrape_needs_a_token_whose_role_may_read() {
         Credential::with_token("agent", Role::Agent, "agent-token-0123456789").expect("agent"),
     ])
     .expect("credentials");
-    let mut coordinator = Coordinator::start(&dir.path().join("data"), |c: &mut CoordinatorConfig| {
-        c.credentials = credentials
-    })
-    .await;
+    let mut coordinator =
+        Coordinator::start(&dir.path().join("data"), |c: &mut CoordinatorConfig| {
+            c.credentials = credentials
+        })
+        .await;
     let addr = coordinator.addr;
     let without = get(addr, "/metrics", &[]).await;
     assert_eq!(without.status, 401, "{}", without.text());
     assert!(without.header("www-authenticate").is_some());
     let wrong = get(addr, "/metrics", &[("Authorization", "Bearer nope")]).await;
     assert_eq!(wrong.status, 401);
-    let agent = get(addr, "/metrics", &[("Authorization", "Bearer agent-token-0123456789")]).await;
-    assert_eq!(agent.status, 403, "an agent's token may not read: {}", agent.text());
-    let read = get(addr, "/metrics", &[("Authorization", "Bearer read-token-0123456789")]).await;
+    let agent = get(
+        addr,
+        "/metrics",
+        &[("Authorization", "Bearer agent-token-0123456789")],
+    )
+    .await;
+    assert_eq!(
+        agent.status,
+        403,
+        "an agent's token may not read: {}",
+        agent.text()
+    );
+    let read = get(
+        addr,
+        "/metrics",
+        &[("Authorization", "Bearer read-token-0123456789")],
+    )
+    .await;
     assert_eq!(read.status, 200, "{}", read.text());
     assert!(read.text().contains("rota_runs{state=\"pending\"} 0"));
     coordinator.stop().await;
@@ -171,7 +207,9 @@ async fn an_unknown_path_is_404_and_an_unknown_grpc_method_unimplemented() {
     let status = grpc
         .unary::<pb::StatusRequest, pb::StatusResponse, _>(
             tonic::Request::new(pb::StatusRequest {}),
-            "/rota.v1.ControlService/NoSuchMethod".parse().expect("path"),
+            "/rota.v1.ControlService/NoSuchMethod"
+                .parse()
+                .expect("path"),
             tonic_prost::ProstCodec::default(),
         )
         .await
@@ -183,7 +221,11 @@ async fn an_unknown_path_is_404_and_an_unknown_grpc_method_unimplemented() {
     let text = get(coordinator.addr, "/metrics", &[]).await.text();
     assert!(!text.contains("NoSuchMethod"), "{text}");
     assert_eq!(
-        sample(&text, "rota_rpcs_total", "method=\"rota.v1.ControlService/Status\",code=\"OK\""),
+        sample(
+            &text,
+            "rota_rpcs_total",
+            "method=\"rota.v1.ControlService/Status\",code=\"OK\""
+        ),
         Some(1.0)
     );
     coordinator.stop().await;
@@ -218,9 +260,12 @@ async fn a_prometheus_server_scrapes_the_runs_finished() {
     cluster.add_agent("a1", 4, &[]);
     cluster.wait_agents(1).await;
     let mut c = cluster.client().await;
-    c.submit(submit("p", (0..5).map(|i| sh(&format!("r{i}"), "true")).collect()))
-        .await
-        .expect("submit");
+    c.submit(submit(
+        "p",
+        (0..5).map(|i| sh(&format!("r{i}"), "true")).collect(),
+    ))
+    .await
+    .expect("submit");
     wait_jobset(&mut c, "p", Duration::from_secs(20)).await;
 
     let dir = cluster.dir.path();
@@ -238,7 +283,10 @@ async fn a_prometheus_server_scrapes_the_runs_finished() {
     let server = Prometheus {
         child: std::process::Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -248,20 +296,27 @@ async fn a_prometheus_server_scrapes_the_runs_finished() {
     };
     let started = Instant::now();
     let query = "/api/v1/query?query=sum(rota_runs_finished_total)";
-    let value = eventually(Duration::from_secs(60), "Prometheus to report 5 finished runs", || {
-        let addr = server.addr;
-        async move {
-            // Not listening yet: try again.
-            tokio::net::TcpStream::connect(addr).await.ok()?;
-            let body = get(addr, query, &[]).await.text();
-            let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-            let value = json["data"]["result"][0]["value"][1].as_str()?.to_string();
-            (value == "5").then_some(value)
-        }
-    })
+    let value = eventually(
+        Duration::from_secs(60),
+        "Prometheus to report 5 finished runs",
+        || {
+            let addr = server.addr;
+            async move {
+                // Not listening yet: try again.
+                tokio::net::TcpStream::connect(addr).await.ok()?;
+                let body = get(addr, query, &[]).await.text();
+                let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let value = json["data"]["result"][0]["value"][1].as_str()?.to_string();
+                (value == "5").then_some(value)
+            }
+        },
+    )
     .await;
     assert_eq!(value, "5");
-    eprintln!("Prometheus reported the count after {:?}", started.elapsed());
+    eprintln!(
+        "Prometheus reported the count after {:?}",
+        started.elapsed()
+    );
     drop(server);
     cluster.stop().await;
 }
