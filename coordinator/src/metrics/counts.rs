@@ -62,8 +62,10 @@ impl RunCounts {
         }
         self.total(from, -1);
         self.total(to, 1);
-        self.jobset(jobset, from, -1);
+        // Up first: a jobset whose last run moves on is never empty in between (it would
+        // lose its place in the recency order).
         self.jobset(jobset, to, 1);
+        self.jobset(jobset, from, -1);
     }
 
     /// Every state with its count.
