@@ -320,3 +320,39 @@ async fn a_prometheus_server_scrapes_the_runs_finished() {
     drop(server);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_by_state_survive_a_restart_and_counters_start_again() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a1", 2, &[]);
+    cluster.wait_agents(1).await;
+    let mut c = cluster.client().await;
+    c.submit(submit(
+        "r",
+        (0..3).map(|i| sh(&format!("r{i}"), "true")).collect(),
+    ))
+    .await
+    .expect("submit");
+    wait_jobset(&mut c, "r", Duration::from_secs(20)).await;
+    for a in &mut cluster.agents {
+        a.stop().await;
+    }
+    cluster.coordinator.stop().await;
+
+    let data = cluster.dir.path().join("data");
+    let mut coordinator = Coordinator::start(&data, |_| {}).await;
+    let mut c = rota_tests::client(&coordinator.url).await;
+    // One more, pending (no agent now).
+    c.submit(submit("r2", vec![sh("later", "true")]))
+        .await
+        .expect("submit");
+    let text = get(coordinator.addr, "/metrics", &[]).await.text();
+    assert_eq!(sample(&text, "rota_runs", "state=\"success\""), Some(3.0));
+    assert_eq!(sample(&text, "rota_runs", "state=\"pending\""), Some(1.0));
+    assert_eq!(
+        sample(&text, "rota_runs_finished_total", "state=\"success\""),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "rota_runs_submitted_total", ""), Some(1.0));
+    coordinator.stop().await;
+}
