@@ -74,6 +74,14 @@ async fn metrics_count_the_runs_that_finished() {
         ),
         1.0
     );
+    // A stream counts when it ends, with its final status.
+    assert_eq!(
+        s(
+            "rota_rpcs_total",
+            "method=\"rota.v1.ControlService/Wait\",code=\"OK\""
+        ),
+        1.0
+    );
     // Nothing waits, and every reason class has its series.
     assert_eq!(s("rota_runs_waiting", "reason=\"queued\""), 0.0);
     assert_eq!(s("rota_runs_waiting", "reason=\"dependencies\""), 0.0);
@@ -220,6 +228,14 @@ async fn an_unknown_path_is_404_and_an_unknown_grpc_method_unimplemented() {
     c.status(pb::StatusRequest {}).await.expect("status");
     let text = get(coordinator.addr, "/metrics", &[]).await.text();
     assert!(!text.contains("NoSuchMethod"), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "rota_rpcs_total",
+            "method=\"unknown\",code=\"Unimplemented\""
+        ),
+        Some(1.0)
+    );
     assert_eq!(
         sample(
             &text,

@@ -181,7 +181,11 @@ impl Metrics {
             "Commands applied in one engine batch (one transaction)",
             m.batch_size.clone(),
         );
-        r.register("rpcs", "gRPC calls by method and status code (the code of the response headers; a stream counts when it opens)", m.rpcs.clone());
+        r.register(
+            "rpcs",
+            "gRPC calls by method and final status code (a stream counts when it ends)",
+            m.rpcs.clone(),
+        );
         r.register("runs", "Runs in the store, by state", m.runs.clone());
         r.register("jobset_runs", "Unfinished runs by jobset and state, for the unfinished jobsets most recently submitted to", m.jobset_runs.clone());
         r.register(
