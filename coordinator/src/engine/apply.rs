@@ -42,7 +42,8 @@ impl State {
                         a.started_at = now;
                     })?;
                     if attempt == 1 {
-                        (self.metrics).dispatched(millis(now.saturating_sub(rec.submitted_at)));
+                        self.metrics
+                            .dispatched(millis(now.saturating_sub(rec.submitted_at)));
                     }
                     let msg = assign_message(&rec, &self.previous(b, &rec)?);
                     self.agents.send_later(

@@ -314,7 +314,9 @@ impl Engine {
                 eprintln!("rota-coordinator: store write failed: {e}");
                 std::process::exit(70);
             }
-            (self.state.metrics).committed(self.store.last_commit(), commands);
+            self.state
+                .metrics
+                .committed(self.store.last_commit(), commands);
             self.state.publish();
         }
     }
