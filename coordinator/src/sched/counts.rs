@@ -62,8 +62,8 @@ impl Scheduler {
         WAITING_CLASSES.iter().map(|c| (*c, counts[c])).collect()
     }
 
-    /// (name, running, max) of every group the core has numbers for (defined, or used by a
-    /// run since start).
+    /// (name, running, max) of every group the core has numbers for: defined, or one a run
+    /// has counted against since start (an undefined group nothing ran in has no series).
     pub fn group_limits(&self) -> Vec<(Arc<str>, u32, u32)> {
         let mut out: Vec<_> = self
             .groups
