@@ -13,13 +13,21 @@ use super::w1_throughput::submit_and_wait;
 use super::{Ctx, Outcome};
 use crate::client::{jobset_count, submit_request};
 use crate::cluster::wait_agents;
+use crate::procfs::CpuMeter;
 use crate::report::{percentile, Row, Target};
+
+/// Scrapes timed with the queue full.
+const SCRAPES: usize = 200;
 
 /// Rounds of W1 with and without the scraper.
 const ROUNDS: usize = 3;
 
 pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
-    let (scrape_ms, scrape_bytes) = scrape_with_pending(ctx).await?;
+    let Scrapes {
+        ms: scrape_ms,
+        bytes: scrape_bytes,
+        cpu_ms,
+    } = scrape_with_pending(ctx).await?;
     let mut sorted = scrape_ms.clone();
     sorted.sort_by(f64::total_cmp);
     let median = percentile(&sorted, 50.0);
@@ -51,6 +59,10 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
                 scrape_bytes as f64 / 1e3,
                 median / 50.0
             )),
+            Row::new(w, "coordinator CPU per scrape", "ms", cpu_ms, Target::None).note(format!(
+                "one scrape a second: {:.2} % of a core",
+                cpu_ms / 10.0
+            )),
             Row::new(
                 w,
                 &format!("W1 {n} x true, scraped every 1 s"),
@@ -68,6 +80,7 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
             "pending": pending,
             "scrape_ms": scrape_ms,
             "scrape_bytes": scrape_bytes,
+            "scrape_cpu_ms": cpu_ms,
             "w1_runs": n,
             "w1_seconds_without_scraper": without,
             "w1_seconds_with_scraper": with,
@@ -75,8 +88,17 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Fills the queue, then times 20 scrapes: their milliseconds and the size of the last.
-async fn scrape_with_pending(ctx: &Ctx) -> anyhow::Result<(Vec<f64>, usize)> {
+/// What `SCRAPES` scrapes of a full queue measured.
+struct Scrapes {
+    ms: Vec<f64>,
+    bytes: usize,
+    /// Coordinator CPU per scrape: what one scrape a second costs, in a figure the load of a
+    /// shared machine does not move much.
+    cpu_ms: f64,
+}
+
+/// Fills the queue, then times `SCRAPES` scrapes one after the other.
+async fn scrape_with_pending(ctx: &Ctx) -> anyhow::Result<Scrapes> {
     let n = ctx.size(100_000);
     let site = &ctx.site;
     let mut coordinator =
@@ -94,7 +116,8 @@ async fn scrape_with_pending(ctx: &Ctx) -> anyhow::Result<(Vec<f64>, usize)> {
     ensure!(pending == n, "{pending} runs pending, not {n}");
     let mut ms = Vec::new();
     let mut bytes = 0;
-    for _ in 0..20 {
+    let cpu = CpuMeter::start(&[coordinator.proc.pid()])?;
+    for _ in 0..SCRAPES {
         let t = Instant::now();
         let response = http::get(coordinator.addr, "/metrics", &[]).await;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -110,8 +133,9 @@ async fn scrape_with_pending(ctx: &Ctx) -> anyhow::Result<(Vec<f64>, usize)> {
         );
         bytes = text.len();
     }
+    let cpu_ms = cpu.used()?[0] * 1e3 / SCRAPES as f64;
     coordinator.proc.check_alive()?;
-    Ok((ms, bytes))
+    Ok(Scrapes { ms, bytes, cpu_ms })
 }
 
 /// W1 on a fresh coordinator and agent, with or without a scraper; seconds to all done.
