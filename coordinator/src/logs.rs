@@ -98,6 +98,9 @@ pub struct LogHub {
     reserve: u64,
     /// Per run: a counter bumped on every write and on finish.
     watchers: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    /// Log bytes taken in since start (`rota_log_stored_bytes_total`): counted here, where
+    /// they are written, and shared with the metrics registry.
+    stored: prometheus_client::metrics::counter::Counter,
 }
 
 impl LogHub {
@@ -106,7 +109,13 @@ impl LogHub {
             root,
             reserve,
             watchers: Default::default(),
+            stored: Default::default(),
         }
+    }
+
+    /// The counter of log bytes taken in, for the metrics registry.
+    pub fn stored_bytes(&self) -> prometheus_client::metrics::counter::Counter {
+        self.stored.clone()
     }
 
     fn dir(&self, run: &RunId) -> PathBuf {
@@ -277,6 +286,7 @@ impl LogHub {
                 };
                 ring.write(pos, rest)?;
             }
+            self.stored.inc_by(end - received);
         }
         self.bump(&run.to_string());
         Ok(end.max(received))

@@ -310,6 +310,7 @@ impl Opened {
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),
         );
+        let metrics = engine.metrics.clone();
         let http = crate::service::http::router(crate::service::http::HttpState {
             engine: engine.clone(),
             credentials: config.credentials.clone(),
@@ -328,6 +329,10 @@ impl Opened {
             .add_service(reflection_v1alpha)
             .add_service(control)
             .add_service(agents);
+        // Every gRPC call counted by method and code (`rota_rpcs_total`).
+        let routes = tonic::service::Routes::from(routes.into_axum_router().layer(
+            axum::middleware::from_fn_with_state(metrics, crate::metrics::rpc::track),
+        ));
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tracing::info!(
             addr = %incoming.local_addr()?,

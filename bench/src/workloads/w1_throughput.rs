@@ -11,7 +11,7 @@ use rota_proto as pb;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
-use crate::client::{argv, submit_request};
+use crate::client::{argv, submit_request, Control};
 use crate::cluster::wait_agents;
 use crate::procfs::CpuMeter;
 use crate::report::{Row, Target};
@@ -25,28 +25,8 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
     let mut control = coordinator.control(Duration::from_secs(30)).await?;
     wait_agents(&mut control, 1, Duration::from_secs(30)).await?;
 
-    let specs = (0..n).map(|_| argv(&["true"])).collect();
     let cpu = CpuMeter::start(&[coordinator.proc.pid(), agent.pid()])?;
-    let started = Instant::now();
-    control.submit(submit_request("w1", 0, specs)).await?;
-    let submitted = started.elapsed();
-    let waited = control
-        .wait(pb::WaitRequest {
-            runs: vec![],
-            jobset: "w1".into(),
-        })
-        .await?
-        .into_inner();
-    let elapsed = started.elapsed();
-    ensure!(
-        waited.runs.len() as u64 == n,
-        "Wait returned {} runs, not {n}",
-        waited.runs.len()
-    );
-    if !waited.all_succeeded {
-        let failed = waited.runs.iter().find(|r| r.state != "success");
-        bail!("not every run succeeded, e.g. {failed:?}");
-    }
+    let (submitted, elapsed) = submit_and_wait(&mut control, "w1", n).await?;
     let rota = n as f64 / elapsed.as_secs_f64();
     let [coordinator_cpu, agent_cpu] = cpu.used()?[..] else {
         unreachable!("two processes measured")
@@ -86,4 +66,35 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
             "agent_cpu_seconds": agent_cpu,
         }),
     })
+}
+
+/// Submits `n` runs of `true` (argv) to `jobset` in one batch and waits until all of them
+/// succeeded: (time the Submit took, time until Wait returned), both from the Submit call.
+pub(super) async fn submit_and_wait(
+    control: &mut Control,
+    jobset: &str,
+    n: u64,
+) -> anyhow::Result<(Duration, Duration)> {
+    let specs = (0..n).map(|_| argv(&["true"])).collect();
+    let started = Instant::now();
+    control.submit(submit_request(jobset, 0, specs)).await?;
+    let submitted = started.elapsed();
+    let waited = control
+        .wait(pb::WaitRequest {
+            runs: vec![],
+            jobset: jobset.into(),
+        })
+        .await?
+        .into_inner();
+    let elapsed = started.elapsed();
+    ensure!(
+        waited.runs.len() as u64 == n,
+        "Wait returned {} runs, not {n}",
+        waited.runs.len()
+    );
+    if !waited.all_succeeded {
+        let failed = waited.runs.iter().find(|r| r.state != "success");
+        bail!("not every run succeeded, e.g. {failed:?}");
+    }
+    Ok((submitted, elapsed))
 }

@@ -92,6 +92,22 @@ impl Agents {
         (self.live.len() as u64 - draining, draining)
     }
 
+    /// Agents that went away and did not come back under their name, as (disconnected,
+    /// lost), for metrics.
+    pub fn gone_counts(&self) -> (u64, u64) {
+        let gone = self
+            .gone
+            .values()
+            .filter(|(_, _, s)| !self.by_name.contains_key(&s.name));
+        gone.fold((0, 0), |(d, l), (state, _, _)| {
+            if state == "lost" {
+                (d, l + 1)
+            } else {
+                (d + 1, l)
+            }
+        })
+    }
+
     pub fn name(&self, id: AgentId) -> Option<String> {
         self.live.get(&id).map(|s| s.name.clone())
     }
@@ -397,6 +413,7 @@ impl State {
             self.agents.by_name.remove(&s.name);
         }
         if lost {
+            self.metrics.agent_lease_expired();
             self.core.agent_lost(agent, self.now);
         } else {
             self.core.agent_disconnected(agent, self.now);

@@ -41,6 +41,10 @@ impl State {
                         a.state = "assigned".into();
                         a.started_at = now;
                     })?;
+                    if attempt == 1 {
+                        self.metrics
+                            .dispatched(millis(now.saturating_sub(rec.submitted_at)));
+                    }
                     let msg = assign_message(&rec, &self.previous(b, &rec)?);
                     self.agents.send_later(
                         &mut self.effects,
@@ -83,6 +87,7 @@ impl State {
                 } => {
                     let now = self.now;
                     let rec = self.record(b, run)?;
+                    self.metrics.retried();
                     if !reason.is_empty() {
                         // The agent never reported: record why the attempt ended.
                         self.update_attempt(b, &rec, attempt - 1, |a| {
@@ -105,6 +110,8 @@ impl State {
                     let rec = self.record(b, run)?;
                     finished.push((run, rec.spec.after.clone()));
                     let was_active = matches!(rec.state.as_str(), "assigned" | "running");
+                    let ran = was_active.then(|| millis(now.saturating_sub(rec.started_at)));
+                    self.metrics.finished(state.as_str(), ran);
                     if was_active && !reason.is_empty() {
                         self.update_attempt(b, &rec, rec.attempt, |a| {
                             a.state = state.as_str().into();
@@ -260,4 +267,8 @@ pub(super) fn kill_grace_ms(spec: &crate::store::RunSpecData) -> u64 {
     } else {
         60_000
     }
+}
+
+fn millis(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
 }

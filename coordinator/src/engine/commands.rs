@@ -139,6 +139,7 @@ impl State {
                 }
             }
             Command::Status(reply) => answer_read!(reply, self.status(b)),
+            Command::Metrics(reply) => answer!(reply, Ok(self.metrics_snapshot())),
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {

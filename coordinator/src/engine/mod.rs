@@ -10,13 +10,14 @@ mod agents;
 mod apply;
 mod commands;
 mod jobs;
+mod metrics;
 mod records;
 mod status;
 mod submit;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rota_proto as pb;
@@ -24,6 +25,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{Error, Result};
 use crate::logs::LogHub;
+use crate::metrics::{counts::RunCounts, Metrics, Snapshot};
 use crate::sched::{AgentId, SchedConfig, Scheduler};
 use crate::store::{RunRecord, Store};
 
@@ -55,6 +57,8 @@ pub enum Command {
     ListJobs(Reply<Vec<pb::Job>>),
     Trigger(pb::TriggerRequest, Reply<pb::Run>),
     Status(Reply<pb::StatusResponse>),
+    /// The state numbers of `/metrics`.
+    Metrics(Reply<Snapshot>),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {
         agent: AgentId,
@@ -93,6 +97,7 @@ impl Command {
                 | Command::ListGroups(..)
                 | Command::ListJobs(..)
                 | Command::Status(..)
+                | Command::Metrics(..)
         )
     }
 }
@@ -119,6 +124,8 @@ pub struct EngineHandle {
     pub events: broadcast::Sender<pb::Run>,
     pub logs: LogHub,
     pub config: EngineConfig,
+    /// The registry `/metrics` encodes; events update it as they happen.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -174,6 +181,9 @@ struct State {
     space_low: bool,
     /// When this engine started (unix ms), for the uptime in `Status`.
     started_at: u64,
+    metrics: Arc<Metrics>,
+    /// Runs by state, kept as they change (for `/metrics`).
+    counts: RunCounts,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
@@ -188,6 +198,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
     let now = crate::time::now_millis();
+    let metrics = Arc::new(Metrics::new(logs.stored_bytes()));
     let mut engine = Engine {
         store,
         state: State {
@@ -207,6 +218,8 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             now,
             space_low: false,
             started_at: now,
+            metrics: metrics.clone(),
+            counts: RunCounts::default(),
         },
     };
     engine.recover()?;
@@ -218,6 +231,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         events,
         logs,
         config,
+        metrics,
     })
 }
 
@@ -261,6 +275,7 @@ impl Engine {
             state.now = crate::time::now_millis();
             state.wait_out_stalls();
             let only_reports = batch.iter().all(Command::needs_no_fsync);
+            let commands = batch.len();
             let next_number = state.next_number;
             let res: Result<()> = self.store.batch_then(only_reports, |b| {
                 for cmd in batch {
@@ -299,6 +314,9 @@ impl Engine {
                 eprintln!("rota-coordinator: store write failed: {e}");
                 std::process::exit(70);
             }
+            self.state
+                .metrics
+                .committed(self.store.last_commit(), commands);
             self.state.publish();
         }
     }

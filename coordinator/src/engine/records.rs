@@ -102,8 +102,10 @@ impl State {
             Some(r) => r,
             None => self.record(b, number)?,
         };
+        let before = rec.state.clone();
         f(&mut rec);
         b.update_run(&rec)?;
+        self.counts.moved(&rec.jobset, &before, &rec.state);
         self.track_holder(&rec);
         self.changed.push(number);
         if is_final_state(&rec.state) {

@@ -7,6 +7,7 @@ use rota_proto as pb;
 
 use super::{Engine, State};
 use crate::error::{check_name, Error, Result};
+use crate::metrics::counts::RunCounts;
 use crate::sched::{Final, Initial, RunInfo};
 use crate::store::{Batch, JobsetRecord, RunRecord, RunSpecData};
 
@@ -165,6 +166,7 @@ impl State {
                 ..Default::default()
             };
             b.insert_run(&rec)?;
+            self.counts.added(&rec.jobset, &rec.state);
             self.core.add(
                 run_info(&rec),
                 1,
@@ -176,6 +178,7 @@ impl State {
             self.live.insert(rec.number, rec);
         }
         self.next_number = first + order.len() as u64;
+        self.metrics.submitted(order.len());
         Ok(numbers)
     }
 
@@ -257,7 +260,9 @@ impl Engine {
             }
             // Decisions of recovery itself (e.g. a run skipped because its dependency failed
             // while it was being written) are applied like any others.
-            state.apply_decisions(b).map(|_| ())
+            state.apply_decisions(b)?;
+            state.counts = RunCounts::load(&b.read().run_counts()?, state.live.values());
+            Ok(())
         })?;
         self.state.effects.clear();
         tracing::info!(

@@ -7,6 +7,7 @@
 //! random simulation that checks the invariants after every step.
 
 mod agents;
+mod counts;
 mod queue;
 mod reason;
 mod types;
@@ -21,6 +22,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use agents::AgentSlots;
+pub use counts::WAITING_CLASSES;
 pub use types::*;
 
 use agents::AgentPool;
@@ -143,6 +145,10 @@ pub struct Scheduler {
     groups: HashMap<Arc<str>, GroupState>,
     exclusive_running: HashMap<Arc<str>, u32>,
     decisions: Vec<Decision>,
+    /// Runs in `Phase::Waiting`, kept as phases change so metrics need not count them.
+    waiting: usize,
+    /// Orphan leases that ran out (their agent never came back), since start.
+    orphan_leases_expired: u64,
 }
 
 impl Scheduler {
@@ -559,6 +565,7 @@ impl Scheduler {
                 self.runs.get(&run).map(|r| &r.phase),
                 Some(Phase::Active { agent: None, .. })
             ) {
+                self.orphan_leases_expired += 1;
                 self.lose_or_fence(run, now);
             }
         }
@@ -683,6 +690,8 @@ impl Scheduler {
         let key = st.key.clone();
         let jobset = st.info.jobset.clone();
         let exclusive = st.info.exclusive_job.clone();
+        self.waiting += usize::from(matches!(phase, Phase::Waiting { .. }));
+        self.waiting -= usize::from(matches!(old, Phase::Waiting { .. }));
         match old {
             Phase::Ready => {
                 self.queue.remove(&key, &r);

@@ -89,4 +89,9 @@ impl ReadyQueue {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Every non-empty class with its number of members.
+    pub fn class_sizes(&self) -> impl Iterator<Item = (&ClassKey, usize)> {
+        self.classes.iter().map(|(k, s)| (k, s.len()))
+    }
 }

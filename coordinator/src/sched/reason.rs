@@ -3,7 +3,35 @@
 
 use std::sync::Arc;
 
+use super::queue::ClassKey;
 use super::{GroupView, Phase, RunNo, Scheduler};
+
+/// What holds back a class of ready runs (see [`Scheduler::blocked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Blocked {
+    JobsetLimit {
+        running: u32,
+        parallel: u32,
+    },
+    ExclusiveJob,
+    NoAgent,
+    SlotsBusy {
+        busy: u32,
+        total: u32,
+    },
+    /// A grouped run: each of its groups says why (see [`Scheduler::group_block`]).
+    Groups,
+    /// Nothing: it waits its turn in its class.
+    Queued,
+}
+
+/// Why one group cannot take a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GroupBlock {
+    Full { running: u32, max: u32 },
+    Unserved,
+    Busy,
+}
 
 impl Scheduler {
     /// Why a pending run has not started, e.g. "host-a_group 2/2 and host-b_group 1/1 are full",
@@ -44,62 +72,98 @@ impl Scheduler {
     fn ready_reason(&self, run: RunNo) -> String {
         let st = &self.runs[&run];
         let key = &st.key;
+        match self.blocked(key) {
+            Blocked::JobsetLimit { running, parallel } => {
+                format!("jobset limit {running}/{parallel}")
+            }
+            Blocked::ExclusiveJob => format!(
+                "job {} is already running (no concurrent_runs)",
+                key.exclusive_job.as_deref().unwrap_or_default()
+            ),
+            Blocked::NoAgent => "no connected agent".into(),
+            Blocked::SlotsBusy { busy, total } => {
+                format!("all agent slots are busy ({busy}/{total})")
+            }
+            Blocked::Groups => {
+                let mut full = Vec::new();
+                let mut unserved = Vec::new();
+                let mut busy = Vec::new();
+                for g in &key.groups {
+                    match self.group_block(g) {
+                        GroupBlock::Full { running, max } => {
+                            full.push(format!("{g} {running}/{max}"))
+                        }
+                        GroupBlock::Unserved => unserved.push(g.to_string()),
+                        GroupBlock::Busy => busy.push(g.to_string()),
+                    }
+                }
+                let mut parts = Vec::new();
+                if !full.is_empty() {
+                    let verb = if full.len() == 1 { "is" } else { "are" };
+                    parts.push(format!("{} {verb} full", full.join(" and ")));
+                }
+                if !unserved.is_empty() {
+                    parts.push(format!(
+                        "no connected agent serves {}",
+                        unserved.join(" or ")
+                    ));
+                }
+                if !busy.is_empty() {
+                    parts.push(format!("every agent serving {} is busy", busy.join(" or ")));
+                }
+                parts.join("; ")
+            }
+            Blocked::Queued => {
+                const CAP: usize = 1000;
+                let rank = super::queue::rank(st.info.priority, run);
+                match self.queue.ahead_of(key, &rank, CAP) {
+                    0 => "about to start".into(),
+                    CAP => format!("queued behind {CAP}+ runs"),
+                    n => format!("queued behind {n} runs"),
+                }
+            }
+        }
+    }
+
+    /// The first limit that holds back the ready runs of a class, in the order dispatch
+    /// checks them. It depends on the class key alone, so every member of a class shares it:
+    /// counting the ready queue by it costs O(classes) (`waiting_counts`).
+    pub(super) fn blocked(&self, key: &ClassKey) -> Blocked {
         if let Some(js) = self.jobsets.get(&key.jobset) {
             if js.parallel > 0 && js.running >= js.parallel {
-                return format!("jobset limit {}/{}", js.running, js.parallel);
+                return Blocked::JobsetLimit {
+                    running: js.running,
+                    parallel: js.parallel,
+                };
             }
         }
         if let Some(job) = &key.exclusive_job {
             if self.exclusive_running.get(job).copied().unwrap_or(0) > 0 {
-                return format!("job {job} is already running (no concurrent_runs)");
+                return Blocked::ExclusiveJob;
             }
         }
-        if key.groups.is_empty() {
-            if self.agents.is_empty() {
-                return "no connected agent".into();
-            }
-            let (busy, total) = self.agents.slot_usage();
-            if busy >= total {
-                return format!("all agent slots are busy ({busy}/{total})");
-            }
+        if !key.groups.is_empty() {
+            return Blocked::Groups;
+        }
+        if self.agents.is_empty() {
+            return Blocked::NoAgent;
+        }
+        let (busy, total) = self.agents.slot_usage();
+        if busy >= total {
+            return Blocked::SlotsBusy { busy, total };
+        }
+        Blocked::Queued
+    }
+
+    /// Why one of a grouped run's groups cannot take it.
+    pub(super) fn group_block(&self, g: &Arc<str>) -> GroupBlock {
+        let (running, max) = self.groups.get(g).map_or((0, 1), |s| (s.running, s.max()));
+        if running >= max {
+            GroupBlock::Full { running, max }
+        } else if !self.agents.serves(g) {
+            GroupBlock::Unserved
         } else {
-            let mut full = Vec::new();
-            let mut unserved = Vec::new();
-            let mut busy = Vec::new();
-            for g in &key.groups {
-                let (running, max) = self.groups.get(g).map_or((0, 1), |s| (s.running, s.max()));
-                if running >= max {
-                    full.push(format!("{g} {running}/{max}"));
-                } else if !self.agents.serves(g) {
-                    unserved.push(g.to_string());
-                } else {
-                    busy.push(g.to_string());
-                }
-            }
-            let mut parts = Vec::new();
-            if !full.is_empty() {
-                let verb = if full.len() == 1 { "is" } else { "are" };
-                parts.push(format!("{} {verb} full", full.join(" and ")));
-            }
-            if !unserved.is_empty() {
-                parts.push(format!(
-                    "no connected agent serves {}",
-                    unserved.join(" or ")
-                ));
-            }
-            if !busy.is_empty() {
-                parts.push(format!("every agent serving {} is busy", busy.join(" or ")));
-            }
-            if !parts.is_empty() {
-                return parts.join("; ");
-            }
-        }
-        const CAP: usize = 1000;
-        let rank = super::queue::rank(st.info.priority, run);
-        match self.queue.ahead_of(key, &rank, CAP) {
-            0 => "about to start".into(),
-            CAP => format!("queued behind {CAP}+ runs"),
-            n => format!("queued behind {n} runs"),
+            GroupBlock::Busy
         }
     }
 

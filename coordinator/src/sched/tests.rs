@@ -597,3 +597,68 @@ fn only_finished_runs_without_unfinished_dependents_are_forgotten() {
     assert_eq!(s.attempt(1), None);
     assert!(!s.forget(1), "unknown runs are not forgotten twice");
 }
+
+/// `waiting_counts` as a map, zero classes left out.
+fn waiting(s: &Scheduler) -> std::collections::BTreeMap<&'static str, u64> {
+    s.waiting_counts()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn waiting_runs_are_counted_by_the_class_of_their_reason() {
+    let mut s = sched();
+    s.add(with(1, |i| i.groups = groups(&["g"])), 1, pending(), 0)
+        .unwrap();
+    s.add(with(2, |i| i.groups = groups(&["g"])), 1, pending(), 0)
+        .unwrap();
+    s.add(with(3, |i| i.groups = groups(&["host-c"])), 1, pending(), 0)
+        .unwrap();
+    s.add(with(4, |i| i.after = vec![1]), 1, pending(), 0)
+        .unwrap();
+    s.add(info(5), 1, pending(), 0).unwrap();
+    assert_eq!(
+        waiting(&s),
+        [("dependencies", 1), ("group_unserved", 3), ("no_agent", 1)].into()
+    );
+
+    s.agent_connected(1, 1, groups(&["g"]));
+    s.dispatch();
+    assert_eq!(assigned(&s.take_decisions()), vec![1]);
+    assert_eq!(
+        waiting(&s),
+        [
+            ("dependencies", 1),
+            ("group_full", 1),
+            ("group_unserved", 1),
+            ("slots_busy", 1)
+        ]
+        .into()
+    );
+    // Every class is reported, each as waiting_reason words it.
+    assert_eq!(s.waiting_counts().len(), WAITING_CLASSES.len());
+    assert_eq!(
+        s.waiting_reason(5).unwrap(),
+        "all agent slots are busy (1/1)"
+    );
+
+    s.agent_disconnected(1, 0);
+    assert_eq!(
+        waiting(&s),
+        [
+            ("agent_reconnect", 1),
+            ("dependencies", 1),
+            ("group_full", 1),
+            ("group_unserved", 1),
+            ("no_agent", 1)
+        ]
+        .into()
+    );
+    assert_eq!(s.orphan_leases_expired(), 0);
+    s.tick(SchedConfig::default().orphan_lease_ms);
+    assert_eq!(s.orphan_leases_expired(), 1);
+    // Run 1 was lost without retries: its dependent is skipped, g is free.
+    assert_eq!(waiting(&s), [("group_unserved", 2), ("no_agent", 1)].into());
+    assert_eq!(s.group_limits(), vec![(Arc::from("g"), 0, 1)]);
+}

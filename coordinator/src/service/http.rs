@@ -72,8 +72,10 @@ pub fn refusal(status: &tonic::Status) -> Response {
 /// The HTTP routes. Add a page or endpoint here; each handler module stays a thin adapter
 /// over the engine (docs/architecture.md).
 pub fn router(state: HttpState) -> Router {
-    let _ = &state;
-    Router::new().fallback(fallback)
+    Router::new()
+        .route("/metrics", axum::routing::get(super::metrics::scrape))
+        .with_state(state)
+        .fallback(fallback)
 }
 
 /// A path nothing serves: for a gRPC client, UNIMPLEMENTED as a gRPC status (what tonic alone

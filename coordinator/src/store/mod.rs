@@ -51,6 +51,8 @@ pub struct Store {
     conn: Connection,
     /// `<db>-wal`, fsynced by hand after a relaxed batch that turned out to need durability.
     wal_path: std::path::PathBuf,
+    /// How long the last batch's commit (and its fsync) took, for the commit-latency metric.
+    last_commit: std::time::Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +97,7 @@ impl Store {
         Ok(Store {
             conn,
             wal_path: wal_path.into(),
+            last_commit: std::time::Duration::ZERO,
         })
     }
 
@@ -123,9 +126,11 @@ impl Store {
                 .pragma_update(None, "synchronous", "NORMAL")
                 .map_err(StoreError::from)?;
         }
+        let mut committing = None;
         let result = (|| -> std::result::Result<(T, bool), E> {
             let tx = self.conn.transaction().map_err(StoreError::from)?;
             let (out, durable) = f(&Batch { tx: &tx })?;
+            committing = Some(std::time::Instant::now());
             tx.commit().map_err(StoreError::from)?;
             Ok((out, durable))
         })();
@@ -138,7 +143,13 @@ impl Store {
         if relaxed && durable {
             self.sync_wal().map_err(E::from)?;
         }
+        self.last_commit = committing.map_or(std::time::Duration::ZERO, |t| t.elapsed());
         Ok(out)
+    }
+
+    /// How long the last batch took to commit, fsync included.
+    pub fn last_commit(&self) -> std::time::Duration {
+        self.last_commit
     }
 
     fn sync_wal(&self) -> Result<()> {

@@ -1,0 +1,33 @@
+//! The state numbers `/metrics` shows, made by the engine (which owns them) in O(groups +
+//! agents + queue classes): nothing here reads the store or visits runs.
+
+use super::State;
+use crate::metrics::{Snapshot, MAX_JOBSET_SERIES};
+
+impl State {
+    pub(super) fn metrics_snapshot(&self) -> Snapshot {
+        let (connected, draining) = self.agents.live_counts();
+        let (gone_disconnected, gone_lost) = self.agents.gone_counts();
+        let (busy, total) = self.core.slot_usage();
+        Snapshot {
+            runs: self.counts.totals(),
+            jobset_runs: self.counts.jobsets(MAX_JOBSET_SERIES),
+            waiting: self.core.waiting_counts(),
+            groups: self
+                .core
+                .group_limits()
+                .into_iter()
+                .map(|(g, running, max)| (g.to_string(), running, max))
+                .collect(),
+            agents: vec![
+                ("connected", connected),
+                ("draining", draining),
+                ("disconnected", gone_disconnected),
+                ("lost", gone_lost),
+            ],
+            slots: total.into(),
+            slots_busy: busy.into(),
+            orphan_leases_expired: self.core.orphan_leases_expired(),
+        }
+    }
+}
