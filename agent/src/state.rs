@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::runner::{Run, RunSpec};
 use crate::spool::{Spool, SpoolError};
+use crate::workdir::{WorkDir, WorkDirError};
 use crate::{AgentConfig, RunKey};
 
 /// Whether the agent currently has a welcomed connection; while down, since when.
@@ -70,6 +71,7 @@ pub(crate) struct Agent {
     /// Made once per process: a restarted agent with the same name is a new session.
     pub session_id: String,
     spool: Arc<Spool>,
+    work: Arc<WorkDir>,
     table: Mutex<Table>,
     held_count: watch::Sender<usize>,
     drain_request: watch::Sender<Option<Duration>>,
@@ -80,13 +82,20 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// Opens (and cleans) the spool; fails when another agent process holds it.
-    pub fn new(config: AgentConfig) -> Result<Agent, SpoolError> {
+    /// Opens (and cleans) the spool and the work directory; fails when another agent process
+    /// holds the spool.
+    pub fn new(config: AgentConfig) -> Result<Agent, StartError> {
         let spool = Arc::new(Spool::open(&config.spool_dir)?);
+        let work = WorkDir::open(
+            &config.work_dir,
+            config.keep_run_dirs,
+            config.run_as.clone(),
+        )?;
         Ok(Agent {
             config,
             session_id: uuid::Uuid::new_v4().to_string(),
             spool,
+            work,
             table: Mutex::default(),
             held_count: watch::Sender::new(0),
             drain_request: watch::Sender::new(None),
@@ -205,6 +214,7 @@ impl Agent {
             if running >= usize::try_from(self.config.slots).unwrap_or(usize::MAX) {
                 tracing::warn!(run = %key, running, slots = self.config.slots, "assigned more runs than slots");
             }
+            let dirs = self.work.prepare(&key, &assign.job_name);
             let spec = RunSpec {
                 key: key.clone(),
                 argv: assign.argv,
@@ -214,8 +224,12 @@ impl Agent {
                     .then(|| Duration::from_millis(assign.max_execution_ms)),
                 kill_grace: Duration::from_millis(assign.kill_grace_ms),
                 run_as: self.config.run_as.clone(),
+                dirs: dirs.as_ref().ok().cloned(),
             };
-            let run = Run::start(spec, &self.spool);
+            let run = match dirs {
+                Ok(_) => Run::start(spec, &self.spool),
+                Err(err) => Run::failed(key.clone(), err.to_string()),
+            };
             tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");
             run
         };
@@ -396,6 +410,15 @@ impl Agent {
             Link::Down(_) => false,
         });
     }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
 }
 
 /// Waits until the flag is true (or its sender is gone, which means it never will be; then

@@ -21,4 +21,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// `failed_precondition`, so an old agent never misreads a newer coordinator's messages.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Largest `RUN_DIR/return_data.{json,yaml}` a run may leave: return data is a small record
+/// for people and later runs (a version, a count), not a channel for files. The agent sends
+/// nothing bigger and the coordinator refuses anything bigger.
+pub const MAX_RETURN_DATA: usize = 64 * 1024;
+
+/// The files a run may leave its return data in (in `RUN_DIR`), in the order the agent looks.
+pub const RETURN_DATA_FILES: [&str; 2] = ["return_data.json", "return_data.yaml"];
+
 pub use v1::*;

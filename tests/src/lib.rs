@@ -111,6 +111,8 @@ impl Agent {
             slots,
             labels: Default::default(),
             spool_dir: spool.join(name),
+            work_dir: spool.join(format!("{name}-work")),
+            keep_run_dirs: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(30),
             access: Default::default(),
             run_as: None,

@@ -329,6 +329,8 @@ impl TestAgent {
             slots: 2,
             labels: BTreeMap::from([("zone".to_owned(), "test".to_owned())]),
             spool_dir: spool_dir.clone(),
+            work_dir: dir.path().join("work"),
+            keep_run_dirs: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(10),
             access: Default::default(),
             run_as: None,

@@ -43,6 +43,10 @@ pub struct RunView {
     pub stderr_len: u64,
     pub env: BTreeMap<String, String>,
     pub trigger_type: String,
+    /// What the run left in `RUN_DIR/return_data.{json,yaml}`; `null` when nothing (or
+    /// when `return_data_problem` says why not).
+    pub return_data: Option<serde_json::Value>,
+    pub return_data_problem: String,
 }
 
 /// One attempt of a run.
@@ -172,6 +176,8 @@ impl From<&Run> for RunView {
             stderr_len: r.stderr_len,
             env: r.env.clone().into_iter().collect(),
             trigger_type: r.trigger_type.clone(),
+            return_data: serde_json::from_str(&r.return_data).ok(),
+            return_data_problem: r.return_data_problem.clone(),
         }
     }
 }

@@ -385,6 +385,9 @@ impl State {
             a.signal = msg.signal;
             a.error = error;
         })?;
+        if let Some(data) = super::return_data::record(&msg) {
+            b.put_return_data(number, &data)?;
+        }
         Ok(true)
     }
 

@@ -11,6 +11,7 @@ mod apply;
 mod commands;
 mod jobs;
 mod records;
+mod return_data;
 mod status;
 mod submit;
 

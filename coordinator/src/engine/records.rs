@@ -34,6 +34,9 @@ pub fn to_proto(r: &RunRecord, waiting_reason: Option<String>) -> pb::Run {
         stderr_len: r.stderr_len,
         env: r.spec.env.clone().into_iter().collect(),
         trigger_type: r.spec.trigger_type.clone(),
+        // Filled by `run_view` (GetRun) alone: a list does not read the return data table.
+        return_data: String::new(),
+        return_data_problem: String::new(),
     }
 }
 
@@ -87,6 +90,10 @@ impl State {
             .iter()
             .map(attempt_to_proto)
             .collect();
+        if let Some(data) = b.read().return_data(number)? {
+            run.return_data = data.data;
+            run.return_data_problem = data.problem;
+        }
         Ok(run)
     }
 

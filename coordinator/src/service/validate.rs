@@ -270,6 +270,23 @@ pub fn finished(f: &pb::RunFinished) -> Result<()> {
             f.error.len()
         )));
     }
+    let file = &f.return_data_file;
+    if !file.is_empty() && !rota_proto::RETURN_DATA_FILES.contains(&file.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: return data file {} is not one of {:?}",
+            shown(&f.run_id),
+            shown(file),
+            rota_proto::RETURN_DATA_FILES
+        )));
+    }
+    if f.return_data.len() + f.return_data_problem.len() > rota_proto::MAX_RETURN_DATA {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: return data of {} bytes is longer than {}",
+            shown(&f.run_id),
+            f.return_data.len() + f.return_data_problem.len(),
+            rota_proto::MAX_RETURN_DATA
+        )));
+    }
     Ok(())
 }
 

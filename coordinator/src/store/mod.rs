@@ -6,6 +6,7 @@
 //! batch, not one per run.
 
 mod model;
+mod return_data;
 mod runs;
 mod schema;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use model::*;
+pub use return_data::ReturnDataRecord;
 
 /// Errors of the store, carrying what was being done.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,15 @@ CREATE TABLE IF NOT EXISTS config (
     value TEXT NOT NULL
 );
 ",
+    // Return data: what a run left in RUN_DIR/return_data.{json,yaml}, as JSON.
+    "
+CREATE TABLE return_data (
+    run     INTEGER PRIMARY KEY REFERENCES runs(number) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    data    TEXT NOT NULL,
+    problem TEXT NOT NULL
+);
+",
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,122 @@
+//! Runs on a real agent start in their own empty RUN_DIR with a lasting JOB_DIR and CI=true,
+//! and what they leave in RUN_DIR/return_data.{json,yaml} is stored with the run and shown
+//! by GetRun; a bad or oversized file is a named problem, never a changed outcome.
+
+use std::time::Duration;
+
+use rota_proto as pb;
+use rota_proto::agent_message::Msg;
+use rota_tests::{sh, stdout_of, wait_jobset, Cluster, Coordinator, RawAgent};
+
+async fn run_one(c: &mut rota_tests::Client, jobset: &str, spec: pb::RunSpec) -> pb::Run {
+    let run = c
+        .submit(pb::SubmitRequest {
+            jobset: jobset.into(),
+            runs: vec![spec],
+            parallel: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs
+        .remove(0);
+    wait_jobset(c, jobset, Duration::from_secs(30)).await;
+    c.get_run(pb::RunRef { run: run.id })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_starts_in_an_empty_run_dir_and_its_return_data_is_stored_with_it() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 1, &[]);
+    cluster.wait_agents(1).await;
+    let mut c = cluster.client().await;
+    let script = r#"test "$PWD" = "$RUN_DIR" && test -z "$(ls -A)" && test -d "$JOB_DIR" || exit 9
+        printf '%s %s %s' "$CI" "$RUN_DIR" "$JOB_DIR"
+        printf 'dumped: db1\nrows: 3\n' > return_data.yaml"#;
+    let run = run_one(&mut c, "one", sh("dump", script)).await;
+    assert_eq!(run.state, "success", "{run:?}");
+    let work = cluster.dir.path().join("spool/a-work");
+    assert_eq!(
+        stdout_of(&mut c, &run.id).await,
+        format!(
+            "true {}/runs/{}.1 {}/jobs/dump",
+            work.display(),
+            run.id,
+            work.display()
+        )
+    );
+    assert_eq!(run.return_data, r#"{"dumped":"db1","rows":3}"#);
+    assert_eq!(run.return_data_problem, "");
+
+    // A failed run keeps its return data too; invalid JSON is a problem naming the file.
+    let run = run_one(
+        &mut c,
+        "two",
+        sh("bad", "echo '{oops' > return_data.json; exit 3"),
+    )
+    .await;
+    assert_eq!((run.state.as_str(), run.exit_code), ("errored", Some(3)));
+    assert_eq!(run.return_data, "");
+    assert!(
+        run.return_data_problem.starts_with("return_data.json: "),
+        "{run:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_data_over_the_limit_or_under_another_name_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = Coordinator::start(&dir.path().join("data"), |_| {}).await;
+    let mut c = rota_tests::client(&coordinator.url).await;
+    let mut agent = RawAgent::connect(&coordinator.url, "raw", 1).await;
+    let run = c
+        .submit(pb::SubmitRequest {
+            jobset: String::new(),
+            runs: vec![sh("r", "true")],
+            parallel: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs
+        .remove(0);
+    let assign = agent.assigned().await;
+    let finished = |file: &str, data: Vec<u8>| {
+        Msg::Finished(pb::RunFinished {
+            run_id: assign.run_id.clone(),
+            attempt: 1,
+            exit_code: Some(0),
+            return_data_file: file.into(),
+            return_data: data,
+            ..Default::default()
+        })
+    };
+    agent
+        .send(finished(
+            "return_data.json",
+            vec![b' '; rota_proto::MAX_RETURN_DATA + 1],
+        ))
+        .await;
+    agent
+        .send(finished("../../etc/passwd", b"{}".to_vec()))
+        .await;
+    // The honest result after the refused ones is recorded.
+    agent
+        .send(finished("return_data.json", b"[1, 2]".to_vec()))
+        .await;
+    let recorded = rota_tests::eventually(Duration::from_secs(10), "the result", || {
+        let mut c = c.clone();
+        let id = run.id.clone();
+        async move {
+            let run = c.get_run(pb::RunRef { run: id }).await.ok()?.into_inner();
+            (run.state == "success").then_some(run)
+        }
+    })
+    .await;
+    assert_eq!(recorded.return_data, "[1,2]");
+    coordinator.stop().await;
+}
