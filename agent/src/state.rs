@@ -214,7 +214,12 @@ impl Agent {
             if running >= usize::try_from(self.config.slots).unwrap_or(usize::MAX) {
                 tracing::warn!(run = %key, running, slots = self.config.slots, "assigned more runs than slots");
             }
-            let dirs = self.work.prepare(&key, &assign.job_name);
+            let dirs = if assign.run_dir_run_id.is_empty() {
+                self.work.prepare(&key, &assign.job_name)
+            } else {
+                let pinned = RunKey::new(assign.run_dir_run_id.clone(), assign.run_dir_attempt);
+                self.work.reuse(&pinned, &assign.job_name)
+            };
             let spec = RunSpec {
                 key: key.clone(),
                 argv: assign.argv,

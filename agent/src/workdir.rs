@@ -5,17 +5,20 @@
 //! Layout under `--work-dir`: `runs/<run>.<attempt>/` and `jobs/<job>/`. A run directory is
 //! removed `--keep-run-dirs` after its run ended, by one timer per directory (and, for those a
 //! previous agent process left, one timer each set at startup from their age): nothing scans
-//! the tree while the agent runs.
+//! the tree while the agent runs. A `same_agent_as` run starts in the `RUN_DIR` of the run it
+//! is pinned to; while it runs that directory is not removed, and its timer starts again when
+//! the last run using it ends.
 //!
 //! The work directory is not the spool: the spool is the agent's alone (mode 0700), while a
 //! `--run-as` user must reach its own directories. So `runs/` and `jobs/` are 0711 (traversable,
 //! not listable) and each run or job directory is 0700 and owned by the run's user.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read as _};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rota_proto::RETURN_DATA_FILES;
@@ -58,6 +61,16 @@ pub struct WorkDir {
     root: PathBuf,
     keep: Duration,
     run_as: Option<Arc<RunAs>>,
+    /// Per run directory in use or waiting for removal: the runs in it now, and a generation
+    /// that each start and end bumps, so a timer set before the latest one does nothing.
+    /// Behind a `std::sync::Mutex` never held across an `.await` (style rule 6).
+    uses: Mutex<HashMap<PathBuf, Use>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Use {
+    runs: u32,
+    generation: u64,
 }
 
 /// The directories of one run.
@@ -83,6 +96,7 @@ impl WorkDir {
             root: root.to_owned(),
             keep,
             run_as,
+            uses: Mutex::default(),
         });
         for dir in [root.to_owned(), work.runs(), work.jobs()] {
             fs::DirBuilder::new()
@@ -103,7 +117,7 @@ impl WorkDir {
                 .ok()
                 .and_then(|modified| SystemTime::now().duration_since(modified).ok())
                 .unwrap_or(Duration::ZERO);
-            work.remove_after(entry.path(), keep.saturating_sub(age));
+            work.remove_after(entry.path(), keep.saturating_sub(age), 0);
         }
         Ok(work)
     }
@@ -142,11 +156,61 @@ impl WorkDir {
         for dir in [&run_dir, &job_dir] {
             self.make_owned(dir)?;
         }
+        self.change_use(&run_dir, 1);
         Ok(RunDirs {
             run_dir,
             job_dir,
             work: self.clone(),
         })
+    }
+
+    /// The `RUN_DIR` of `pinned` (a `same_agent_as` run starts in it, as it was left) and the
+    /// job's `JOB_DIR`; fails when that directory is no longer here.
+    pub fn reuse(self: &Arc<Self>, pinned: &RunKey, job: &str) -> Result<RunDirs, WorkDirError> {
+        let run_dir = self
+            .runs()
+            .join(format!("{}.{}", path_safe(&pinned.run_id), pinned.attempt));
+        if !run_dir.is_dir() {
+            return Err(WorkDirError {
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "same_agent_as: the RUN_DIR of run {pinned} is gone from this agent (--keep-run-dirs passed?)"
+                    ),
+                ),
+                path: run_dir,
+            });
+        }
+        let job_dir = self.jobs().join(path_safe(job));
+        self.make_owned(&job_dir)?;
+        self.change_use(&run_dir, 1);
+        Ok(RunDirs {
+            run_dir,
+            job_dir,
+            work: self.clone(),
+        })
+    }
+
+    /// Counts a run in (`+1`) or out (`-1`) of `dir`; returns the new generation.
+    fn change_use(&self, dir: &Path, delta: i32) -> u64 {
+        let mut uses = self.uses.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = uses.entry(dir.to_owned()).or_default();
+        entry.runs = entry.runs.saturating_add_signed(delta);
+        entry.generation += 1;
+        entry.generation
+    }
+
+    /// Whether the timer of `generation` may remove `dir`: no run uses it and nothing started
+    /// or ended in it since. Forgets the directory when it may.
+    fn may_remove(&self, dir: &Path, generation: u64) -> bool {
+        let mut uses = self.uses.lock().unwrap_or_else(|p| p.into_inner());
+        match uses.get(dir) {
+            Some(u) if u.runs > 0 || u.generation != generation => false,
+            _ => {
+                uses.remove(dir);
+                true
+            }
+        }
     }
 
     fn make_owned(&self, dir: &Path) -> Result<(), WorkDirError> {
@@ -170,10 +234,15 @@ impl WorkDir {
         Ok(())
     }
 
-    /// Removes `dir` once `delay` has passed, off the runtime's worker threads.
-    fn remove_after(&self, dir: PathBuf, delay: Duration) {
+    /// Removes `dir` once `delay` has passed (unless a run started or ended in it since), off
+    /// the runtime's worker threads.
+    fn remove_after(self: &Arc<Self>, dir: PathBuf, delay: Duration, generation: u64) {
+        let work = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            if !work.may_remove(&dir, generation) {
+                return;
+            }
             let removed = tokio::task::spawn_blocking(move || {
                 let result = fs::remove_dir_all(&dir);
                 (dir, result)
@@ -193,7 +262,9 @@ impl RunDirs {
     /// Called once, when the run has ended.
     pub fn finish(&self) -> Option<ReturnData> {
         let found = read_return_data(&self.run_dir);
-        self.work.remove_after(self.run_dir.clone(), self.work.keep);
+        let generation = self.work.change_use(&self.run_dir, -1);
+        self.work
+            .remove_after(self.run_dir.clone(), self.work.keep, generation);
         found
     }
 }

@@ -142,6 +142,9 @@ pub struct SubmitArgs {
     /// Run this one waits for: a run id or number (repeatable).
     #[arg(long, value_name = "RUN")]
     pub after: Vec<String>,
+    /// Start on the agent that ran RUN, in its RUN_DIR (RUN is added to --after).
+    #[arg(long, value_name = "RUN")]
+    pub same_agent_as: Option<String>,
     /// Environment variable for the run (repeatable).
     #[arg(long, value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,

@@ -120,3 +120,81 @@ async fn return_data_over_the_limit_or_under_another_name_is_refused_and_changes
     assert_eq!(recorded.return_data, "[1,2]");
     coordinator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_agent_as_run_starts_on_its_targets_agent_in_its_run_dir() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 2, &[]);
+    cluster.add_agent("b", 2, &[]);
+    cluster.wait_agents(2).await;
+    let mut c = cluster.client().await;
+    let mut runs = Vec::new();
+    for db in ["db1", "db2", "db3", "db4"] {
+        let dump = sh(
+            &format!("dump-{db}"),
+            &format!("echo {db} > dump.sql; printf %s \"$PWD\""),
+        );
+        let mut restore = sh(&format!("restore-{db}"), "cat dump.sql; printf %s \"$PWD\"");
+        restore.after = vec![dump.name.clone()];
+        restore.same_agent_as = dump.name.clone();
+        runs.push(dump);
+        runs.push(restore);
+    }
+    let submitted = c
+        .submit(pb::SubmitRequest {
+            jobset: "farm".into(),
+            runs,
+            parallel: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    wait_jobset(&mut c, "farm", Duration::from_secs(60)).await;
+    let mut agents = std::collections::BTreeSet::new();
+    for pair in submitted.chunks(2) {
+        let get = |id: &str| {
+            let mut c = c.clone();
+            let id = id.to_string();
+            async move {
+                c.get_run(pb::RunRef { run: id })
+                    .await
+                    .unwrap()
+                    .into_inner()
+            }
+        };
+        let (dump, restore) = (get(&pair[0].id).await, get(&pair[1].id).await);
+        assert_eq!(
+            (dump.state.as_str(), restore.state.as_str()),
+            ("success", "success"),
+            "{restore:?}"
+        );
+        assert_eq!(restore.agent, dump.agent, "{} ran elsewhere", restore.name);
+        agents.insert(dump.agent.clone());
+        let dump_dir = stdout_of(&mut c, &dump.id).await;
+        let db = dump.name.trim_start_matches("dump-");
+        assert_eq!(
+            stdout_of(&mut c, &restore.id).await,
+            format!("{db}\n{dump_dir}")
+        );
+    }
+    assert_eq!(agents.len(), 2, "the dumps spread over both agents");
+
+    // same_agent_as must name one of the run's own after.
+    let mut lone = sh("lone", "true");
+    lone.same_agent_as = submitted[0].id.clone();
+    let err = c
+        .submit(pb::SubmitRequest {
+            jobset: "farm".into(),
+            runs: vec![lone],
+            parallel: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("must also be one of its after"),
+        "{err:?}"
+    );
+    cluster.stop().await;
+}

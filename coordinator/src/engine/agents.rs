@@ -213,6 +213,7 @@ impl State {
         let id = self.agents.next_id;
         let groups: Vec<Arc<str>> = hello.groups.iter().map(|g| Arc::from(g.as_str())).collect();
         self.core.agent_connected(id, hello.slots, groups);
+        self.core.name_agent(id, &hello.name);
         let mut held = Vec::new();
         for run in &hello.held {
             let number = match self.ids.get(&run.run_id) {

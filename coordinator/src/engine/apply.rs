@@ -41,7 +41,13 @@ impl State {
                         a.state = "assigned".into();
                         a.started_at = now;
                     })?;
-                    let msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    let mut msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    if let Some(pin) = rec.spec.same_agent_as {
+                        // The agent starts this run in the pinned run's RUN_DIR.
+                        let target = self.record(b, pin)?;
+                        msg.run_dir_run_id = target.id;
+                        msg.run_dir_attempt = target.attempt;
+                    }
                     self.agents.send_later(
                         &mut self.effects,
                         agent,
@@ -250,6 +256,9 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         } else {
             pb::OnDisconnect::Keep
         } as i32,
+        // Set by the caller for a `same_agent_as` run.
+        run_dir_run_id: String::new(),
+        run_dir_attempt: 0,
     }
 }
 

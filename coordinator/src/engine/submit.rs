@@ -103,6 +103,15 @@ impl State {
                 }
             }
         }
+        for (i, spec) in specs.iter().enumerate() {
+            let pin = &spec.same_agent_as;
+            if !pin.is_empty() && !spec.after.contains(pin) {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: same_agent_as {pin:?} must also be one of its after",
+                    names[i]
+                )));
+            }
+        }
         let order = topological(&local_deps).map_err(|cycle| {
             let path: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
             Error::InvalidArgument(format!("cycle in after: {}", path.join(" -> ")))
@@ -125,6 +134,14 @@ impl State {
             let spec = by_index.remove(&i).expect("each index once");
             let mut after: Vec<u64> = local_deps[i].iter().map(|&j| numbers[j]).collect();
             after.extend(&outside_deps[i]);
+            // Resolved as `after` resolved it (checked above to be one of them).
+            let same_agent_as = match spec.same_agent_as.as_str() {
+                "" => None,
+                pin => Some(match by_name.get(pin) {
+                    Some(&j) => numbers[j],
+                    None => self.resolve(b, pin)?,
+                }),
+            };
             let command = if spec.shell {
                 vec![spec.command.join(" ")]
             } else {
@@ -158,6 +175,7 @@ impl State {
                     previous_run_id: origin.previous.as_ref().map(|p| p.0.clone()),
                     previous_exit_code: origin.previous.as_ref().and_then(|p| p.1),
                     max_log_bytes: origin.max_log_bytes,
+                    same_agent_as,
                 },
                 state: "pending".into(),
                 attempt: 1,
@@ -215,6 +233,10 @@ impl State {
         let mut info = run_info(&rec);
         // Its own dependencies no longer matter: it is finished.
         info.after.clear();
+        if state == Final::Success {
+            // A `same_agent_as` dependent waits for this agent.
+            self.core.set_ran_on(number, &rec.agent);
+        }
         self.core
             .add(info, rec.attempt, Initial::Done(state), self.now)?;
         Ok(())
@@ -292,6 +314,7 @@ pub(super) fn run_info(rec: &RunRecord) -> RunInfo {
             .spec
             .stop_on_disconnect
             .then(|| super::apply::kill_grace_ms(&rec.spec)),
+        same_agent_as: rec.spec.same_agent_as,
     }
 }
 

@@ -6,6 +6,7 @@
 //! agent slots, dependencies, retries) testable deterministically, including by a seeded
 //! random simulation that checks the invariants after every step.
 
+mod affinity;
 mod agents;
 mod queue;
 mod reason;
@@ -143,6 +144,10 @@ pub struct Scheduler {
     groups: HashMap<Arc<str>, GroupState>,
     exclusive_running: HashMap<Arc<str>, u32>,
     decisions: Vec<Decision>,
+    /// `same_agent_as` runs and the agent names they wait for.
+    pins: affinity::Pins,
+    /// The latest `now` any event brought, for deadlines set where no `now` is passed.
+    clock: Millis,
 }
 
 impl Scheduler {
@@ -172,6 +177,7 @@ impl Scheduler {
         if self.runs.contains_key(&info.number) {
             return Err(SchedError::Duplicate(info.number));
         }
+        self.clock = self.clock.max(now);
         if let Some(dep) = info.after.iter().find(|d| !self.runs.contains_key(d)) {
             return Err(SchedError::UnknownRun(*dep));
         }
@@ -324,13 +330,17 @@ impl Scheduler {
                 current,
             });
         }
+        self.clock = self.clock.max(now);
         let outcome = if cancel_requested && outcome == Outcome::Failed {
             Outcome::Cancelled
         } else {
             outcome
         };
         match outcome {
-            Outcome::Success => self.finish(run, Final::Success, String::new()),
+            Outcome::Success => {
+                self.note_ran_on(run);
+                self.finish(run, Final::Success, String::new())
+            }
             Outcome::Cancelled if cancel_requested => {
                 self.finish(run, Final::Cancelled, String::new())
             }
@@ -422,6 +432,7 @@ impl Scheduler {
         }
         self.runs.remove(&run);
         self.dependents.remove(&run);
+        self.forget_pins(run);
         true
     }
 
@@ -492,6 +503,8 @@ impl Scheduler {
     /// The agent's stream ended. Its runs keep their resources for the orphan lease, waiting
     /// for the agent to reconnect and claim them.
     pub fn agent_disconnected(&mut self, id: AgentId, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_agent_gone(id, false, now);
         let Some(agent) = self.agents.remove(id) else {
             return;
         };
@@ -509,6 +522,8 @@ impl Scheduler {
     /// remain, else errored with reason `agent lost`; `on_disconnect: stop` runs only once their
     /// agent has surely stopped them (see [`RunInfo::stop_on_disconnect`]).
     pub fn agent_lost(&mut self, id: AgentId, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_agent_gone(id, true, now);
         let Some(agent) = self.agents.remove(id) else {
             return;
         };
@@ -531,6 +546,8 @@ impl Scheduler {
 
     /// Ends back-offs and orphan leases due at `now`.
     pub fn tick(&mut self, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_tick(now);
         while let Some(&(t, run)) = self.backoff.first() {
             if t > now {
                 break;
@@ -577,7 +594,10 @@ impl Scheduler {
     pub fn next_deadline(&self) -> Option<Millis> {
         let b = self.backoff.first().map(|(t, _)| *t);
         let o = self.orphans.first().map(|(t, _)| *t);
-        b.into_iter().chain(o).min()
+        b.into_iter()
+            .chain(o)
+            .chain(self.pins_next_deadline())
+            .min()
     }
 
     // ----- dispatch ---------------------------------------------------------------------
@@ -586,6 +606,8 @@ impl Scheduler {
     /// examined: a class whose head cannot start is done for this cycle, since resources only
     /// shrink while dispatching.
     pub fn dispatch(&mut self) -> usize {
+        // Pinned runs first: only their agent can run them.
+        let pinned = self.dispatch_pinned();
         let mut heap: BinaryHeap<Reverse<(queue::Rank, ClassKey)>> = self
             .queue
             .heads()
@@ -604,7 +626,7 @@ impl Scheduler {
                 heap.push(Reverse((next, key)));
             }
         }
-        started
+        pinned + started
     }
 
     /// Where the head of a class could start now: an agent and the group it counts against.
@@ -677,7 +699,9 @@ impl Scheduler {
         let key = st.key.clone();
         let jobset = st.info.jobset.clone();
         let exclusive = st.info.exclusive_job.clone();
+        let pinned = st.info.same_agent_as.is_some();
         match old {
+            Phase::Ready if pinned => self.pin_unready(run),
             Phase::Ready => {
                 self.queue.remove(&key, &r);
             }
@@ -709,6 +733,11 @@ impl Scheduler {
             Phase::Waiting { .. } | Phase::Done(_) => {}
         }
         match phase {
+            Phase::Ready if pinned => {
+                if let Some(reason) = self.pin_ready(run) {
+                    self.finish(run, Final::Errored, reason);
+                }
+            }
             Phase::Ready => self.queue.push(key, r),
             Phase::Backoff { until } => {
                 self.backoff.insert((until, run));

@@ -42,6 +42,9 @@ impl Scheduler {
     }
 
     fn ready_reason(&self, run: RunNo) -> String {
+        if let Some(reason) = self.pinned_reason(run) {
+            return reason;
+        }
         let st = &self.runs[&run];
         let key = &st.key;
         if let Some(js) = self.jobsets.get(&key.jobset) {

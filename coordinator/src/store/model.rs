@@ -33,6 +33,8 @@ pub struct RunSpecData {
     pub previous_exit_code: Option<i32>,
     /// The job's log cap per stream; None: the coordinator's `--max-log-bytes`.
     pub max_log_bytes: Option<u64>,
+    /// `same_agent_as`: the run (one of `after`) whose agent and RUN_DIR this run uses.
+    pub same_agent_as: Option<u64>,
 }
 
 /// One run: its spec and its mutable state.
