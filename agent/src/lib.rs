@@ -6,6 +6,7 @@
 //! - [`runner`]: one run as a real process in its own process group, cancel and timeout.
 //! - [`run_as`]: `--run-as USER`, the user runs become.
 //! - [`spool`]: the spool directory: log files, recorded process groups, orphan cleanup.
+//! - [`artifacts`]: a successful run's files sent to the coordinator, a run's inputs fetched.
 //! - [`workdir`]: each run's empty `RUN_DIR`, each job's `JOB_DIR`, return data.
 //! - [`backoff`]: the reconnect delays.
 //! - `connection`: one `Connect` stream: handshake, heartbeats, lease, messages in and out.
@@ -15,6 +16,7 @@
 //! - `drain`: stop taking work, finish or cancel what runs, wait for the acknowledgements.
 //! - `watchdog`: a forked process that kills every run's group when the agent dies.
 
+pub mod artifacts;
 pub mod backoff;
 mod connection;
 mod disconnect;

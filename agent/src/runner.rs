@@ -73,6 +73,8 @@ pub struct RunSpec {
     /// The run's `RUN_DIR` (where it starts) and `JOB_DIR`; `None`: it starts in the agent's
     /// current directory (tests of the process handling alone).
     pub dirs: Option<RunDirs>,
+    /// Globs (relative to `RUN_DIR`) of the files sent as artifacts when the run succeeds.
+    pub artifacts: Vec<String>,
 }
 
 /// How a run ended, as `RunFinished` reports it.
@@ -97,6 +99,8 @@ pub struct Outcome {
     pub rejected: bool,
     /// What the run left in `RUN_DIR/return_data.*`, read once it ended.
     pub return_data: Option<ReturnData>,
+    /// The files the job's artifact globs matched, when the run succeeded.
+    pub artifacts: Vec<crate::artifacts::Artifact>,
 }
 
 /// What has happened so far: lengths grow while the run writes; `outcome` is set once at the
@@ -212,6 +216,7 @@ impl Run {
             kill_grace: spec.kill_grace,
             spool: spool.clone(),
             dirs: spec.dirs.clone(),
+            artifacts: spec.artifacts.clone(),
         };
         tokio::spawn(supervisor.run(child, control_rx, readers, progress_tx));
         Run {
@@ -499,6 +504,7 @@ struct Supervisor {
     kill_grace: Duration,
     spool: Arc<Spool>,
     dirs: Option<RunDirs>,
+    artifacts: Vec<String>,
 }
 
 /// Why a run is being stopped.
@@ -586,6 +592,11 @@ impl Supervisor {
         }
         if outcome.error.is_empty() {
             outcome.error = spool_errors.join("; ");
+        }
+        let succeeded = outcome.exit_code == Some(0) && outcome.error.is_empty();
+        if let Some(dirs) = self.dirs.as_ref().filter(|_| succeeded) {
+            // Matched before `finish` starts the directory's removal timer.
+            outcome.artifacts = crate::artifacts::collect(&dirs.run_dir, &self.artifacts);
         }
         outcome.return_data = self.dirs.as_ref().and_then(RunDirs::finish);
         progress.send_modify(|progress| {

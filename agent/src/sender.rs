@@ -110,7 +110,13 @@ pub async fn send_run(
         }
         if let Some(outcome) = snapshot.outcome {
             // The outcome's lengths are final and were part of this snapshot: all is queued.
-            return send(pb::agent_message::Msg::Finished(finished(&key, outcome))).await;
+            // Artifacts go after the log and before the result, which lists them.
+            let sent = crate::artifacts::send(&key, &outcome.artifacts, &out)
+                .await
+                .map_err(|()| SendError::Closed)?;
+            let mut msg = finished(&key, outcome);
+            msg.artifacts = sent;
+            return send(pb::agent_message::Msg::Finished(msg)).await;
         }
         if progress.changed().await.is_err() && progress.borrow().outcome.is_none() {
             return Err(SendError::NoOutcome(key));
@@ -134,5 +140,6 @@ fn finished(key: &RunKey, outcome: Outcome) -> pb::RunFinished {
         timed_out: outcome.timed_out,
         cancelled: outcome.cancelled,
         rejected: outcome.rejected,
+        artifacts: Vec::new(),
     }
 }

@@ -193,9 +193,21 @@ impl Agent {
         jobs
     }
 
+    /// Where a run's inputs are fetched to before it starts.
+    pub fn staging(&self, assign: &pb::Assign) -> std::path::PathBuf {
+        self.work
+            .staging(&RunKey::new(assign.run_id.clone(), assign.attempt))
+    }
+
     /// Starts an assigned run (or, while draining, reports it refused) and returns its send
-    /// job; `None` for a duplicate `Assign` of a run already held.
-    pub fn assign(&self, assign: pb::Assign) -> Option<SendJob> {
+    /// job; `None` for a duplicate `Assign` of a run already held. `inputs`: where its
+    /// dependencies' artifacts were fetched to (moved into its RUN_DIR), or why they could not
+    /// be (the run fails with that reason).
+    pub fn assign(
+        &self,
+        assign: pb::Assign,
+        inputs: Result<Option<std::path::PathBuf>, String>,
+    ) -> Option<SendJob> {
         let key = RunKey::new(assign.run_id, assign.attempt);
         let mut table = self.table();
         if table.runs.contains_key(&key) {
@@ -220,6 +232,19 @@ impl Agent {
                 let pinned = RunKey::new(assign.run_dir_run_id.clone(), assign.run_dir_attempt);
                 self.work.reuse(&pinned, &assign.job_name)
             };
+            let dirs = match (dirs, inputs) {
+                (Ok(dirs), Ok(Some(staged))) => self
+                    .work
+                    .place(&staged, &dirs)
+                    .map(|()| dirs)
+                    .map_err(|e| e.to_string()),
+                (Ok(dirs), Ok(None)) => Ok(dirs),
+                (Ok(dirs), Err(reason)) => {
+                    dirs.finish();
+                    Err(reason)
+                }
+                (Err(e), _) => Err(e.to_string()),
+            };
             let spec = RunSpec {
                 key: key.clone(),
                 argv: assign.argv,
@@ -230,10 +255,11 @@ impl Agent {
                 kill_grace: Duration::from_millis(assign.kill_grace_ms),
                 run_as: self.config.run_as.clone(),
                 dirs: dirs.as_ref().ok().cloned(),
+                artifacts: assign.artifacts,
             };
             let run = match dirs {
                 Ok(_) => Run::start(spec, &self.spool),
-                Err(err) => Run::failed(key.clone(), err.to_string()),
+                Err(err) => Run::failed(key.clone(), err),
             };
             tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");
             run

@@ -213,6 +213,57 @@ impl WorkDir {
         }
     }
 
+    /// Where the inputs of an attempt are fetched to: beside `runs/`, so they move into its
+    /// RUN_DIR by a rename.
+    pub fn staging(&self, key: &RunKey) -> PathBuf {
+        self.root
+            .join("staging")
+            .join(format!("{}.{}", path_safe(&key.run_id), key.attempt))
+    }
+
+    /// Moves fetched inputs (a staging directory) into a run's RUN_DIR, owned by the run's
+    /// user; the staging directory goes.
+    pub fn place(&self, staged: &Path, dirs: &RunDirs) -> Result<(), WorkDirError> {
+        let failed = |path: &Path, source| WorkDirError {
+            path: path.to_owned(),
+            source,
+        };
+        let mut todo = vec![PathBuf::new()];
+        while let Some(rel) = todo.pop() {
+            let from = staged.join(&rel);
+            let entries = fs::read_dir(&from).map_err(|e| failed(&from, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| failed(&from, e))?;
+                let rel = rel.join(entry.file_name());
+                let target = dirs.run_dir.join(&rel);
+                if entry.file_type().map_err(|e| failed(&from, e))?.is_dir() {
+                    self.make_owned(&target)?;
+                    todo.push(rel);
+                } else {
+                    fs::rename(entry.path(), &target).map_err(|e| failed(&target, e))?;
+                    self.chown(&target)?;
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(staged);
+        Ok(())
+    }
+
+    fn chown(&self, path: &Path) -> Result<(), WorkDirError> {
+        if let Some(user) = &self.run_as {
+            nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(user.uid)),
+                Some(nix::unistd::Gid::from_raw(user.gid)),
+            )
+            .map_err(|errno| WorkDirError {
+                path: path.to_owned(),
+                source: io::Error::from(errno),
+            })?;
+        }
+        Ok(())
+    }
+
     fn make_owned(&self, dir: &Path) -> Result<(), WorkDirError> {
         let failed = |source| WorkDirError {
             path: dir.to_owned(),
@@ -223,15 +274,7 @@ impl WorkDir {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
             Err(err) => return Err(failed(err)),
         }
-        if let Some(user) = &self.run_as {
-            nix::unistd::chown(
-                dir,
-                Some(nix::unistd::Uid::from_raw(user.uid)),
-                Some(nix::unistd::Gid::from_raw(user.gid)),
-            )
-            .map_err(|errno| failed(io::Error::from(errno)))?;
-        }
-        Ok(())
+        self.chown(dir)
     }
 
     /// Removes `dir` once `delay` has passed (unless a run started or ended in it since), off

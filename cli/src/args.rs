@@ -145,6 +145,10 @@ pub struct SubmitArgs {
     /// Start on the agent that ran RUN, in its RUN_DIR (RUN is added to --after).
     #[arg(long, value_name = "RUN")]
     pub same_agent_as: Option<String>,
+    /// A file or glob (relative to RUN_DIR) kept as an artifact when the run succeeds
+    /// (repeatable).
+    #[arg(long = "artifact", value_name = "GLOB")]
+    pub artifacts: Vec<String>,
     /// Environment variable for the run (repeatable).
     #[arg(long, value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,

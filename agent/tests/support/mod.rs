@@ -38,6 +38,7 @@ pub fn spec(run_id: &str, argv: &[&str]) -> RunSpec {
         kill_grace: Duration::from_secs(5),
         run_as: None,
         dirs: None,
+        artifacts: vec![],
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run_specs(args: &SubmitArgs, from_lines: Option<Vec<String>>) -> Vec<RunS
             .cloned()
             .collect(),
         same_agent_as: args.same_agent_as.clone().unwrap_or_default(),
+        artifacts: args.artifacts.clone(),
         retries: args.retries.unwrap_or(0),
         max_execution_ms: args
             .timeout

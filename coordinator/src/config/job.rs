@@ -166,6 +166,15 @@ pub(super) fn build_job(
             ))
         }
     };
+    let artifacts = raw.artifacts.unwrap_or_default();
+    if let Some(bad) = artifacts.iter().find(|g| !rota_proto::is_artifact_path(g)) {
+        return Err(invalid(
+            "artifacts",
+            format!(
+                "{bad:?} must be a relative path or glob inside RUN_DIR (no '..', not absolute)"
+            ),
+        ));
+    }
     let stop_on_disconnect = match raw.on_disconnect.as_deref() {
         None | Some("keep") => false,
         Some("stop") => true,
@@ -209,6 +218,7 @@ pub(super) fn build_job(
         max_log_bytes: raw.max_log_bytes,
         stop_on_disconnect,
         same_agent_as,
+        artifacts,
     })
 }
 

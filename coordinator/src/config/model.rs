@@ -81,6 +81,8 @@ pub struct JobDef {
     /// `same_agent_as` (or `affinity: sticky`): the job of `after` whose agent and `RUN_DIR`
     /// this job's runs use.
     pub same_agent_as: Option<String>,
+    /// Globs (relative to `RUN_DIR`) of the files kept as artifacts when a run succeeds.
+    pub artifacts: Vec<String>,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`
@@ -150,6 +152,7 @@ impl JobDef {
                 rota_proto::OnDisconnect::Keep
             } as i32,
             same_agent_as: self.same_agent_as.clone().unwrap_or_default(),
+            artifacts: self.artifacts.clone(),
         }
     }
 }

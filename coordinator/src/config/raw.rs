@@ -107,6 +107,8 @@ pub(super) struct RawJob {
     /// rota: `sticky` is `same_agent_as` the first of `after` (for a whole job group);
     /// `none` (the default) places runs freely.
     pub affinity: Option<String>,
+    /// rota: globs (relative to `RUN_DIR`) of files kept as artifacts when a run succeeds.
+    pub artifacts: Option<Vec<String>>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.

@@ -42,6 +42,15 @@ impl State {
                         a.started_at = now;
                     })?;
                     let mut msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    msg.artifacts = rec.spec.artifacts.clone();
+                    for &dep in &rec.spec.after {
+                        for a in b.read().artifacts(dep)? {
+                            msg.inputs.push(pb::InputArtifact {
+                                file: Some(super::records::artifact_to_proto(a)),
+                                from_run: dep,
+                            });
+                        }
+                    }
                     if let Some(pin) = rec.spec.same_agent_as {
                         // The agent starts this run in the pinned run's RUN_DIR.
                         let target = self.record(b, pin)?;
@@ -259,6 +268,8 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         // Set by the caller for a `same_agent_as` run.
         run_dir_run_id: String::new(),
         run_dir_attempt: 0,
+        artifacts: vec![],
+        inputs: vec![],
     }
 }
 

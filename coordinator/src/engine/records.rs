@@ -37,6 +37,15 @@ pub fn to_proto(r: &RunRecord, waiting_reason: Option<String>) -> pb::Run {
         // Filled by `run_view` (GetRun) alone: a list does not read the return data table.
         return_data: String::new(),
         return_data_problem: String::new(),
+        artifacts: vec![],
+    }
+}
+
+pub fn artifact_to_proto(a: crate::store::ArtifactRecord) -> pb::ArtifactFile {
+    pb::ArtifactFile {
+        path: a.path,
+        sha256: a.sha256,
+        size: a.size,
     }
 }
 
@@ -89,6 +98,12 @@ impl State {
             .attempts(number)?
             .iter()
             .map(attempt_to_proto)
+            .collect();
+        run.artifacts = b
+            .read()
+            .artifacts(number)?
+            .into_iter()
+            .map(artifact_to_proto)
             .collect();
         if let Some(data) = b.read().return_data(number)? {
             run.return_data = data.data;

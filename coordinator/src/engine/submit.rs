@@ -104,6 +104,16 @@ impl State {
             }
         }
         for (i, spec) in specs.iter().enumerate() {
+            if let Some(bad) = spec
+                .artifacts
+                .iter()
+                .find(|g| !rota_proto::is_artifact_path(g))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: artifacts: {bad:?} must be a relative path or glob inside RUN_DIR (no '..', not absolute)",
+                    names[i]
+                )));
+            }
             let pin = &spec.same_agent_as;
             if !pin.is_empty() && !spec.after.contains(pin) {
                 return Err(Error::InvalidArgument(format!(
@@ -176,6 +186,7 @@ impl State {
                     previous_exit_code: origin.previous.as_ref().and_then(|p| p.1),
                     max_log_bytes: origin.max_log_bytes,
                     same_agent_as,
+                    artifacts: spec.artifacts,
                 },
                 state: "pending".into(),
                 attempt: 1,

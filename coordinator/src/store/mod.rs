@@ -5,6 +5,7 @@
 //! [`Store::batch`]: one transaction per dispatch cycle, so durability costs one fsync per
 //! batch, not one per run.
 
+mod artifacts;
 mod model;
 mod return_data;
 mod runs;
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use artifacts::ArtifactRecord;
 pub use model::*;
 pub use return_data::ReturnDataRecord;
 
