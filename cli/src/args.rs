@@ -72,6 +72,8 @@ pub enum Command {
     Show(RunRefArgs),
     /// Print a run's output: stdout to stdout, stderr to stderr.
     Logs(LogsArgs),
+    /// List a run's artifacts, or download one (--get PATH).
+    Artifacts(ArtifactsArgs),
     /// Cancel a run.
     Cancel(RunRefArgs),
     /// Retry a run, or every failed run of a jobset.
@@ -238,6 +240,19 @@ pub const DEFAULT_RUNS_PAGE: u32 = 1000;
 pub struct RunRefArgs {
     /// Run id or number.
     pub run: String,
+}
+
+/// `rota artifacts`.
+#[derive(Debug, Args)]
+pub struct ArtifactsArgs {
+    /// Run id or number.
+    pub run: String,
+    /// Write this artifact (its path as listed) to stdout, or to --output.
+    #[arg(long, value_name = "PATH")]
+    pub get: Option<String>,
+    /// With --get: write to this file instead of stdout.
+    #[arg(long = "to", value_name = "FILE", requires = "get")]
+    pub to: Option<std::path::PathBuf>,
 }
 
 /// `rota logs`.

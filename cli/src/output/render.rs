@@ -157,6 +157,10 @@ pub fn run_details(r: &Run) -> String {
     for (k, v) in env {
         let _ = writeln!(out, "  {k}={}", super::one_line(v));
     }
+    if !r.artifacts.is_empty() {
+        out.push_str("\nartifacts:\n");
+        out.push_str(&indent(&artifacts(&r.artifacts)));
+    }
     if !r.return_data_problem.is_empty() {
         let _ = writeln!(
             out,
@@ -170,6 +174,15 @@ pub fn run_details(r: &Run) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `rota artifacts RUN`: path, size, digest.
+pub fn artifacts(files: &[rota_proto::ArtifactFile]) -> String {
+    let mut t = Table::new(&["PATH", "SIZE", "SHA256"]);
+    for a in files {
+        t.row(vec![a.path.clone(), a.size.to_string(), a.sha256.clone()]);
+    }
+    t.render()
 }
 
 /// `rota status`: one `key: value` line per fact; run counts in life order, zeros left out.
