@@ -129,3 +129,57 @@ async fn artifact_globs_outside_the_run_dir_are_refused_naming_them() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_farm_example_runs_dumps_on_host_a_compress_and_upload_on_host_b_restore_sticky() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("host-a", 2, &["host-a_group"]);
+    cluster.add_agent("host-b", 2, &["host-b_group"]);
+    cluster.wait_agents(2).await;
+    let mut c = cluster.client().await;
+    let path = format!("{}/../examples/farm.yaml", env!("CARGO_MANIFEST_DIR"));
+    let defs = rota_coordinator::config::load_file(std::path::Path::new(&path)).unwrap();
+    for (group, max) in &defs.groups {
+        c.set_group_max(pb::SetGroupMaxRequest {
+            name: group.clone(),
+            max: *max,
+        })
+        .await
+        .unwrap();
+    }
+    let specs: Vec<pb::RunSpec> = defs
+        .jobs
+        .iter()
+        .map(|j| j.to_run_spec(&defs.environment))
+        .collect();
+    submit(&mut c, &defs.jobset, specs).await;
+    let done = wait_jobset(&mut c, &defs.jobset, Duration::from_secs(120)).await;
+    assert!(
+        done.all_succeeded,
+        "{:?}",
+        done.runs
+            .iter()
+            .map(|r| (&r.name, &r.state, &r.error))
+            .collect::<Vec<_>>()
+    );
+    let by_name: std::collections::HashMap<&str, &pb::Run> =
+        done.runs.iter().map(|r| (r.name.as_str(), r)).collect();
+    for db in ["db1", "db2", "db3", "db4"] {
+        let run = |step: &str| by_name[format!("{step}-{db}").as_str()];
+        assert_eq!(run("dump").agent, "host-a");
+        assert_eq!(run("compress").agent, "host-b");
+        assert_eq!(run("upload").agent, "host-b");
+        assert_eq!(run("restore").agent, run("dump").agent);
+        let restored = stdout_of(&mut c, &run("restore").id).await;
+        assert!(
+            restored.contains(&format!("{db}: restored 100000 rows")),
+            "{restored}"
+        );
+        let uploaded = stdout_of(&mut c, &run("upload").id).await;
+        assert!(
+            uploaded.ends_with(&format!("{db}: upload verified\n")),
+            "{uploaded}"
+        );
+    }
+    cluster.stop().await;
+}

@@ -43,7 +43,13 @@ impl State {
                     })?;
                     let mut msg = assign_message(&rec, &self.previous(b, &rec)?);
                     msg.artifacts = rec.spec.artifacts.clone();
-                    for &dep in &rec.spec.after {
+                    // The pinned run's files are in the RUN_DIR this run starts in: no copy.
+                    let inputs_of = rec
+                        .spec
+                        .after
+                        .iter()
+                        .filter(|dep| Some(**dep) != rec.spec.same_agent_as);
+                    for &dep in inputs_of {
                         for a in b.read().artifacts(dep)? {
                             msg.inputs.push(pb::InputArtifact {
                                 file: Some(super::records::artifact_to_proto(a)),
