@@ -82,11 +82,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Sends each artifact in chunks into `out`; returns what `RunFinished` lists. A file that
 /// cannot be read any more is left out (and logged): the coordinator then records no such
-/// artifact, and a dependent needing it fails naming it. Err only when the connection closed.
+/// artifact, and a dependent needing it fails naming it. With `status` each send starts where
+/// the coordinator's copy ends (nothing, for one it holds whole): a resend after a reconnect
+/// sends only what is missing. Err only when the connection closed.
 pub async fn send(
     key: &RunKey,
     artifacts: &[Artifact],
     out: &mpsc::Sender<pb::AgentMessage>,
+    mut status: Option<Client>,
 ) -> Result<Vec<pb::ArtifactFile>, ()> {
     let mut sent = Vec::new();
     for a in artifacts {
@@ -100,7 +103,32 @@ pub async fn send(
             }
             Err(_) => continue,
         };
-        let mut offset = 0u64;
+        let held = match status.as_mut() {
+            Some(client) => client
+                .artifact_status(pb::ArtifactStatusRequest {
+                    sha256: sha256.clone(),
+                    size,
+                })
+                .await
+                .map(|r| r.into_inner())
+                .ok(),
+            None => None,
+        };
+        if held.as_ref().is_some_and(|h| h.stored) {
+            sent.push(pb::ArtifactFile {
+                path: a.path.clone(),
+                sha256,
+                size,
+            });
+            continue;
+        }
+        // Resume at a chunk boundary at or below what is held: the chunks stay aligned.
+        let chunk = pb::ARTIFACT_CHUNK as u64;
+        let mut offset = held.map_or(0, |h| h.partial_len.min(size) / chunk * chunk);
+        if offset >= size && size > 0 {
+            // Held whole but not yet checked: the last chunk completes it.
+            offset = (size - 1) / chunk * chunk;
+        }
         let mut complete = true;
         while offset < size || (size == 0 && offset == 0) {
             let file = a.file.clone();

@@ -331,9 +331,10 @@ impl Connection {
         let readers = LogStream::BOTH
             .map(|stream| SpoolReader::new(self.agent.spool().log_path(&key, stream)));
         let data = self.data.clone();
+        let status = Some(self.fetcher.clone());
         let sender = self.senders.spawn(async move {
             let key = job.run.key().clone();
-            match send_run(job.run, job.from, job.announce, readers, data).await {
+            match send_run(job.run, job.from, job.announce, readers, data, status).await {
                 Ok(()) | Err(SendError::Closed) => {}
                 Err(err) => tracing::error!(run = %key, %err, "cannot send the run's log"),
             }

@@ -39,14 +39,16 @@ pub enum SendError {
     NoOutcome(RunKey),
 }
 
-/// Sends `run`'s log from `from` (stdout, stderr offsets) into `out`, then its `RunFinished`.
-/// With `announce`, a `RunStarted` goes first (if the process started at all).
+/// Sends `run`'s log from `from` (stdout, stderr offsets) into `out`, then its artifacts and
+/// its `RunFinished`. With `announce`, a `RunStarted` goes first (if the process started at
+/// all). With `status`, artifact bytes the coordinator already holds are not sent again.
 pub async fn send_run(
     run: Run,
     from: [u64; 2],
     announce: bool,
     readers: [SpoolReader; 2],
     out: mpsc::Sender<pb::AgentMessage>,
+    status: Option<crate::artifacts::Client>,
 ) -> Result<(), SendError> {
     let key = run.key().clone();
     let send = |msg: pb::agent_message::Msg| {
@@ -111,7 +113,7 @@ pub async fn send_run(
         if let Some(outcome) = snapshot.outcome {
             // The outcome's lengths are final and were part of this snapshot: all is queued.
             // Artifacts go after the log and before the result, which lists them.
-            let sent = crate::artifacts::send(&key, &outcome.artifacts, &out)
+            let sent = crate::artifacts::send(&key, &outcome.artifacts, &out, status)
                 .await
                 .map_err(|()| SendError::Closed)?;
             let mut msg = finished(&key, outcome);

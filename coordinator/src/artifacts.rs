@@ -51,6 +51,11 @@ impl ArtifactStore {
         fs::metadata(self.content(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
+    /// How many bytes of a partial content are held (0 for none); see `ArtifactStatus`.
+    pub fn partial_len(&self, sha256: &str, size: u64) -> u64 {
+        fs::metadata(self.partial(sha256)).map_or(0, |m| m.len().min(size))
+    }
+
     /// Writes one chunk; returns true once the content is stored whole and checked.
     pub fn write(
         &self,

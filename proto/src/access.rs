@@ -197,9 +197,11 @@ impl Role {
     pub fn may_call(self, service: &str, method: &str) -> bool {
         match self {
             Role::All => true,
-            // FetchArtifact: an agent places a dependency's artifacts before a run starts.
+            // FetchArtifact: an agent places a dependency's artifacts before a run starts;
+            // ArtifactStatus: it resumes sending one.
             Role::Agent => {
-                service == AGENT_SERVICE && matches!(method, "Connect" | "FetchArtifact")
+                service == AGENT_SERVICE
+                    && matches!(method, "Connect" | "FetchArtifact" | "ArtifactStatus")
             }
             Role::Admin => service == CONTROL_SERVICE,
             Role::Read => service == CONTROL_SERVICE && READ_METHODS.contains(&method),

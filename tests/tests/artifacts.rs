@@ -183,3 +183,56 @@ async fn the_farm_example_runs_dumps_on_host_a_compress_and_upload_on_host_b_res
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_status_tells_a_resending_agent_what_is_held() {
+    use rota_proto::agent_message::Msg;
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = rota_tests::Coordinator::start(&dir.path().join("data"), |_| {}).await;
+    let mut c = rota_tests::client(&coordinator.url).await;
+    let mut agent = rota_tests::RawAgent::connect(&coordinator.url, "raw", 1).await;
+    submit(&mut c, "one", vec![sh("r", "true")]).await;
+    let assign = agent.assigned().await;
+    let data = rota_tests::pseudo_random_bytes(7, 1_500_000);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &data);
+    let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let chunk = |offset: usize, end: usize| {
+        Msg::Artifact(pb::ArtifactChunk {
+            run_id: assign.run_id.clone(),
+            attempt: 1,
+            path: "out/x.bin".into(),
+            sha256: sha.clone(),
+            size: data.len() as u64,
+            offset: offset as u64,
+            data: data[offset..end].to_vec().into(),
+        })
+    };
+    let channel = tonic::transport::Endpoint::from_shared(coordinator.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut status_client = pb::agent_service_client::AgentServiceClient::new(channel);
+    let status = |client: &mut pb::agent_service_client::AgentServiceClient<_>| {
+        let req = pb::ArtifactStatusRequest {
+            sha256: sha.clone(),
+            size: data.len() as u64,
+        };
+        let mut client = client.clone();
+        async move { client.artifact_status(req).await.unwrap().into_inner() }
+    };
+    agent.send(chunk(0, 1 << 20)).await;
+    let held = rota_tests::eventually(Duration::from_secs(10), "the first chunk", || {
+        let s = status(&mut status_client);
+        async move { Some(s.await).filter(|h| h.partial_len > 0) }
+    })
+    .await;
+    assert_eq!((held.stored, held.partial_len), (false, 1 << 20));
+    agent.send(chunk(1 << 20, data.len())).await;
+    rota_tests::eventually(Duration::from_secs(10), "the whole content", || {
+        let s = status(&mut status_client);
+        async move { s.await.stored.then_some(()) }
+    })
+    .await;
+    coordinator.stop().await;
+}

@@ -33,6 +33,29 @@ impl pb::agent_service_server::AgentService for AgentService {
     type ConnectStream = OutStream;
     type FetchArtifactStream = super::streams::BoxStream<pb::ArtifactData>;
 
+    async fn artifact_status(
+        &self,
+        request: Request<pb::ArtifactStatusRequest>,
+    ) -> Result<Response<pb::ArtifactStatusResponse>, Status> {
+        let req = request.into_inner();
+        if !crate::artifacts::is_sha256(&req.sha256) {
+            return Err(Status::invalid_argument(format!(
+                "artifact digest {:?} is not a lowercase hex SHA-256",
+                req.sha256
+            )));
+        }
+        let store = &self.engine.artifacts;
+        let stored = store.has(&req.sha256, req.size);
+        Ok(Response::new(pb::ArtifactStatusResponse {
+            stored,
+            partial_len: if stored {
+                req.size
+            } else {
+                store.partial_len(&req.sha256, req.size)
+            },
+        }))
+    }
+
     async fn fetch_artifact(
         &self,
         request: Request<pb::FetchArtifactRequest>,
