@@ -130,7 +130,7 @@ fn finished(key: &RunKey, outcome: Outcome) -> pb::RunFinished {
     let return_data = outcome.return_data.unwrap_or_default();
     pb::RunFinished {
         return_data_file: return_data.file,
-        return_data: return_data.data.into(),
+        return_data: return_data.data,
         return_data_problem: return_data.problem,
         run_id: key.run_id.clone(),
         attempt: key.attempt,
