@@ -8,18 +8,21 @@ use rota_proto as pb;
 use rota_proto::agent_message::Msg;
 use rota_tests::{sh, stdout_of, wait_jobset, Cluster, Coordinator, RawAgent};
 
+async fn submit_one(c: &mut rota_tests::Client, jobset: &str, spec: pb::RunSpec) -> pb::Run {
+    c.submit(pb::SubmitRequest {
+        jobset: jobset.into(),
+        runs: vec![spec],
+        parallel: 0,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .runs
+    .remove(0)
+}
+
 async fn run_one(c: &mut rota_tests::Client, jobset: &str, spec: pb::RunSpec) -> pb::Run {
-    let run = c
-        .submit(pb::SubmitRequest {
-            jobset: jobset.into(),
-            runs: vec![spec],
-            parallel: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .runs
-        .remove(0);
+    let run = submit_one(c, jobset, spec).await;
     wait_jobset(c, jobset, Duration::from_secs(30)).await;
     c.get_run(pb::RunRef { run: run.id })
         .await
@@ -73,17 +76,7 @@ async fn return_data_over_the_limit_or_under_another_name_is_refused_and_changes
     let mut coordinator = Coordinator::start(&dir.path().join("data"), |_| {}).await;
     let mut c = rota_tests::client(&coordinator.url).await;
     let mut agent = RawAgent::connect(&coordinator.url, "raw", 1).await;
-    let run = c
-        .submit(pb::SubmitRequest {
-            jobset: String::new(),
-            runs: vec![sh("r", "true")],
-            parallel: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .runs
-        .remove(0);
+    let run = submit_one(&mut c, "", sh("r", "true")).await;
     let assign = agent.assigned().await;
     let finished = |file: &str, data: Vec<u8>| {
         Msg::Finished(pb::RunFinished {

@@ -52,13 +52,7 @@ impl Scheduler {
             self.pins.names.remove(&old);
         }
         self.pins.names.insert(id, name.clone());
-        let waiting: Vec<RunNo> = self
-            .pins
-            .ready
-            .get(&name)
-            .map(|set| set.iter().map(|r| r.1).collect())
-            .unwrap_or_default();
-        for run in waiting {
+        for run in self.ready_for(&name) {
             self.pins.unmark_away(run);
         }
     }
@@ -141,13 +135,7 @@ impl Scheduler {
         if self.pins.by_name.get(&name) == Some(&id) {
             self.pins.by_name.remove(&name);
         }
-        let waiting: Vec<RunNo> = self
-            .pins
-            .ready
-            .get(&name)
-            .map(|set| set.iter().map(|r| r.1).collect())
-            .unwrap_or_default();
-        for run in waiting {
+        for run in self.ready_for(&name) {
             if lost {
                 self.fail_pinned(run, &name);
             } else {
@@ -155,6 +143,15 @@ impl Scheduler {
                     .mark_away(run, now.saturating_add(self.config.orphan_lease_ms));
             }
         }
+    }
+
+    /// The ready runs pinned to agent `name`, best first.
+    fn ready_for(&self, name: &Arc<str>) -> Vec<RunNo> {
+        self.pins
+            .ready
+            .get(name)
+            .map(|set| set.iter().map(|r| r.1).collect())
+            .unwrap_or_default()
     }
 
     /// Fails the pinned runs whose agent stayed away past their deadline.
@@ -211,14 +208,8 @@ impl Scheduler {
     /// `Some(group)` when it may start, counted against that group.
     fn pinned_placement(&self, run: RunNo) -> Option<Option<Arc<str>>> {
         let key = &self.runs[&run].key;
-        let js = self.jobsets.get(&key.jobset)?;
-        if js.parallel > 0 && js.running >= js.parallel {
+        if !self.limits_allow(key) {
             return None;
-        }
-        if let Some(job) = &key.exclusive_job {
-            if self.exclusive_running.get(job).copied().unwrap_or(0) > 0 {
-                return None;
-            }
         }
         if key.groups.is_empty() {
             return Some(None);

@@ -631,14 +631,8 @@ impl Scheduler {
 
     /// Where the head of a class could start now: an agent and the group it counts against.
     fn placement(&self, key: &ClassKey) -> Option<(AgentId, Option<Arc<str>>)> {
-        let js = self.jobsets.get(&key.jobset)?;
-        if js.parallel > 0 && js.running >= js.parallel {
+        if !self.limits_allow(key) {
             return None;
-        }
-        if let Some(job) = &key.exclusive_job {
-            if self.exclusive_running.get(job).copied().unwrap_or(0) > 0 {
-                return None;
-            }
         }
         if key.groups.is_empty() {
             return self.agents.best_free(None).map(|a| (a, None));
@@ -665,6 +659,21 @@ impl Scheduler {
             }
         }
         best.map(|(_, _, g, a)| (a, Some(g.clone())))
+    }
+
+    /// Whether the jobset's `parallel` and the job's exclusivity let one more run of the class
+    /// start (groups and agents aside).
+    fn limits_allow(&self, key: &ClassKey) -> bool {
+        let Some(js) = self.jobsets.get(&key.jobset) else {
+            return false;
+        };
+        if js.parallel > 0 && js.running >= js.parallel {
+            return false;
+        }
+        match &key.exclusive_job {
+            Some(job) => self.exclusive_running.get(job).copied().unwrap_or(0) == 0,
+            None => true,
+        }
     }
 
     fn start(&mut self, run: RunNo, agent: AgentId, group: Option<Arc<str>>) {
