@@ -210,6 +210,19 @@ pub fn sh(name: &str, command: &str) -> pb::RunSpec {
     }
 }
 
+/// Submits `runs` as one batch to `jobset` (created unlimited if new); returns the runs.
+pub async fn submit(c: &mut Client, jobset: &str, runs: Vec<pb::RunSpec>) -> Vec<pb::Run> {
+    c.submit(pb::SubmitRequest {
+        jobset: jobset.to_string(),
+        runs,
+        parallel: 0,
+    })
+    .await
+    .expect("submit")
+    .into_inner()
+    .runs
+}
+
 /// Waits until every run of `jobset` is final; returns them.
 pub async fn wait_jobset(c: &mut Client, jobset: &str, deadline: Duration) -> pb::WaitResponse {
     tokio::time::timeout(

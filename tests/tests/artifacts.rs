@@ -5,25 +5,13 @@
 use std::time::Duration;
 
 use rota_proto as pb;
-use rota_tests::{sh, stdout_of, wait_jobset, Cluster};
+use rota_tests::{sh, stdout_of, submit, wait_jobset, Cluster};
 
 async fn get(c: &mut rota_tests::Client, id: &str) -> pb::Run {
     c.get_run(pb::RunRef { run: id.into() })
         .await
         .unwrap()
         .into_inner()
-}
-
-async fn submit(c: &mut rota_tests::Client, jobset: &str, runs: Vec<pb::RunSpec>) -> Vec<pb::Run> {
-    c.submit(pb::SubmitRequest {
-        jobset: jobset.into(),
-        runs,
-        parallel: 0,
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .runs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,16 +9,7 @@ use rota_proto::agent_message::Msg;
 use rota_tests::{sh, stdout_of, wait_jobset, Cluster, Coordinator, RawAgent};
 
 async fn submit_one(c: &mut rota_tests::Client, jobset: &str, spec: pb::RunSpec) -> pb::Run {
-    c.submit(pb::SubmitRequest {
-        jobset: jobset.into(),
-        runs: vec![spec],
-        parallel: 0,
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .runs
-    .remove(0)
+    rota_tests::submit(c, jobset, vec![spec]).await.remove(0)
 }
 
 async fn run_one(c: &mut rota_tests::Client, jobset: &str, spec: pb::RunSpec) -> pb::Run {
@@ -133,16 +124,7 @@ async fn a_same_agent_as_run_starts_on_its_targets_agent_in_its_run_dir() {
         runs.push(dump);
         runs.push(restore);
     }
-    let submitted = c
-        .submit(pb::SubmitRequest {
-            jobset: "farm".into(),
-            runs,
-            parallel: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .runs;
+    let submitted = rota_tests::submit(&mut c, "farm", runs).await;
     wait_jobset(&mut c, "farm", Duration::from_secs(60)).await;
     let mut agents = std::collections::BTreeSet::new();
     for pair in submitted.chunks(2) {
