@@ -36,7 +36,8 @@ struct Flags {
     #[arg(long)]
     spool_dir: Option<PathBuf>,
     /// Where each run gets its own empty directory (RUN_DIR, under runs/) and each job a
-    /// lasting one (JOB_DIR, under jobs/) [default: beside the spool dir, SPOOL_DIR-work].
+    /// lasting one (JOB_DIR, under jobs/) [default: SPOOL_DIR/work; with --run-as
+    /// SPOOL_DIR-work, as the spool is closed to that user].
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// How long a run's RUN_DIR is kept after the run ended: 0, 90s, 10m, 1h.
@@ -107,7 +108,7 @@ async fn run() -> anyhow::Result<()> {
     let spool_dir = flags.spool_dir.unwrap_or_else(|| default_spool_dir(&name));
     let work_dir = flags
         .work_dir
-        .unwrap_or_else(|| rota_agent::workdir::beside(&spool_dir));
+        .unwrap_or_else(|| rota_agent::workdir::default_for(&spool_dir, run_as.is_some()));
     let config = rota_agent::AgentConfig {
         coordinator: flags.coordinator,
         name,

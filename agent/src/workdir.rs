@@ -47,9 +47,13 @@ pub struct ReturnData {
     pub problem: String,
 }
 
-/// The default work directory of an agent spooling to `spool_dir`: beside it, as
-/// `<spool_dir>-work` (not inside: the spool is closed to a `--run-as` user).
-pub fn beside(spool_dir: &Path) -> PathBuf {
+/// The default work directory of an agent spooling to `spool_dir`: `<spool_dir>/work` when
+/// runs are the agent's own user (a directory it can surely write), `<spool_dir>-work` beside
+/// it with `--run-as` (the spool, 0700, is closed to that user; the agent is root).
+pub fn default_for(spool_dir: &Path, run_as: bool) -> PathBuf {
+    if !run_as {
+        return spool_dir.join("work");
+    }
     let mut name = spool_dir.file_name().unwrap_or_default().to_owned();
     name.push("-work");
     spool_dir.with_file_name(name)
