@@ -97,3 +97,28 @@ async fn return_data_is_read_when_the_run_ends() {
     assert_eq!(data.data, b"rows: 3\n");
     assert_eq!(data.problem, "");
 }
+
+#[tokio::test]
+async fn a_reused_run_dir_stays_while_a_pinned_run_uses_it_and_goes_after() {
+    let (dir, spool) = spool();
+    let keep = Duration::from_millis(100);
+    let work = WorkDir::open(&dir.path().join("work"), keep, None).unwrap();
+    let mut first = spec("target", &["sh", "-c", "echo dumped > db.sql"]);
+    let target = first.key.clone();
+    first.dirs = Some(work.prepare(&target, "dump").unwrap());
+    run_to_end(first, &spool).await;
+    // Pinned to it before its timer fires; runs past the keep time in the same directory.
+    let mut pinned = spec("pinned", &["sh", "-c", "sleep 0.4; cat db.sql"]);
+    let dirs = work.reuse(&target, "restore").unwrap();
+    pinned.dirs = Some(dirs.clone());
+    let key = pinned.key.clone();
+    let (_, outcome) = run_to_end(pinned, &spool).await;
+    assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+    assert_eq!(stdout(&spool, &key), "dumped\n");
+    eventually("the reused dir is removed after the pinned run", || {
+        !dirs.run_dir.exists()
+    })
+    .await;
+    let err = work.reuse(&target, "restore").unwrap_err().to_string();
+    assert!(err.contains("is gone from this agent"), "{err}");
+}
