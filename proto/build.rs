@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Log bytes as `bytes::Bytes`: the coordinator decodes a chunk without copying it out
         // of the receive buffer, and the agent sends a just-spooled piece without a copy.
         .bytes(".rota.v1.LogChunk.data")
+        .bytes(".rota.v1.ArtifactChunk.data")
+        .bytes(".rota.v1.ArtifactData.data")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -73,12 +73,15 @@ pub(crate) async fn serve(agent: &Arc<Agent>) -> Ended {
         handshake = handshake(agent) => handshake,
         () = wait_true(&mut drained) => return Ended::Drained,
     };
-    let (inbound, welcome, queues) = match handshake {
+    let (inbound, welcome, queues, fetcher) = match handshake {
         Ok(handshake) => handshake,
         Err(ended) => return ended,
     };
     agent.set_connected();
+    let (fetched_tx, fetched) = mpsc::channel(FETCH_QUEUE);
     let connection = Connection {
+        fetcher,
+        fetched_tx,
         agent: agent.clone(),
         priority: queues.priority,
         data: queues.data,
@@ -88,7 +91,7 @@ pub(crate) async fn serve(agent: &Arc<Agent>) -> Ended {
         heartbeats: VecDeque::new(),
     };
     connection
-        .serve(inbound, welcome, hello_sent, drained)
+        .serve(inbound, welcome, hello_sent, drained, fetched)
         .await
 }
 
@@ -98,9 +101,23 @@ struct Queues {
     data: mpsc::Sender<pb::AgentMessage>,
 }
 
+/// A run's `Assign` once its inputs are fetched (or why they could not be).
+type Fetched = (pb::Assign, Result<Option<std::path::PathBuf>, String>);
+
+/// Assigns whose inputs are fetched, queued for the connection at most.
+const FETCH_QUEUE: usize = 16;
+
 async fn handshake(
     agent: &Agent,
-) -> Result<(Streaming<pb::CoordinatorMessage>, pb::Welcome, Queues), Ended> {
+) -> Result<
+    (
+        Streaming<pb::CoordinatorMessage>,
+        pb::Welcome,
+        Queues,
+        crate::artifacts::Client,
+    ),
+    Ended,
+> {
     let url = &agent.config.coordinator;
     let endpoint = agent
         .config
@@ -122,7 +139,9 @@ async fn handshake(
         .try_send(message(Out::Hello(hello)))
         .expect("a new priority queue has room for the Hello");
 
-    let mut client = AgentServiceClient::with_interceptor(channel, bearer);
+    let mut client = AgentServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(4 * rota_proto::ARTIFACT_CHUNK);
+    let fetcher = client.clone();
     let welcome = async {
         let response = client
             .connect(outbound(priority_rx, data_rx))
@@ -152,7 +171,7 @@ async fn handshake(
                 false,
             )
         })??;
-    Ok((inbound, welcome, Queues { priority, data }))
+    Ok((inbound, welcome, Queues { priority, data }, fetcher))
 }
 
 /// The outbound stream: priority messages first whenever there are any.
@@ -174,6 +193,10 @@ fn outbound(
 /// A welcomed connection.
 struct Connection {
     agent: Arc<Agent>,
+    /// For `FetchArtifact`: the same channel and token as the stream.
+    fetcher: crate::artifacts::Client,
+    /// Where the fetch tasks hand back their runs' `Assign`s.
+    fetched_tx: mpsc::Sender<Fetched>,
     priority: mpsc::Sender<pb::AgentMessage>,
     data: mpsc::Sender<pb::AgentMessage>,
     /// One log sender per run; dropping the set (connection end) aborts them all.
@@ -192,6 +215,7 @@ impl Connection {
         welcome: pb::Welcome,
         hello_sent: Instant,
         mut drained: watch::Receiver<bool>,
+        mut fetched: mpsc::Receiver<Fetched>,
     ) -> Ended {
         let heartbeat_every = millis_or(welcome.heartbeat_interval_ms, DEFAULT_HEARTBEAT);
         let lease = millis_or(welcome.lease_ms, DEFAULT_LEASE);
@@ -233,6 +257,11 @@ impl Connection {
                     self.heartbeat();
                 }
                 Some(result) = self.senders.join_next(), if !self.senders.is_empty() => reap(result),
+                Some((assign, inputs)) = fetched.recv() => {
+                    if let Some(job) = self.agent.assign(assign, inputs) {
+                        self.start_sender(job);
+                    }
+                }
                 () = wait_true(&mut drained) => return self.goodbye(inbound).await,
             }
         }
@@ -240,8 +269,20 @@ impl Connection {
 
     fn handle(&mut self, msg: pb::CoordinatorMessage) {
         match msg.msg {
+            Some(In::Assign(assign)) if !assign.inputs.is_empty() => {
+                // Fetched off the connection's loop; the run starts once its inputs are here.
+                // A connection lost meanwhile drops the task: the coordinator reassigns.
+                let mut client = self.fetcher.clone();
+                let staging = self.agent.staging(&assign);
+                let done = self.fetched_tx.clone();
+                self.senders.spawn(async move {
+                    let inputs =
+                        crate::artifacts::fetch(&mut client, &assign.inputs, &staging).await;
+                    let _ = done.send((assign, inputs.map(|()| Some(staging)))).await;
+                });
+            }
             Some(In::Assign(assign)) => {
-                if let Some(job) = self.agent.assign(assign) {
+                if let Some(job) = self.agent.assign(assign, Ok(None)) {
                     self.start_sender(job);
                 }
             }
@@ -290,9 +331,10 @@ impl Connection {
         let readers = LogStream::BOTH
             .map(|stream| SpoolReader::new(self.agent.spool().log_path(&key, stream)));
         let data = self.data.clone();
+        let status = Some(self.fetcher.clone());
         let sender = self.senders.spawn(async move {
             let key = job.run.key().clone();
-            match send_run(job.run, job.from, job.announce, readers, data).await {
+            match send_run(job.run, job.from, job.announce, readers, data, status).await {
                 Ok(()) | Err(SendError::Closed) => {}
                 Err(err) => tracing::error!(run = %key, %err, "cannot send the run's log"),
             }

@@ -6,6 +6,8 @@
 //! - [`runner`]: one run as a real process in its own process group, cancel and timeout.
 //! - [`run_as`]: `--run-as USER`, the user runs become.
 //! - [`spool`]: the spool directory: log files, recorded process groups, orphan cleanup.
+//! - [`artifacts`]: a successful run's files sent to the coordinator, a run's inputs fetched.
+//! - [`workdir`]: each run's empty `RUN_DIR`, each job's `JOB_DIR`, return data.
 //! - [`backoff`]: the reconnect delays.
 //! - `connection`: one `Connect` stream: handshake, heartbeats, lease, messages in and out.
 //! - `sender`: the per-run log sender of one connection (first send and resend are one path).
@@ -14,6 +16,7 @@
 //! - `drain`: stop taking work, finish or cancel what runs, wait for the acknowledgements.
 //! - `watchdog`: a forked process that kills every run's group when the agent dies.
 
+pub mod artifacts;
 pub mod backoff;
 mod connection;
 mod disconnect;
@@ -24,6 +27,7 @@ pub mod sender;
 pub mod spool;
 mod state;
 mod watchdog;
+pub mod workdir;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,6 +58,10 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Where run output is spooled before it is sent; one directory per agent process, locked.
     pub spool_dir: PathBuf,
+    /// Where runs get their `RUN_DIR` (`runs/`) and jobs their `JOB_DIR` (`jobs/`).
+    pub work_dir: PathBuf,
+    /// How long a run's `RUN_DIR` is kept after the run ended, for a look at what it left.
+    pub keep_run_dirs: Duration,
     /// How long a drain waits for running runs before cancelling them.
     pub drain_timeout: Duration,
     /// The coordinator's token and an extra CA for `https://`.

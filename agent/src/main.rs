@@ -35,6 +35,14 @@ struct Flags {
     /// Where output is spooled [default: $XDG_STATE_HOME/rota-agent/NAME, else $TMPDIR or /tmp: rota-agent-NAME].
     #[arg(long)]
     spool_dir: Option<PathBuf>,
+    /// Where each run gets its own empty directory (RUN_DIR, under runs/) and each job a
+    /// lasting one (JOB_DIR, under jobs/) [default: SPOOL_DIR/work; with --run-as
+    /// SPOOL_DIR-work, as the spool is closed to that user].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// How long a run's RUN_DIR is kept after the run ended: 0, 90s, 10m, 1h.
+    #[arg(long, default_value = "1h", value_parser = rota_proto::duration::parse_duration)]
+    keep_run_dirs: Duration,
     /// How long a drain (SIGTERM) waits for running runs before cancelling them: 90, 90s, 10m, 1h.
     #[arg(long, default_value = "10m", value_parser = rota_proto::duration::parse_duration)]
     drain_timeout: Duration,
@@ -98,6 +106,9 @@ async fn run() -> anyhow::Result<()> {
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
     });
     let spool_dir = flags.spool_dir.unwrap_or_else(|| default_spool_dir(&name));
+    let work_dir = flags
+        .work_dir
+        .unwrap_or_else(|| rota_agent::workdir::default_for(&spool_dir, run_as.is_some()));
     let config = rota_agent::AgentConfig {
         coordinator: flags.coordinator,
         name,
@@ -105,6 +116,8 @@ async fn run() -> anyhow::Result<()> {
         slots,
         labels: flags.labels.into_iter().collect::<BTreeMap<_, _>>(),
         spool_dir,
+        work_dir,
+        keep_run_dirs: flags.keep_run_dirs,
         drain_timeout: flags.drain_timeout,
         access: rota_proto::access::Access::load(flags.token_file.as_deref(), flags.ca.as_deref())
             .map_err(anyhow::Error::msg)?,

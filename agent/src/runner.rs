@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::run_as::RunAs;
 use crate::spool::{Spool, Stream};
+use crate::workdir::{ReturnData, RunDirs};
 use crate::RunKey;
 
 /// Largest read from a pipe, and so the largest unit of spooled output.
@@ -69,6 +70,11 @@ pub struct RunSpec {
     pub kill_grace: Duration,
     /// The user the process runs as (`--run-as`); `None`: the agent's own.
     pub run_as: Option<Arc<RunAs>>,
+    /// The run's `RUN_DIR` (where it starts) and `JOB_DIR`; `None`: it starts in the agent's
+    /// current directory (tests of the process handling alone).
+    pub dirs: Option<RunDirs>,
+    /// Globs (relative to `RUN_DIR`) of the files sent as artifacts when the run succeeds.
+    pub artifacts: Vec<String>,
 }
 
 /// How a run ended, as `RunFinished` reports it.
@@ -91,6 +97,10 @@ pub struct Outcome {
     pub cancelled: bool,
     /// The agent refused the run (draining): it never started.
     pub rejected: bool,
+    /// What the run left in `RUN_DIR/return_data.*`, read once it ended.
+    pub return_data: Option<ReturnData>,
+    /// The files the job's artifact globs matched, when the run succeeded.
+    pub artifacts: Vec<crate::artifacts::Artifact>,
 }
 
 /// What has happened so far: lengths grow while the run writes; `outcome` is set once at the
@@ -166,6 +176,9 @@ impl Run {
             Ok(child) => child,
             Err(err) => {
                 spool.remove_run(&spec.key);
+                if let Some(dirs) = &spec.dirs {
+                    dirs.finish();
+                }
                 return Run::failed(spec.key, format!("failed to start {program:?}: {err}"));
             }
         };
@@ -202,6 +215,8 @@ impl Run {
             max_execution: spec.max_execution,
             kill_grace: spec.kill_grace,
             spool: spool.clone(),
+            dirs: spec.dirs.clone(),
+            artifacts: spec.artifacts.clone(),
         };
         tokio::spawn(supervisor.run(child, control_rx, readers, progress_tx));
         Run {
@@ -324,9 +339,15 @@ fn command(spec: &RunSpec) -> Command {
     if let Some(user) = &spec.run_as {
         user.apply(&mut command);
     }
+    command.envs(&spec.env).env("AGENT_NAME", &spec.agent_name);
+    if let Some(dirs) = &spec.dirs {
+        // Set by the agent after the job's environment: they name directories on this host.
+        command
+            .current_dir(&dirs.run_dir)
+            .env("RUN_DIR", &dirs.run_dir)
+            .env("JOB_DIR", &dirs.job_dir);
+    }
     command
-        .envs(&spec.env)
-        .env("AGENT_NAME", &spec.agent_name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -482,6 +503,8 @@ struct Supervisor {
     max_execution: Option<Duration>,
     kill_grace: Duration,
     spool: Arc<Spool>,
+    dirs: Option<RunDirs>,
+    artifacts: Vec<String>,
 }
 
 /// Why a run is being stopped.
@@ -570,6 +593,12 @@ impl Supervisor {
         if outcome.error.is_empty() {
             outcome.error = spool_errors.join("; ");
         }
+        let succeeded = outcome.exit_code == Some(0) && outcome.error.is_empty();
+        if let Some(dirs) = self.dirs.as_ref().filter(|_| succeeded) {
+            // Matched before `finish` starts the directory's removal timer.
+            outcome.artifacts = crate::artifacts::collect(&dirs.run_dir, &self.artifacts);
+        }
+        outcome.return_data = self.dirs.as_ref().and_then(RunDirs::finish);
         progress.send_modify(|progress| {
             outcome.stdout_len = progress.stdout_len;
             outcome.stderr_len = progress.stderr_len;

@@ -39,14 +39,16 @@ pub enum SendError {
     NoOutcome(RunKey),
 }
 
-/// Sends `run`'s log from `from` (stdout, stderr offsets) into `out`, then its `RunFinished`.
-/// With `announce`, a `RunStarted` goes first (if the process started at all).
+/// Sends `run`'s log from `from` (stdout, stderr offsets) into `out`, then its artifacts and
+/// its `RunFinished`. With `announce`, a `RunStarted` goes first (if the process started at
+/// all). With `status`, artifact bytes the coordinator already holds are not sent again.
 pub async fn send_run(
     run: Run,
     from: [u64; 2],
     announce: bool,
     readers: [SpoolReader; 2],
     out: mpsc::Sender<pb::AgentMessage>,
+    status: Option<crate::artifacts::Client>,
 ) -> Result<(), SendError> {
     let key = run.key().clone();
     let send = |msg: pb::agent_message::Msg| {
@@ -110,7 +112,13 @@ pub async fn send_run(
         }
         if let Some(outcome) = snapshot.outcome {
             // The outcome's lengths are final and were part of this snapshot: all is queued.
-            return send(pb::agent_message::Msg::Finished(finished(&key, outcome))).await;
+            // Artifacts go after the log and before the result, which lists them.
+            let sent = crate::artifacts::send(&key, &outcome.artifacts, &out, status)
+                .await
+                .map_err(|()| SendError::Closed)?;
+            let mut msg = finished(&key, outcome);
+            msg.artifacts = sent;
+            return send(pb::agent_message::Msg::Finished(msg)).await;
         }
         if progress.changed().await.is_err() && progress.borrow().outcome.is_none() {
             return Err(SendError::NoOutcome(key));
@@ -119,7 +127,11 @@ pub async fn send_run(
 }
 
 fn finished(key: &RunKey, outcome: Outcome) -> pb::RunFinished {
+    let return_data = outcome.return_data.unwrap_or_default();
     pb::RunFinished {
+        return_data_file: return_data.file,
+        return_data: return_data.data,
+        return_data_problem: return_data.problem,
         run_id: key.run_id.clone(),
         attempt: key.attempt,
         exit_code: outcome.exit_code,
@@ -130,5 +142,6 @@ fn finished(key: &RunKey, outcome: Outcome) -> pb::RunFinished {
         timed_out: outcome.timed_out,
         cancelled: outcome.cancelled,
         rejected: outcome.rejected,
+        artifacts: Vec::new(),
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::runner::{Run, RunSpec};
 use crate::spool::{Spool, SpoolError};
+use crate::workdir::{WorkDir, WorkDirError};
 use crate::{AgentConfig, RunKey};
 
 /// Whether the agent currently has a welcomed connection; while down, since when.
@@ -70,6 +71,7 @@ pub(crate) struct Agent {
     /// Made once per process: a restarted agent with the same name is a new session.
     pub session_id: String,
     spool: Arc<Spool>,
+    work: Arc<WorkDir>,
     table: Mutex<Table>,
     held_count: watch::Sender<usize>,
     drain_request: watch::Sender<Option<Duration>>,
@@ -80,13 +82,20 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// Opens (and cleans) the spool; fails when another agent process holds it.
-    pub fn new(config: AgentConfig) -> Result<Agent, SpoolError> {
+    /// Opens (and cleans) the spool and the work directory; fails when another agent process
+    /// holds the spool.
+    pub fn new(config: AgentConfig) -> Result<Agent, StartError> {
         let spool = Arc::new(Spool::open(&config.spool_dir)?);
+        let work = WorkDir::open(
+            &config.work_dir,
+            config.keep_run_dirs,
+            config.run_as.clone(),
+        )?;
         Ok(Agent {
             config,
             session_id: uuid::Uuid::new_v4().to_string(),
             spool,
+            work,
             table: Mutex::default(),
             held_count: watch::Sender::new(0),
             drain_request: watch::Sender::new(None),
@@ -184,9 +193,21 @@ impl Agent {
         jobs
     }
 
+    /// Where a run's inputs are fetched to before it starts.
+    pub fn staging(&self, assign: &pb::Assign) -> std::path::PathBuf {
+        self.work
+            .staging(&RunKey::new(assign.run_id.clone(), assign.attempt))
+    }
+
     /// Starts an assigned run (or, while draining, reports it refused) and returns its send
-    /// job; `None` for a duplicate `Assign` of a run already held.
-    pub fn assign(&self, assign: pb::Assign) -> Option<SendJob> {
+    /// job; `None` for a duplicate `Assign` of a run already held. `inputs`: where its
+    /// dependencies' artifacts were fetched to (moved into its RUN_DIR), or why they could not
+    /// be (the run fails with that reason).
+    pub fn assign(
+        &self,
+        assign: pb::Assign,
+        inputs: Result<Option<std::path::PathBuf>, String>,
+    ) -> Option<SendJob> {
         let key = RunKey::new(assign.run_id, assign.attempt);
         let mut table = self.table();
         if table.runs.contains_key(&key) {
@@ -205,6 +226,25 @@ impl Agent {
             if running >= usize::try_from(self.config.slots).unwrap_or(usize::MAX) {
                 tracing::warn!(run = %key, running, slots = self.config.slots, "assigned more runs than slots");
             }
+            let dirs = if assign.run_dir_run_id.is_empty() {
+                self.work.prepare(&key, &assign.job_name)
+            } else {
+                let pinned = RunKey::new(assign.run_dir_run_id.clone(), assign.run_dir_attempt);
+                self.work.reuse(&pinned, &assign.job_name)
+            };
+            let dirs = match (dirs, inputs) {
+                (Ok(dirs), Ok(Some(staged))) => self
+                    .work
+                    .place(&staged, &dirs)
+                    .map(|()| dirs)
+                    .map_err(|e| e.to_string()),
+                (Ok(dirs), Ok(None)) => Ok(dirs),
+                (Ok(dirs), Err(reason)) => {
+                    dirs.finish();
+                    Err(reason)
+                }
+                (Err(e), _) => Err(e.to_string()),
+            };
             let spec = RunSpec {
                 key: key.clone(),
                 argv: assign.argv,
@@ -214,8 +254,13 @@ impl Agent {
                     .then(|| Duration::from_millis(assign.max_execution_ms)),
                 kill_grace: Duration::from_millis(assign.kill_grace_ms),
                 run_as: self.config.run_as.clone(),
+                dirs: dirs.as_ref().ok().cloned(),
+                artifacts: assign.artifacts,
             };
-            let run = Run::start(spec, &self.spool);
+            let run = match dirs {
+                Ok(_) => Run::start(spec, &self.spool),
+                Err(err) => Run::failed(key.clone(), err),
+            };
             tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");
             run
         };
@@ -396,6 +441,15 @@ impl Agent {
             Link::Down(_) => false,
         });
     }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
 }
 
 /// Waits until the flag is true (or its sender is gone, which means it never will be; then

@@ -23,6 +23,7 @@ fn assign(run_id: &str, argv: &[&str]) -> In {
         job_name: format!("job-{run_id}"),
         jobset: String::new(),
         on_disconnect: 0,
+        ..Assign::default()
     })
 }
 

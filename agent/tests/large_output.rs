@@ -31,7 +31,7 @@ async fn fifty_megabytes_stream_through_a_bounded_consumer_in_small_memory() {
     let run = Run::start(spec, &spool);
     let readers = Stream::BOTH.map(|stream| SpoolReader::new(spool.log_path(&key, stream)));
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let sender = tokio::spawn(send_run(run, [0, 0], true, readers, tx));
+    let sender = tokio::spawn(send_run(run, [0, 0], true, readers, tx, None));
 
     let mut received = 0u64;
     let mut finished = None;

@@ -69,6 +69,8 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<()> {
             groups: args.groups,
             slots: args.slots,
             labels: BTreeMap::new(),
+            work_dir: rota_agent::workdir::default_for(&args.spool_dir, false),
+            keep_run_dirs: Duration::from_secs(3600),
             spool_dir: args.spool_dir,
             drain_timeout: Duration::from_secs(600),
             access: Default::default(),

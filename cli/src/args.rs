@@ -72,6 +72,8 @@ pub enum Command {
     Show(RunRefArgs),
     /// Print a run's output: stdout to stdout, stderr to stderr.
     Logs(LogsArgs),
+    /// List a run's artifacts, or download one (--get PATH).
+    Artifacts(ArtifactsArgs),
     /// Cancel a run.
     Cancel(RunRefArgs),
     /// Retry a run, or every failed run of a jobset.
@@ -142,6 +144,13 @@ pub struct SubmitArgs {
     /// Run this one waits for: a run id or number (repeatable).
     #[arg(long, value_name = "RUN")]
     pub after: Vec<String>,
+    /// Start on the agent that ran RUN, in its RUN_DIR (RUN is added to --after).
+    #[arg(long, value_name = "RUN")]
+    pub same_agent_as: Option<String>,
+    /// A file or glob (relative to RUN_DIR) kept as an artifact when the run succeeds
+    /// (repeatable).
+    #[arg(long = "artifact", value_name = "GLOB")]
+    pub artifacts: Vec<String>,
     /// Environment variable for the run (repeatable).
     #[arg(long, value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -231,6 +240,19 @@ pub const DEFAULT_RUNS_PAGE: u32 = 1000;
 pub struct RunRefArgs {
     /// Run id or number.
     pub run: String,
+}
+
+/// `rota artifacts`.
+#[derive(Debug, Args)]
+pub struct ArtifactsArgs {
+    /// Run id or number.
+    pub run: String,
+    /// Write this artifact (its path as listed) to stdout, or to --output.
+    #[arg(long, value_name = "PATH")]
+    pub get: Option<String>,
+    /// With --get: write to this file instead of stdout.
+    #[arg(long = "to", value_name = "FILE", requires = "get")]
+    pub to: Option<std::path::PathBuf>,
 }
 
 /// `rota logs`.

@@ -2,6 +2,7 @@
 //! talk to. `main.rs` only parses flags; everything lives here so tests and `rota run` can embed
 //! a coordinator in-process.
 
+pub mod artifacts;
 pub mod awake;
 pub mod config;
 pub mod credentials;

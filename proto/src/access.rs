@@ -165,6 +165,7 @@ pub const READ_METHODS: &[&str] = &[
     "ListGroups",
     "ListJobs",
     "Status",
+    "GetArtifact",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;
@@ -196,7 +197,12 @@ impl Role {
     pub fn may_call(self, service: &str, method: &str) -> bool {
         match self {
             Role::All => true,
-            Role::Agent => service == AGENT_SERVICE && method == "Connect",
+            // FetchArtifact: an agent places a dependency's artifacts before a run starts;
+            // ArtifactStatus: it resumes sending one.
+            Role::Agent => {
+                service == AGENT_SERVICE
+                    && matches!(method, "Connect" | "FetchArtifact" | "ArtifactStatus")
+            }
             Role::Admin => service == CONTROL_SERVICE,
             Role::Read => service == CONTROL_SERVICE && READ_METHODS.contains(&method),
         }

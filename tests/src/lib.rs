@@ -112,6 +112,8 @@ impl Agent {
             slots,
             labels: Default::default(),
             spool_dir: spool.join(name),
+            work_dir: spool.join(format!("{name}-work")),
+            keep_run_dirs: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(30),
             access: Default::default(),
             run_as: None,
@@ -207,6 +209,19 @@ pub fn sh(name: &str, command: &str) -> pb::RunSpec {
         shell: true,
         ..Default::default()
     }
+}
+
+/// Submits `runs` as one batch to `jobset` (created unlimited if new); returns the runs.
+pub async fn submit(c: &mut Client, jobset: &str, runs: Vec<pb::RunSpec>) -> Vec<pb::Run> {
+    c.submit(pb::SubmitRequest {
+        jobset: jobset.to_string(),
+        runs,
+        parallel: 0,
+    })
+    .await
+    .expect("submit")
+    .into_inner()
+    .runs
 }
 
 /// Waits until every run of `jobset` is final; returns them.

@@ -485,7 +485,7 @@ fn attempt(rng: &mut StdRng, run: &str, k: &Known) -> u32 {
 fn agent_message(rng: &mut StdRng, k: &Known) -> pb::AgentMessage {
     let run_id = agent_run_id(rng, k);
     let attempt = attempt(rng, &run_id, k);
-    let msg = match rng.random_range(0..10) {
+    let msg = match rng.random_range(0..11) {
         0 => Msg::Heartbeat(pb::Heartbeat {
             sent_at_ms: rng.random(),
             draining: rng.random_bool(0.1),
@@ -521,6 +521,40 @@ fn agent_message(rng: &mut StdRng, k: &Known) -> pb::AgentMessage {
             timed_out: rng.random_bool(0.1),
             cancelled: rng.random_bool(0.1),
             rejected: rng.random_bool(0.1),
+            return_data_file: (*["", "return_data.json", "return_data.yaml", "../x"]
+                .choose(rng)
+                .unwrap())
+            .to_owned(),
+            return_data: (0..rng.random_range(0..64)).map(|_| rng.random()).collect(),
+            return_data_problem: if rng.random_bool(0.1) {
+                string(rng, k)
+            } else {
+                String::new()
+            },
+            artifacts: (0..rng.random_range(0..3))
+                .map(|_| pb::ArtifactFile {
+                    path: string(rng, k),
+                    sha256: string(rng, k),
+                    size: number(rng, k),
+                })
+                .collect(),
+        }),
+        9 => Msg::Artifact(pb::ArtifactChunk {
+            run_id,
+            attempt,
+            path: if rng.random_bool(0.5) {
+                "out/a.bin".into()
+            } else {
+                string(rng, k)
+            },
+            sha256: if rng.random_bool(0.5) {
+                "0".repeat(64)
+            } else {
+                string(rng, k)
+            },
+            size: number(rng, k),
+            offset: number(rng, k),
+            data: (0..rng.random_range(0..64)).map(|_| rng.random()).collect(),
         }),
         _ => Msg::Hello(hello(rng, k)),
     };

@@ -48,6 +48,22 @@ struct Service(Arc<Shared>);
 #[tonic::async_trait]
 impl AgentService for Service {
     type ConnectStream = ReceiverStream<Result<CoordinatorMessage, Status>>;
+    type FetchArtifactStream = ReceiverStream<Result<rota_proto::ArtifactData, Status>>;
+
+    /// This fake keeps no artifacts.
+    async fn fetch_artifact(
+        &self,
+        _: Request<rota_proto::FetchArtifactRequest>,
+    ) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        Err(Status::not_found("the fake coordinator keeps no artifacts"))
+    }
+
+    async fn artifact_status(
+        &self,
+        _: Request<rota_proto::ArtifactStatusRequest>,
+    ) -> Result<Response<rota_proto::ArtifactStatusResponse>, Status> {
+        Ok(Response::new(rota_proto::ArtifactStatusResponse::default()))
+    }
 
     async fn connect(
         &self,
@@ -329,6 +345,8 @@ impl TestAgent {
             slots: 2,
             labels: BTreeMap::from([("zone".to_owned(), "test".to_owned())]),
             spool_dir: spool_dir.clone(),
+            work_dir: dir.path().join("work"),
+            keep_run_dirs: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(10),
             access: Default::default(),
             run_as: None,

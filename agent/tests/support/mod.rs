@@ -37,6 +37,8 @@ pub fn spec(run_id: &str, argv: &[&str]) -> RunSpec {
         max_execution: None,
         kill_grace: Duration::from_secs(5),
         run_as: None,
+        dirs: None,
+        artifacts: vec![],
     }
 }
 

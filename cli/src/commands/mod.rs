@@ -3,6 +3,7 @@
 
 mod agents;
 mod apply;
+mod artifacts;
 mod cancel;
 mod drain;
 mod generate;
@@ -73,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(a) => ok(runs::runs(&ctx, a).await),
         Command::Show(a) => ok(show::show(&ctx, a).await),
         Command::Logs(a) => ok(logs::logs(&ctx, a).await),
+        Command::Artifacts(a) => ok(artifacts::artifacts(&ctx, a).await),
         Command::Cancel(a) => ok(cancel::cancel(&ctx, a).await),
         Command::Retry(a) => ok(retry::retry(&ctx, a).await),
         Command::Retire(a) => ok(retire::retire(&ctx, a).await),

@@ -77,7 +77,18 @@ pub fn run_specs(args: &SubmitArgs, from_lines: Option<Vec<String>>) -> Vec<RunS
         env: args.env.iter().cloned().collect(),
         groups: args.groups.clone(),
         priority: args.priority.unwrap_or(0),
-        after: args.after.clone(),
+        after: args
+            .after
+            .iter()
+            .chain(
+                args.same_agent_as
+                    .iter()
+                    .filter(|r| !args.after.contains(r)),
+            )
+            .cloned()
+            .collect(),
+        same_agent_as: args.same_agent_as.clone().unwrap_or_default(),
+        artifacts: args.artifacts.clone(),
         retries: args.retries.unwrap_or(0),
         max_execution_ms: args
             .timeout

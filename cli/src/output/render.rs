@@ -157,7 +157,32 @@ pub fn run_details(r: &Run) -> String {
     for (k, v) in env {
         let _ = writeln!(out, "  {k}={}", super::one_line(v));
     }
+    if !r.artifacts.is_empty() {
+        out.push_str("\nartifacts:\n");
+        out.push_str(&indent(&artifacts(&r.artifacts)));
+    }
+    if !r.return_data_problem.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nreturn data: not kept: {}",
+            super::one_line(&r.return_data_problem)
+        );
+    } else if let Ok(data) = serde_json::from_str::<serde_json::Value>(&r.return_data) {
+        let pretty = serde_json::to_string_pretty(&data).unwrap_or_default();
+        out.push_str("\nreturn data:\n");
+        out.push_str(&indent(&pretty));
+        out.push('\n');
+    }
     out
+}
+
+/// `rota artifacts RUN`: path, size, digest.
+pub fn artifacts(files: &[rota_proto::ArtifactFile]) -> String {
+    let mut t = Table::new(&["PATH", "SIZE", "SHA256"]);
+    for a in files {
+        t.row(vec![a.path.clone(), a.size.to_string(), a.sha256.clone()]);
+    }
+    t.render()
 }
 
 /// `rota status`: one `key: value` line per fact; run counts in life order, zeros left out.
@@ -385,6 +410,24 @@ pub mod tests {
             "group list while unassigned: {text}"
         );
         assert!(lines[2].ends_with("waiting for compress-db1"), "{text}");
+    }
+
+    #[test]
+    fn run_details_show_return_data_or_why_it_was_not_kept() {
+        let mut run = sample_run();
+        assert!(!run_details(&run).contains("return data"));
+        run.return_data = r#"{"rows":3}"#.into();
+        let text = run_details(&run);
+        assert!(
+            text.contains("\nreturn data:\n  {\n    \"rows\": 3\n  }\n"),
+            "{text}"
+        );
+        run.return_data_problem = "return_data.json: EOF".into();
+        let text = run_details(&run);
+        assert!(
+            text.contains("\nreturn data: not kept: return_data.json: EOF\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -43,6 +43,36 @@ pub struct RunView {
     pub stderr_len: u64,
     pub env: BTreeMap<String, String>,
     pub trigger_type: String,
+    /// What the run left in `RUN_DIR/return_data.{json,yaml}`; `null` when nothing (or
+    /// when `return_data_problem` says why not).
+    pub return_data: Option<serde_json::Value>,
+    pub return_data_problem: String,
+    pub artifacts: Vec<ArtifactView>,
+}
+
+/// One artifact of a run.
+#[derive(Debug, Serialize)]
+pub struct ArtifactView {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl From<&rota_proto::ArtifactFile> for ArtifactView {
+    fn from(a: &rota_proto::ArtifactFile) -> Self {
+        Self {
+            path: a.path.clone(),
+            sha256: a.sha256.clone(),
+            size: a.size,
+        }
+    }
+}
+
+/// `-o id` of artifacts: their paths, as `--get` takes them.
+impl Ids for ArtifactView {
+    fn ids(&self) -> Vec<String> {
+        vec![self.path.clone()]
+    }
 }
 
 /// One attempt of a run.
@@ -172,6 +202,9 @@ impl From<&Run> for RunView {
             stderr_len: r.stderr_len,
             env: r.env.clone().into_iter().collect(),
             trigger_type: r.trigger_type.clone(),
+            return_data: serde_json::from_str(&r.return_data).ok(),
+            return_data_problem: r.return_data_problem.clone(),
+            artifacts: r.artifacts.iter().map(ArtifactView::from).collect(),
         }
     }
 }

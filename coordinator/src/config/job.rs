@@ -136,6 +136,45 @@ pub(super) fn build_job(
             ));
         }
     }
+    let same_agent_as = match (raw.same_agent_as, raw.affinity.as_deref()) {
+        (Some(_), Some("sticky")) => {
+            return Err(invalid(
+                "affinity",
+                "sticky picks the agent of the first after; same_agent_as names it: use one".into(),
+            ))
+        }
+        (Some(target), _) => {
+            if !after.contains(&target) {
+                after.push(target.clone());
+            }
+            Some(target)
+        }
+        (None, Some("sticky")) => match after.first() {
+            Some(first) => Some(first.clone()),
+            None => {
+                return Err(invalid(
+                    "affinity",
+                    "sticky needs an after: it runs on the agent of the first one".into(),
+                ))
+            }
+        },
+        (None, None | Some("none")) => None,
+        (None, Some(other)) => {
+            return Err(invalid(
+                "affinity",
+                format!("expected sticky or none, got \"{other}\""),
+            ))
+        }
+    };
+    let artifacts = raw.artifacts.unwrap_or_default();
+    if let Some(bad) = artifacts.iter().find(|g| !rota_proto::is_artifact_path(g)) {
+        return Err(invalid(
+            "artifacts",
+            format!(
+                "{bad:?} must be a relative path or glob inside RUN_DIR (no '..', not absolute)"
+            ),
+        ));
+    }
     let stop_on_disconnect = match raw.on_disconnect.as_deref() {
         None | Some("keep") => false,
         Some("stop") => true,
@@ -178,6 +217,8 @@ pub(super) fn build_job(
         jobset: raw.jobset,
         max_log_bytes: raw.max_log_bytes,
         stop_on_disconnect,
+        same_agent_as,
+        artifacts,
     })
 }
 

@@ -78,6 +78,11 @@ pub struct JobDef {
     /// its replacement never overlaps it. Default `keep`: the run goes on, a replacement may
     /// start elsewhere once the agent is declared lost.
     pub stop_on_disconnect: bool,
+    /// `same_agent_as` (or `affinity: sticky`): the job of `after` whose agent and `RUN_DIR`
+    /// this job's runs use.
+    pub same_agent_as: Option<String>,
+    /// Globs (relative to `RUN_DIR`) of the files kept as artifacts when a run succeeds.
+    pub artifacts: Vec<String>,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`
@@ -146,6 +151,8 @@ impl JobDef {
             } else {
                 rota_proto::OnDisconnect::Keep
             } as i32,
+            same_agent_as: self.same_agent_as.clone().unwrap_or_default(),
+            artifacts: self.artifacts.clone(),
         }
     }
 }

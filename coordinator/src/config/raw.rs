@@ -102,6 +102,13 @@ pub(super) struct RawJob {
     pub max_log_bytes: Option<u64>,
     /// rota: `keep` (default) or `stop`, what the agent does with a run when it loses contact.
     pub on_disconnect: Option<String>,
+    /// rota: start on the agent that ran this job (added to `after`), in its `RUN_DIR`.
+    pub same_agent_as: Option<String>,
+    /// rota: `sticky` is `same_agent_as` the first of `after` (for a whole job group);
+    /// `none` (the default) places runs freely.
+    pub affinity: Option<String>,
+    /// rota: globs (relative to `RUN_DIR`) of files kept as artifacts when a run succeeds.
+    pub artifacts: Option<Vec<String>>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.

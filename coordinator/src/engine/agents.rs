@@ -11,7 +11,7 @@ use super::{AgentTx, Effect, State};
 use crate::error::{Error, Result};
 use crate::logs::RunId;
 use crate::sched::{AgentId, Outcome};
-use crate::store::Batch;
+use crate::store::{ArtifactRecord, Batch};
 
 /// What an agent's stream handler passes on from `Hello`.
 #[derive(Debug)]
@@ -229,6 +229,7 @@ impl State {
         let id = self.agents.next_id;
         let groups: Vec<Arc<str>> = hello.groups.iter().map(|g| Arc::from(g.as_str())).collect();
         self.core.agent_connected(id, hello.slots, groups);
+        self.core.name_agent(id, &hello.name);
         let mut held = Vec::new();
         for run in &hello.held {
             let number = match self.ids.get(&run.run_id) {
@@ -401,6 +402,30 @@ impl State {
             a.signal = msg.signal;
             a.error = error;
         })?;
+        if let Some(data) = super::return_data::record(&msg) {
+            b.put_return_data(number, &data)?;
+        }
+        if outcome == Outcome::Success && !msg.artifacts.is_empty() {
+            // Only content held whole and checked counts; the agent sent every chunk before
+            // this result, so anything else was refused on the way (and logged there).
+            let kept: Vec<ArtifactRecord> = msg
+                .artifacts
+                .iter()
+                .filter(|a| {
+                    let held = self.artifacts.has(&a.sha256, a.size);
+                    if !held {
+                        tracing::warn!(run = number, path = %a.path, "artifact not stored whole: not recorded");
+                    }
+                    held
+                })
+                .map(|a| ArtifactRecord {
+                    path: a.path.clone(),
+                    sha256: a.sha256.clone(),
+                    size: a.size,
+                })
+                .collect();
+            b.put_artifacts(number, &kept)?;
+        }
         Ok(true)
     }
 

@@ -45,7 +45,28 @@ impl State {
                         self.metrics
                             .dispatched(millis(now.saturating_sub(rec.submitted_at)));
                     }
-                    let msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    let mut msg = assign_message(&rec, &self.previous(b, &rec)?);
+                    msg.artifacts = rec.spec.artifacts.clone();
+                    // The pinned run's files are in the RUN_DIR this run starts in: no copy.
+                    let inputs_of = rec
+                        .spec
+                        .after
+                        .iter()
+                        .filter(|dep| Some(**dep) != rec.spec.same_agent_as);
+                    for &dep in inputs_of {
+                        for a in b.read().artifacts(dep)? {
+                            msg.inputs.push(pb::InputArtifact {
+                                file: Some(super::records::artifact_to_proto(a)),
+                                from_run: dep,
+                            });
+                        }
+                    }
+                    if let Some(pin) = rec.spec.same_agent_as {
+                        // The agent starts this run in the pinned run's RUN_DIR.
+                        let target = self.record(b, pin)?;
+                        msg.run_dir_run_id = target.id;
+                        msg.run_dir_attempt = target.attempt;
+                    }
                     self.agents.send_later(
                         &mut self.effects,
                         agent,
@@ -257,6 +278,11 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         } else {
             pb::OnDisconnect::Keep
         } as i32,
+        // Set by the caller for a `same_agent_as` run.
+        run_dir_run_id: String::new(),
+        run_dir_attempt: 0,
+        artifacts: vec![],
+        inputs: vec![],
     }
 }
 

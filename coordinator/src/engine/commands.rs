@@ -311,6 +311,9 @@ impl State {
                         rec.state
                     ))
                 })?;
+                if state == crate::sched::Final::Success {
+                    self.core.set_ran_on(r, &rec.agent);
+                }
                 self.core.add(
                     info,
                     rec.attempt,

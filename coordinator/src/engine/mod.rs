@@ -12,6 +12,7 @@ mod commands;
 mod jobs;
 mod metrics;
 mod records;
+mod return_data;
 mod status;
 mod submit;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 use rota_proto as pb;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::artifacts::ArtifactStore;
 use crate::error::{Error, Result};
 use crate::logs::LogHub;
 use crate::metrics::{counts::RunCounts, Metrics, Snapshot};
@@ -123,6 +125,9 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
     pub events: broadcast::Sender<pb::Run>,
     pub logs: LogHub,
+    /// Artifact bytes: written by the agent-stream tasks as log bytes are, read by the
+    /// artifact streams; which run has which is the engine's (the store).
+    pub artifacts: ArtifactStore,
     pub config: EngineConfig,
     /// The registry `/metrics` encodes; events update it as they happen.
     pub metrics: Arc<Metrics>,
@@ -169,6 +174,7 @@ struct State {
     jobs: jobs::Jobs,
     events: broadcast::Sender<pb::Run>,
     logs: LogHub,
+    artifacts: ArtifactStore,
     effects: Vec<Effect>,
     /// Runs changed in this batch, broadcast after commit.
     changed: Vec<u64>,
@@ -197,6 +203,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (events, _) = broadcast::channel(4096);
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
+    let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"));
     let now = crate::time::now_millis();
     let metrics = Arc::new(Metrics::new(logs.stored_bytes()));
     let mut engine = Engine {
@@ -211,6 +218,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             jobs: Default::default(),
             events: events.clone(),
             logs: logs.clone(),
+            artifacts: artifacts.clone(),
             effects: Vec::new(),
             changed: Vec::new(),
             recently_finished: HashMap::new(),
@@ -230,6 +238,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         tx,
         events,
         logs,
+        artifacts,
         config,
         metrics,
     })

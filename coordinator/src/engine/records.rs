@@ -34,6 +34,18 @@ pub fn to_proto(r: &RunRecord, waiting_reason: Option<String>) -> pb::Run {
         stderr_len: r.stderr_len,
         env: r.spec.env.clone().into_iter().collect(),
         trigger_type: r.spec.trigger_type.clone(),
+        // Filled by `run_view` (GetRun) alone: a list does not read the return data table.
+        return_data: String::new(),
+        return_data_problem: String::new(),
+        artifacts: vec![],
+    }
+}
+
+pub fn artifact_to_proto(a: crate::store::ArtifactRecord) -> pb::ArtifactFile {
+    pb::ArtifactFile {
+        path: a.path,
+        sha256: a.sha256,
+        size: a.size,
     }
 }
 
@@ -87,6 +99,16 @@ impl State {
             .iter()
             .map(attempt_to_proto)
             .collect();
+        run.artifacts = b
+            .read()
+            .artifacts(number)?
+            .into_iter()
+            .map(artifact_to_proto)
+            .collect();
+        if let Some(data) = b.read().return_data(number)? {
+            run.return_data = data.data;
+            run.return_data_problem = data.problem;
+        }
         Ok(run)
     }
 

@@ -104,6 +104,25 @@ impl State {
                 }
             }
         }
+        for (i, spec) in specs.iter().enumerate() {
+            if let Some(bad) = spec
+                .artifacts
+                .iter()
+                .find(|g| !rota_proto::is_artifact_path(g))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: artifacts: {bad:?} must be a relative path or glob inside RUN_DIR (no '..', not absolute)",
+                    names[i]
+                )));
+            }
+            let pin = &spec.same_agent_as;
+            if !pin.is_empty() && !spec.after.contains(pin) {
+                return Err(Error::InvalidArgument(format!(
+                    "run {:?}: same_agent_as {pin:?} must also be one of its after",
+                    names[i]
+                )));
+            }
+        }
         let order = topological(&local_deps).map_err(|cycle| {
             let path: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
             Error::InvalidArgument(format!("cycle in after: {}", path.join(" -> ")))
@@ -126,6 +145,14 @@ impl State {
             let spec = by_index.remove(&i).expect("each index once");
             let mut after: Vec<u64> = local_deps[i].iter().map(|&j| numbers[j]).collect();
             after.extend(&outside_deps[i]);
+            // Resolved as `after` resolved it (checked above to be one of them).
+            let same_agent_as = match spec.same_agent_as.as_str() {
+                "" => None,
+                pin => Some(match by_name.get(pin) {
+                    Some(&j) => numbers[j],
+                    None => self.resolve(b, pin)?,
+                }),
+            };
             let command = if spec.shell {
                 vec![spec.command.join(" ")]
             } else {
@@ -159,6 +186,8 @@ impl State {
                     previous_run_id: origin.previous.as_ref().map(|p| p.0.clone()),
                     previous_exit_code: origin.previous.as_ref().and_then(|p| p.1),
                     max_log_bytes: origin.max_log_bytes,
+                    same_agent_as,
+                    artifacts: spec.artifacts,
                 },
                 state: "pending".into(),
                 attempt: 1,
@@ -218,6 +247,10 @@ impl State {
         let mut info = run_info(&rec);
         // Its own dependencies no longer matter: it is finished.
         info.after.clear();
+        if state == Final::Success {
+            // A `same_agent_as` dependent waits for this agent.
+            self.core.set_ran_on(number, &rec.agent);
+        }
         self.core
             .add(info, rec.attempt, Initial::Done(state), self.now)?;
         Ok(())
@@ -297,6 +330,7 @@ pub(super) fn run_info(rec: &RunRecord) -> RunInfo {
             .spec
             .stop_on_disconnect
             .then(|| super::apply::kill_grace_ms(&rec.spec)),
+        same_agent_as: rec.spec.same_agent_as,
     }
 }
 

@@ -21,7 +21,7 @@ impl AgentSlots {
         self.slots.saturating_sub(self.running.len() as u32)
     }
 
-    fn accepts(&self) -> bool {
+    pub(super) fn accepts(&self) -> bool {
         !self.draining && self.free() > 0
     }
 }

@@ -6,6 +6,7 @@
 //! agent slots, dependencies, retries) testable deterministically, including by a seeded
 //! random simulation that checks the invariants after every step.
 
+mod affinity;
 mod agents;
 mod counts;
 mod queue;
@@ -149,6 +150,10 @@ pub struct Scheduler {
     waiting: usize,
     /// Orphan leases that ran out (their agent never came back), since start.
     orphan_leases_expired: u64,
+    /// `same_agent_as` runs and the agent names they wait for.
+    pins: affinity::Pins,
+    /// The latest `now` any event brought, for deadlines set where no `now` is passed.
+    clock: Millis,
 }
 
 impl Scheduler {
@@ -178,6 +183,7 @@ impl Scheduler {
         if self.runs.contains_key(&info.number) {
             return Err(SchedError::Duplicate(info.number));
         }
+        self.clock = self.clock.max(now);
         if let Some(dep) = info.after.iter().find(|d| !self.runs.contains_key(d)) {
             return Err(SchedError::UnknownRun(*dep));
         }
@@ -336,13 +342,17 @@ impl Scheduler {
                 current,
             });
         }
+        self.clock = self.clock.max(now);
         let outcome = if cancel_requested && outcome == Outcome::Failed {
             Outcome::Cancelled
         } else {
             outcome
         };
         match outcome {
-            Outcome::Success => self.finish(run, Final::Success, String::new()),
+            Outcome::Success => {
+                self.note_ran_on(run);
+                self.finish(run, Final::Success, String::new())
+            }
             Outcome::Cancelled if cancel_requested => {
                 self.finish(run, Final::Cancelled, String::new())
             }
@@ -434,6 +444,7 @@ impl Scheduler {
         }
         self.runs.remove(&run);
         self.dependents.remove(&run);
+        self.forget_pins(run);
         true
     }
 
@@ -504,6 +515,8 @@ impl Scheduler {
     /// The agent's stream ended. Its runs keep their resources for the orphan lease, waiting
     /// for the agent to reconnect and claim them.
     pub fn agent_disconnected(&mut self, id: AgentId, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_agent_gone(id, false, now);
         let Some(agent) = self.agents.remove(id) else {
             return;
         };
@@ -521,6 +534,8 @@ impl Scheduler {
     /// remain, else errored with reason `agent lost`; `on_disconnect: stop` runs only once their
     /// agent has surely stopped them (see [`RunInfo::stop_on_disconnect`]).
     pub fn agent_lost(&mut self, id: AgentId, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_agent_gone(id, true, now);
         let Some(agent) = self.agents.remove(id) else {
             return;
         };
@@ -543,6 +558,8 @@ impl Scheduler {
 
     /// Ends back-offs and orphan leases due at `now`.
     pub fn tick(&mut self, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.pins_tick(now);
         while let Some(&(t, run)) = self.backoff.first() {
             if t > now {
                 break;
@@ -590,7 +607,10 @@ impl Scheduler {
     pub fn next_deadline(&self) -> Option<Millis> {
         let b = self.backoff.first().map(|(t, _)| *t);
         let o = self.orphans.first().map(|(t, _)| *t);
-        b.into_iter().chain(o).min()
+        b.into_iter()
+            .chain(o)
+            .chain(self.pins_next_deadline())
+            .min()
     }
 
     // ----- dispatch ---------------------------------------------------------------------
@@ -599,6 +619,8 @@ impl Scheduler {
     /// examined: a class whose head cannot start is done for this cycle, since resources only
     /// shrink while dispatching.
     pub fn dispatch(&mut self) -> usize {
+        // Pinned runs first: only their agent can run them.
+        let pinned = self.dispatch_pinned();
         let mut heap: BinaryHeap<Reverse<(queue::Rank, ClassKey)>> = self
             .queue
             .heads()
@@ -617,19 +639,13 @@ impl Scheduler {
                 heap.push(Reverse((next, key)));
             }
         }
-        started
+        pinned + started
     }
 
     /// Where the head of a class could start now: an agent and the group it counts against.
     fn placement(&self, key: &ClassKey) -> Option<(AgentId, Option<Arc<str>>)> {
-        let js = self.jobsets.get(&key.jobset)?;
-        if js.parallel > 0 && js.running >= js.parallel {
+        if !self.limits_allow(key) {
             return None;
-        }
-        if let Some(job) = &key.exclusive_job {
-            if self.exclusive_running.get(job).copied().unwrap_or(0) > 0 {
-                return None;
-            }
         }
         if key.groups.is_empty() {
             return self.agents.best_free(None).map(|a| (a, None));
@@ -656,6 +672,21 @@ impl Scheduler {
             }
         }
         best.map(|(_, _, g, a)| (a, Some(g.clone())))
+    }
+
+    /// Whether the jobset's `parallel` and the job's exclusivity let one more run of the class
+    /// start (groups and agents aside).
+    fn limits_allow(&self, key: &ClassKey) -> bool {
+        let Some(js) = self.jobsets.get(&key.jobset) else {
+            return false;
+        };
+        if js.parallel > 0 && js.running >= js.parallel {
+            return false;
+        }
+        match &key.exclusive_job {
+            Some(job) => self.exclusive_running.get(job).copied().unwrap_or(0) == 0,
+            None => true,
+        }
     }
 
     fn start(&mut self, run: RunNo, agent: AgentId, group: Option<Arc<str>>) {
@@ -692,7 +723,9 @@ impl Scheduler {
         let exclusive = st.info.exclusive_job.clone();
         self.waiting += usize::from(matches!(phase, Phase::Waiting { .. }));
         self.waiting -= usize::from(matches!(old, Phase::Waiting { .. }));
+        let pinned = st.info.same_agent_as.is_some();
         match old {
+            Phase::Ready if pinned => self.pin_unready(run),
             Phase::Ready => {
                 self.queue.remove(&key, &r);
             }
@@ -724,6 +757,11 @@ impl Scheduler {
             Phase::Waiting { .. } | Phase::Done(_) => {}
         }
         match phase {
+            Phase::Ready if pinned => {
+                if let Some(reason) = self.pin_ready(run) {
+                    self.finish(run, Final::Errored, reason);
+                }
+            }
             Phase::Ready => self.queue.push(key, r),
             Phase::Backoff { until } => {
                 self.backoff.insert((until, run));

@@ -70,6 +70,9 @@ impl Scheduler {
     }
 
     fn ready_reason(&self, run: RunNo) -> String {
+        if let Some(reason) = self.pinned_reason(run) {
+            return reason;
+        }
         let st = &self.runs[&run];
         let key = &st.key;
         match self.blocked(key) {

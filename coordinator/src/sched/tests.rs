@@ -14,6 +14,7 @@ fn info(number: RunNo) -> RunInfo {
         exclusive_job: None,
         retries: 0,
         stop_on_disconnect: None,
+        same_agent_as: None,
     }
 }
 
@@ -661,4 +662,163 @@ fn waiting_runs_are_counted_by_the_class_of_their_reason() {
     // Run 1 was lost without retries: its dependent is skipped, g is free.
     assert_eq!(waiting(&s), [("group_unserved", 2), ("no_agent", 1)].into());
     assert_eq!(s.group_limits(), vec![(Arc::from("g"), 0, 1)]);
+}
+
+// ----- same_agent_as ------------------------------------------------------------------------
+
+/// (run, agent) of every Assign.
+fn starts(d: &[Decision]) -> Vec<(RunNo, AgentId)> {
+    d.iter()
+        .filter_map(|d| match d {
+            Decision::Assign { run, agent, .. } => Some((*run, *agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Agents "a" (id 1) and "b" (id 2), one slot each, both serving group g; run 1 (the dump)
+/// started and succeeded on "a"; run 2 is `same_agent_as: 1`.
+fn pinned_setup() -> Scheduler {
+    let mut s = sched();
+    s.agent_connected(1, 1, groups(&["g"]));
+    s.name_agent(1, "a");
+    s.agent_connected(2, 1, groups(&["g"]));
+    s.name_agent(2, "b");
+    s.set_group_max("g", Some(10));
+    s.add(with(1, |i| i.groups = groups(&["g"])), 1, pending(), 0)
+        .unwrap();
+    s.dispatch();
+    let d = s.take_decisions();
+    assert!(
+        matches!(
+            d[..],
+            [Decision::Assign {
+                run: 1,
+                agent: 1,
+                ..
+            }]
+        ),
+        "{d:?}"
+    );
+    s.add(
+        with(2, |i| {
+            i.groups = groups(&["g"]);
+            i.after = vec![1];
+            i.same_agent_as = Some(1);
+        }),
+        1,
+        pending(),
+        0,
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_pinned_run_starts_on_the_agent_that_ran_its_target_even_when_another_is_freer() {
+    let mut s = pinned_setup();
+    // Another run takes a's slot the moment the dump ends; b is free, yet run 2 waits for a.
+    s.add(with(3, |i| i.groups = groups(&["g"])), 1, pending(), 0)
+        .unwrap();
+    s.finished(1, 1, Outcome::Success, 10).unwrap();
+    s.dispatch();
+    // Run 2 (pinned, dispatched first) takes a; run 3 goes to b.
+    assert_eq!(starts(&s.take_decisions()), [(2, 1), (3, 2)]);
+}
+
+#[test]
+fn a_pinned_run_waits_with_a_reason_while_its_agent_is_busy() {
+    let mut s = pinned_setup();
+    s.finished(1, 1, Outcome::Success, 10).unwrap();
+    // Run 4 fills a before the dispatch (a one-slot agent), so run 2 must wait, b idle.
+    s.add(with(4, |i| i.groups = groups(&["g"])), 1, pending(), 10)
+        .unwrap();
+    s.start(4, 1, Some(Arc::from("g")));
+    s.take_decisions();
+    s.dispatch();
+    assert_eq!(assigned(&s.take_decisions()), Vec::<RunNo>::new());
+    assert_eq!(
+        s.waiting_reason(2).unwrap(),
+        "same_agent_as: agent a (it ran run 1) has no free slot"
+    );
+    s.finished(4, 1, Outcome::Success, 20).unwrap();
+    s.dispatch();
+    assert!(starts(&s.take_decisions()).contains(&(2, 1)));
+}
+
+#[test]
+fn a_pinned_run_fails_naming_the_agent_when_it_is_lost() {
+    let mut s = pinned_setup();
+    s.finished(1, 1, Outcome::Success, 10).unwrap();
+    s.agent_disconnected(1, 10);
+    s.take_decisions();
+    s.dispatch();
+    assert_eq!(assigned(&s.take_decisions()), Vec::<RunNo>::new());
+    assert_eq!(
+        s.waiting_reason(2).unwrap(),
+        "same_agent_as: waiting for agent a (it ran run 1) to reconnect"
+    );
+    // Away past the orphan lease: failed, not retried elsewhere.
+    assert_eq!(
+        s.next_deadline(),
+        Some(10 + SchedConfig::default().orphan_lease_ms)
+    );
+    s.tick(10 + SchedConfig::default().orphan_lease_ms);
+    let d = s.take_decisions();
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Finish { run: 2, state: Final::Errored, reason } if reason == "same_agent_as: agent a, which ran run 1, is gone")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_pinned_run_whose_agent_reconnects_in_time_starts_on_its_new_session() {
+    let mut s = pinned_setup();
+    s.finished(1, 1, Outcome::Success, 10).unwrap();
+    s.agent_disconnected(1, 10);
+    s.agent_connected(7, 1, groups(&["g"]));
+    s.name_agent(7, "a");
+    assert_eq!(s.next_deadline(), None);
+    s.take_decisions();
+    s.dispatch();
+    assert!(starts(&s.take_decisions()).contains(&(2, 7)));
+}
+
+#[test]
+fn a_lost_agent_fails_its_pinned_runs_at_once() {
+    let mut s = pinned_setup();
+    s.finished(1, 1, Outcome::Success, 10).unwrap();
+    s.agent_connected(3, 1, vec![]);
+    s.take_decisions();
+    s.add(with(5, |i| i.groups = groups(&["g"])), 1, pending(), 10)
+        .unwrap();
+    s.start(5, 1, Some(Arc::from("g")));
+    s.agent_lost(1, 20);
+    let d = s.take_decisions();
+    assert!(finishes(&d).contains(&(2, Final::Errored)), "{d:?}");
+}
+
+#[test]
+fn a_pinned_run_restored_after_a_restart_uses_the_recorded_agent() {
+    let mut s = sched();
+    s.add(info(1), 1, Initial::Done(Final::Success), 0).unwrap();
+    s.set_ran_on(1, "b");
+    s.add(
+        with(2, |i| {
+            i.after = vec![1];
+            i.same_agent_as = Some(1);
+        }),
+        1,
+        pending(),
+        0,
+    )
+    .unwrap();
+    s.agent_connected(1, 4, vec![]);
+    s.name_agent(1, "a");
+    s.dispatch();
+    assert_eq!(assigned(&s.take_decisions()), Vec::<RunNo>::new());
+    s.agent_connected(2, 4, vec![]);
+    s.name_agent(2, "b");
+    s.dispatch();
+    assert!(starts(&s.take_decisions()).contains(&(2, 2)));
 }

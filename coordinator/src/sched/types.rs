@@ -31,6 +31,9 @@ pub struct RunInfo {
     /// without contact, so once the agent is lost the run keeps its place (and no replacement
     /// starts) for a further lease plus this grace. None: the default, replaced at once.
     pub stop_on_disconnect: Option<Millis>,
+    /// `same_agent_as`: a run in `after` whose agent this run must start on (where that run's
+    /// `RUN_DIR` is). None: any agent its groups allow.
+    pub same_agent_as: Option<RunNo>,
 }
 
 /// How an attempt ended, as reported by its agent (or decided by the core).

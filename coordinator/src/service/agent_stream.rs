@@ -31,6 +31,39 @@ type OutStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status
 #[tonic::async_trait]
 impl pb::agent_service_server::AgentService for AgentService {
     type ConnectStream = OutStream;
+    type FetchArtifactStream = super::streams::BoxStream<pb::ArtifactData>;
+
+    async fn artifact_status(
+        &self,
+        request: Request<pb::ArtifactStatusRequest>,
+    ) -> Result<Response<pb::ArtifactStatusResponse>, Status> {
+        let req = request.into_inner();
+        if !crate::artifacts::is_sha256(&req.sha256) {
+            return Err(Status::invalid_argument(format!(
+                "artifact digest {:?} is not a lowercase hex SHA-256",
+                req.sha256
+            )));
+        }
+        let store = &self.engine.artifacts;
+        let stored = store.has(&req.sha256, req.size);
+        Ok(Response::new(pb::ArtifactStatusResponse {
+            stored,
+            partial_len: if stored {
+                req.size
+            } else {
+                store.partial_len(&req.sha256, req.size)
+            },
+        }))
+    }
+
+    async fn fetch_artifact(
+        &self,
+        request: Request<pb::FetchArtifactRequest>,
+    ) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        let req = request.into_inner();
+        super::artifacts::content(&self.engine.artifacts, &req.sha256, req.offset)
+            .map(Response::new)
+    }
 
     async fn connect(
         &self,
@@ -187,6 +220,7 @@ impl Session {
                 }
             }
             Msg::Log(chunk) => return self.store_chunk(chunk),
+            Msg::Artifact(chunk) => return self.store_artifact(chunk),
             Msg::Finished(f) => return self.finished(f).await,
             Msg::Goodbye(_) => return false,
             Msg::Hello(_) => {}
@@ -210,6 +244,37 @@ impl Session {
             );
         }
         id
+    }
+
+    /// Writes an artifact chunk of a run assigned to this session into the content store.
+    /// A bad chunk is refused and logged (the result then records no such artifact); a write
+    /// that fails ends the session, as for logs, so the agent resends.
+    fn store_artifact(&mut self, c: pb::ArtifactChunk) -> bool {
+        if let Err(e) = super::validate::artifact_chunk(&c) {
+            tracing::warn!(agent = self.agent, "artifact chunk refused: {e}");
+            return true;
+        }
+        if self
+            .assigned_run(&c.run_id, c.attempt, "an artifact chunk")
+            .is_none()
+        {
+            return true;
+        }
+        let store = &self.engine.artifacts;
+        let written = tokio::task::block_in_place(|| {
+            store.write(&c.path, &c.sha256, c.size, c.offset, &c.data)
+        });
+        match written {
+            Ok(_) => true,
+            Err(crate::artifacts::ArtifactError::Checksum { path, sha256 }) => {
+                tracing::warn!(agent = self.agent, run = %c.run_id, %path, %sha256, "artifact refused: its content does not match its digest");
+                true
+            }
+            Err(e) => {
+                self.end(format!("artifact of run {} not stored: {e}", c.run_id));
+                false
+            }
+        }
     }
 
     /// Returns false when the chunk could not be stored: the session ends.

@@ -70,6 +70,20 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     type LogsStream = super::streams::BoxStream<pb::LogsResponse>;
+    type GetArtifactStream = super::streams::BoxStream<pb::ArtifactData>;
+
+    async fn get_artifact(&self, r: Request<pb::GetArtifactRequest>) -> R<Self::GetArtifactStream> {
+        let req = r.into_inner();
+        let run = validate::run_ref(&req.run)?;
+        if !rota_proto::is_artifact_path(&req.path) {
+            return Err(Status::invalid_argument(format!(
+                "artifact path {:?} is not a relative path inside RUN_DIR",
+                req.path
+            )));
+        }
+        let stream = super::artifacts::of_run(&self.engine, run, &req.path).await?;
+        Ok(Response::new(stream))
+    }
 
     async fn logs(&self, r: Request<pb::LogsRequest>) -> R<Self::LogsStream> {
         let req = validate::logs(r.into_inner())?;

@@ -2,6 +2,7 @@
 //! HTTP routes on the same port, with every request checked by `validate` first.
 
 pub mod agent_stream;
+pub mod artifacts;
 pub mod control;
 pub mod health;
 pub mod http;

@@ -267,7 +267,63 @@ pub fn hello(h: &pb::Hello) -> Result<()> {
 }
 
 /// An agent's report that a run ended: lengths the store can hold, a bounded error text.
+/// An artifact chunk: a path inside RUN_DIR, a digest that can name a file, a size in bounds
+/// and data inside it.
+pub fn artifact_chunk(c: &pb::ArtifactChunk) -> Result<()> {
+    artifact_file(&c.run_id, &c.path, &c.sha256, c.size)?;
+    let end = c.offset.checked_add(c.data.len() as u64);
+    if c.data.len() > rota_proto::ARTIFACT_CHUNK || end.is_none_or(|end| end > c.size) {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: artifact {}: {} bytes at offset {} do not fit its size {}",
+            shown(&c.run_id),
+            shown(&c.path),
+            c.data.len(),
+            c.offset,
+            c.size
+        )));
+    }
+    Ok(())
+}
+
+fn artifact_file(run_id: &str, path: &str, sha256: &str, size: u64) -> Result<()> {
+    if !rota_proto::is_artifact_path(path) {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: artifact path {} is not a relative path inside RUN_DIR",
+            shown(run_id),
+            shown(path)
+        )));
+    }
+    if !crate::artifacts::is_sha256(sha256) {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: artifact {}: digest {} is not a lowercase hex SHA-256",
+            shown(run_id),
+            shown(path),
+            shown(sha256)
+        )));
+    }
+    if size > rota_proto::MAX_ARTIFACT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: artifact {} of {size} bytes is larger than {}",
+            shown(run_id),
+            shown(path),
+            rota_proto::MAX_ARTIFACT_BYTES
+        )));
+    }
+    Ok(())
+}
+
 pub fn finished(f: &pb::RunFinished) -> Result<()> {
+    if f.artifacts.len() > rota_proto::MAX_ARTIFACTS_PER_RUN {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: {} artifacts, more than {}",
+            shown(&f.run_id),
+            f.artifacts.len(),
+            rota_proto::MAX_ARTIFACTS_PER_RUN
+        )));
+    }
+    for a in &f.artifacts {
+        artifact_file(&f.run_id, &a.path, &a.sha256, a.size)?;
+    }
     store_len("stdout_len", f.stdout_len)?;
     store_len("stderr_len", f.stderr_len)?;
     if f.error.len() > MAX_ERROR_LEN {
@@ -275,6 +331,23 @@ pub fn finished(f: &pb::RunFinished) -> Result<()> {
             "run {}: error text of {} bytes is longer than {MAX_ERROR_LEN}",
             shown(&f.run_id),
             f.error.len()
+        )));
+    }
+    let file = &f.return_data_file;
+    if !file.is_empty() && !rota_proto::RETURN_DATA_FILES.contains(&file.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: return data file {} is not one of {:?}",
+            shown(&f.run_id),
+            shown(file),
+            rota_proto::RETURN_DATA_FILES
+        )));
+    }
+    if f.return_data.len() + f.return_data_problem.len() > rota_proto::MAX_RETURN_DATA {
+        return Err(Error::InvalidArgument(format!(
+            "run {}: return data of {} bytes is longer than {}",
+            shown(&f.run_id),
+            f.return_data.len() + f.return_data_problem.len(),
+            rota_proto::MAX_RETURN_DATA
         )));
     }
     Ok(())

@@ -33,6 +33,10 @@ pub struct RunSpecData {
     pub previous_exit_code: Option<i32>,
     /// The job's log cap per stream; None: the coordinator's `--max-log-bytes`.
     pub max_log_bytes: Option<u64>,
+    /// `same_agent_as`: the run (one of `after`) whose agent and RUN_DIR this run uses.
+    pub same_agent_as: Option<u64>,
+    /// Globs of files kept as artifacts when the run succeeds.
+    pub artifacts: Vec<String>,
 }
 
 /// One run: its spec and its mutable state.

@@ -71,6 +71,24 @@ CREATE TABLE IF NOT EXISTS config (
     value TEXT NOT NULL
 );
 ",
+    // Return data (what a run left in RUN_DIR/return_data.{json,yaml}, as JSON) and
+    // artifacts (which content, by SHA-256, a run kept under which path).
+    "
+CREATE TABLE return_data (
+    run     INTEGER PRIMARY KEY REFERENCES runs(number) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    data    TEXT NOT NULL,
+    problem TEXT NOT NULL
+);
+CREATE TABLE artifacts (
+    run    INTEGER NOT NULL REFERENCES runs(number) ON DELETE CASCADE,
+    path   TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size   INTEGER NOT NULL,
+    PRIMARY KEY (run, path)
+);
+CREATE INDEX artifacts_by_content ON artifacts(sha256);
+",
 ];
 
 /// The schema version this binary writes.

@@ -17,6 +17,8 @@ pub const AGENT_NAME: &str = "local";
 /// How long the agent drains before its remaining runs are cancelled; every run has finished
 /// (or was cancelled by Ctrl-C) by the time we shut down, so this is a safety net.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// RUN_DIRs of `rota run` stay for the session: its data dir goes (or stays) as a whole.
+const KEEP_RUN_DIRS: Duration = Duration::from_secs(24 * 3600);
 
 /// How long shutdown waits for each task before abandoning it.
 const STOP_AGENT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -89,6 +91,8 @@ impl LocalCluster {
             slots: opts.slots,
             labels: BTreeMap::new(),
             spool_dir: data_dir.join("spool"),
+            work_dir: data_dir.join("work"),
+            keep_run_dirs: KEEP_RUN_DIRS,
             drain_timeout: DRAIN_TIMEOUT,
             access: Default::default(),
             run_as: None,

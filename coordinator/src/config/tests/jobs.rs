@@ -297,3 +297,57 @@ fn command_append_run_appends_job_name_and_run_id_at_run_time() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a 1234\n");
 }
+
+#[test]
+fn farm_example_keeps_dumps_as_artifacts_and_restores_sticky() {
+    let defs = load_file(&examples_dir().join("farm.yaml")).unwrap();
+    assert_eq!(defs.jobs.len(), 16);
+    assert_eq!(defs.groups["host-a_group"], 2);
+    for db in ["db1", "db2", "db3", "db4"] {
+        let dump = job(&defs, &format!("dump-{db}"));
+        assert_eq!(dump.artifacts, [format!("{db}.sql")]);
+        assert_eq!(dump.concurrency_groups, ["host-a_group"]);
+        let compress = job(&defs, &format!("compress-{db}"));
+        assert_eq!(compress.concurrency_groups, ["host-b_group"]);
+        let restore = job(&defs, &format!("restore-{db}"));
+        assert_eq!(restore.same_agent_as.as_deref(), Some(dump.name.as_str()));
+        let spec = restore.to_run_spec(&defs.environment);
+        assert_eq!(spec.same_agent_as, dump.name);
+    }
+}
+
+#[test]
+fn same_agent_as_joins_after_and_sticky_takes_the_first_after() {
+    let defs = load(
+        "farm.yaml",
+        "jobs:\n  a: {command: [true]}\n  b: {command: [true]}\n  \
+         c: {command: [true], same_agent_as: a, after: [b]}\n  \
+         d: {command: [true], after: [b, a], affinity: sticky}\n",
+    );
+    assert_eq!(job(&defs, "c").after, ["b", "a"]);
+    assert_eq!(job(&defs, "c").same_agent_as.as_deref(), Some("a"));
+    assert_eq!(job(&defs, "d").same_agent_as.as_deref(), Some("b"));
+}
+
+#[test]
+fn affinity_and_artifact_mistakes_are_refused_naming_the_key() {
+    for (yaml, key, says) in [
+        ("affinity: sticky", "affinity", "sticky needs an after"),
+        ("affinity: loose", "affinity", "expected sticky or none"),
+        (
+            "after: [a]\n    same_agent_as: a\n    affinity: sticky",
+            "affinity",
+            "use one",
+        ),
+        ("artifacts: [../x]", "artifacts", "inside RUN_DIR"),
+        ("artifacts: [/etc/passwd]", "artifacts", "inside RUN_DIR"),
+    ] {
+        let text =
+            format!("jobs:\n  a: {{command: [true]}}\n  b:\n    command: [true]\n    {yaml}\n");
+        let err = error("f.yaml", &text);
+        assert!(
+            err.contains(&format!("job \"b\": {key}: ")) && err.contains(says),
+            "{yaml}: {err}"
+        );
+    }
+}

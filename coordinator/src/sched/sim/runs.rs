@@ -46,6 +46,7 @@ impl Sim {
                     .rng
                     .random_ratio(1, 4)
                     .then(|| self.rng.random_range(0..=3_000)),
+                same_agent_as: None,
             };
             self.log(format!("add {info:?} not_before {not_before:?}"));
             let res = self
@@ -253,6 +254,7 @@ impl Sim {
             exclusive_job: None,
             retries: 0,
             stop_on_disconnect: None,
+            same_agent_as: None,
         };
         self.log(format!("refused events (unknown run {unknown})"));
         let pending = Initial::Pending { not_before: None };

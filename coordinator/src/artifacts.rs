@@ -1,0 +1,188 @@
+//! The artifact content store, beside the logs: `<data-dir>/artifacts/content/<sha256>` holds
+//! each distinct content once (content-addressed, so the same dump kept by two runs costs its
+//! size once), `<data-dir>/artifacts/partial/<sha256>` a content still arriving. Which run has
+//! which file under which path is in the SQL store (`store/artifacts.rs`); this is bytes only.
+//!
+//! A chunk is written at its offset, so a resent chunk is idempotent, and the content counts
+//! as stored only when its last chunk arrived and the whole file hashes to its name. A run's
+//! files are listed (and, for retention, deleted) by [`ArtifactStore::run_files`] and
+//! [`ArtifactStore::remove_unreferenced`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+/// Why an artifact chunk was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("artifact {path}: its content does not hash to {sha256}")]
+    Checksum { path: String, sha256: String },
+    #[error("artifact {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Where artifact bytes live.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    root: PathBuf,
+}
+
+impl ArtifactStore {
+    pub fn new(root: PathBuf) -> Self {
+        ArtifactStore { root }
+    }
+
+    /// The stored content of `sha256` (a checked, lowercase hex digest).
+    pub fn content(&self, sha256: &str) -> PathBuf {
+        self.root.join("content").join(sha256)
+    }
+
+    fn partial(&self, sha256: &str) -> PathBuf {
+        self.root.join("partial").join(sha256)
+    }
+
+    /// Whether the content is stored whole.
+    pub fn has(&self, sha256: &str, size: u64) -> bool {
+        fs::metadata(self.content(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// How many bytes of a partial content are held (0 for none); see `ArtifactStatus`.
+    pub fn partial_len(&self, sha256: &str, size: u64) -> u64 {
+        fs::metadata(self.partial(sha256)).map_or(0, |m| m.len().min(size))
+    }
+
+    /// Writes one chunk; returns true once the content is stored whole and checked.
+    pub fn write(
+        &self,
+        path: &str,
+        sha256: &str,
+        size: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<bool, ArtifactError> {
+        if self.has(sha256, size) {
+            return Ok(true);
+        }
+        let io_err = |source| ArtifactError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let partial = self.partial(sha256);
+        for dir in [self.root.join("partial"), self.root.join("content")] {
+            fs::create_dir_all(&dir).map_err(io_err)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .map_err(io_err)?;
+        file.write_all_at(data, offset).map_err(io_err)?;
+        if offset + data.len() as u64 != size {
+            return Ok(false);
+        }
+        if file.metadata().map_err(io_err)?.len() != size
+            || sha256_of(&partial).map_err(io_err)? != sha256
+        {
+            let _ = fs::remove_file(&partial);
+            return Err(ArtifactError::Checksum {
+                path: path.to_owned(),
+                sha256: sha256.to_owned(),
+            });
+        }
+        file.sync_all().map_err(io_err)?;
+        fs::rename(&partial, self.content(sha256)).map_err(io_err)?;
+        Ok(true)
+    }
+
+    /// Opens stored content for reading.
+    pub fn open(&self, sha256: &str) -> io::Result<File> {
+        File::open(self.content(sha256))
+    }
+
+    /// The content files of a run's artifacts (as the SQL store lists them): what a run
+    /// keeps in the data dir besides its logs.
+    pub fn run_files<'a>(
+        &'a self,
+        artifacts: &'a [rota_proto::ArtifactFile],
+    ) -> impl Iterator<Item = PathBuf> + 'a {
+        artifacts.iter().map(|a| self.content(&a.sha256))
+    }
+
+    /// Deletes the content of each digest no run refers to any more (`still_used` answers
+    /// from the SQL store): called after a run's artifact rows are deleted.
+    pub fn remove_unreferenced(
+        &self,
+        sha256s: &[String],
+        still_used: impl Fn(&str) -> bool,
+    ) -> io::Result<()> {
+        for sha in sha256s {
+            if !still_used(sha) {
+                match fs::remove_file(self.content(sha)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex SHA-256 of a file, read in 1 MiB pieces.
+pub fn sha256_of(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex(ctx.finish().as_ref()))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `text` is a lowercase hex SHA-256 (it names a file, so it is checked first).
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_counts_only_when_whole_and_matching_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path().to_path_buf());
+        let data = b"hello artifact";
+        let sha = hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+        assert!(!store.write("a.txt", &sha, 14, 0, &data[..5]).unwrap());
+        assert!(!store.has(&sha, 14));
+        // A resent chunk is idempotent.
+        assert!(!store.write("a.txt", &sha, 14, 0, &data[..5]).unwrap());
+        assert!(store.write("a.txt", &sha, 14, 5, &data[5..]).unwrap());
+        assert_eq!(fs::read(store.content(&sha)).unwrap(), data);
+
+        let wrong = "0".repeat(64);
+        let err = store.write("b.txt", &wrong, 3, 0, b"abc").unwrap_err();
+        assert!(matches!(err, ArtifactError::Checksum { .. }), "{err}");
+        assert!(!store.has(&wrong, 3));
+        assert!(is_sha256(&sha) && !is_sha256(&wrong.replace('0', "G")));
+    }
+}
