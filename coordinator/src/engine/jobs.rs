@@ -205,14 +205,14 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn trigger(&mut self, b: &Batch<'_>, req: pb::TriggerRequest) -> Result<u64> {
+    pub(super) fn trigger(&mut self, b: &Batch<'_>, req: super::JobTrigger) -> Result<u64> {
         let job = self.jobs.job(&req.job).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "no job {:?} (rota jobs lists the defined ones)",
                 req.job
             ))
         })?;
-        self.start_job(b, &job, "trigger", req.env.into_iter().collect(), None)
+        self.start_job(b, &job, req.trigger_type, req.env, req.schedule_time)
     }
 
     /// One run of a defined job. Environment: global < job < trigger.

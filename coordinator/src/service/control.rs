@@ -164,7 +164,7 @@ impl pb::control_service_server::ControlService for ControlService {
         let req = r.into_inner();
         validate::trigger(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Trigger(req, t)).await?,
+            self.engine.ask(|t| Command::Trigger(req.into(), t)).await?,
         ))
     }
 
