@@ -9,6 +9,7 @@
 mod agents;
 mod apply;
 mod commands;
+mod import;
 mod jobs;
 mod records;
 mod status;
@@ -54,6 +55,8 @@ pub enum Command {
     Apply(pb::ApplyRequest, Reply<pb::ApplyResponse>),
     ListJobs(Reply<Vec<pb::Job>>),
     Trigger(JobTrigger, Reply<pb::Run>),
+    /// Finished runs of another system, their logs already stored; reply: (imported, skipped).
+    ImportRuns(Vec<pb::ImportedRun>, Reply<(u32, u32)>),
     Status(Reply<pb::StatusResponse>),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {

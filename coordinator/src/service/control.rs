@@ -168,6 +168,12 @@ impl pb::control_service_server::ControlService for ControlService {
         ))
     }
 
+    async fn import_runs(&self, r: Request<pb::ImportRunsRequest>) -> R<pb::ImportRunsResponse> {
+        Ok(Response::new(
+            super::import::import_runs(&self.engine, r.into_inner()).await?,
+        ))
+    }
+
     async fn status(&self, _: Request<pb::StatusRequest>) -> R<pb::StatusResponse> {
         Ok(Response::new(self.engine.ask(Command::Status).await?))
     }

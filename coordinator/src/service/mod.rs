@@ -5,5 +5,6 @@ pub mod agent_stream;
 pub mod control;
 pub mod health;
 pub mod http;
+pub mod import;
 pub mod streams;
 pub mod validate;

@@ -246,6 +246,64 @@ pub fn trigger(req: &pb::TriggerRequest) -> Result<()> {
     env(&req.env)
 }
 
+/// Runs per `ImportRuns` request.
+pub const MAX_IMPORT_RUNS: usize = 1000;
+
+/// Output bytes per `ImportRuns` request: a longer history comes in more requests.
+pub const MAX_IMPORT_BYTES: usize = 8 << 20;
+
+/// Finished runs from another system: ids the log store can name, names, environment, times
+/// and output pieces that fit together, within the request bounds.
+pub fn import_runs(req: &pb::ImportRunsRequest) -> Result<()> {
+    if req.runs.len() > MAX_IMPORT_RUNS {
+        return Err(Error::InvalidArgument(format!(
+            "an import of {} runs: at most {MAX_IMPORT_RUNS} per request",
+            req.runs.len()
+        )));
+    }
+    let bytes: usize = req.runs.iter().map(|r| r.output.len()).sum();
+    if bytes > MAX_IMPORT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "an import of {bytes} output bytes: at most {MAX_IMPORT_BYTES} per request"
+        )));
+    }
+    for r in &req.runs {
+        if crate::logs::RunId::parse(&r.id).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "imported run id {} is not a lowercase hyphenated UUID",
+                shown(&r.id)
+            )));
+        }
+        check_name("job", &r.job)?;
+        text("trigger type", &r.trigger_type)?;
+        env(&r.env)?;
+        let end = r.output_offset.checked_add(r.output.len() as u64);
+        if end.is_none_or(|end| end > r.output_len) || r.output_len > MAX_RUN_NUMBER {
+            return Err(Error::InvalidArgument(format!(
+                "imported run {}: output piece at {} of {} bytes goes past its length {}",
+                r.id,
+                r.output_offset,
+                r.output.len(),
+                r.output_len
+            )));
+        }
+        for (what, ms) in [
+            ("schedule_time_ms", r.schedule_time_ms),
+            ("start_time_ms", r.start_time_ms),
+            ("stop_time_ms", r.stop_time_ms),
+        ] {
+            store_len(&format!("imported run {}: {what}", r.id), ms)?;
+        }
+        if r.stop_time_ms < r.start_time_ms {
+            return Err(Error::InvalidArgument(format!(
+                "imported run {}: stop_time_ms {} is before start_time_ms {}",
+                r.id, r.stop_time_ms, r.start_time_ms
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An agent's Hello (the engine checks its slots).
 pub fn hello(h: &pb::Hello) -> Result<()> {
     check_name("agent", &h.name)?;
