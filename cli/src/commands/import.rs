@@ -75,7 +75,7 @@ async fn dsari(ctx: &Context, args: ImportDsariArgs) -> anyhow::Result<()> {
             batch.bytes += piece.len();
             batch.runs.push(ImportedRun {
                 output_offset: offset,
-                output: piece.to_vec().into(),
+                output: piece.to_vec(),
                 output_len: len,
                 ..row.clone()
             });

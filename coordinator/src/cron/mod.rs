@@ -65,7 +65,7 @@ pub enum CronError {
 #[derive(Debug, Clone)]
 pub enum Schedule {
     Cron(Cron),
-    Rrule(rrule::Rrule),
+    Rrule(Box<rrule::Rrule>),
 }
 
 impl Schedule {
@@ -79,7 +79,7 @@ impl Schedule {
                 .map_err(|_| CronError::UnknownTimezone(name.into()))?,
         };
         if rrule::is_rrule(expr) {
-            return rrule::Rrule::parse(expr, job_name, zone).map(Schedule::Rrule);
+            return rrule::Rrule::parse(expr, job_name, zone).map(|r| Schedule::Rrule(Box::new(r)));
         }
         Cron::parse(expr, job_name, zone).map(Schedule::Cron)
     }

@@ -41,7 +41,7 @@ pub async fn import_runs(
             })?;
             if run.output_offset + run.output.len() as u64 == run.output_len {
                 files.finish(&hub, &id, IMPORTED_ATTEMPT, [run.output_len, 0])?;
-                run.output = Vec::new().into();
+                run.output = Vec::new();
                 complete.push(run);
             }
         }

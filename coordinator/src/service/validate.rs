@@ -381,6 +381,47 @@ mod tests {
     }
 
     #[test]
+    fn imports_with_bad_ids_names_pieces_or_sizes_are_refused() {
+        let good = || pb::ImportedRun {
+            id: "0b6e2b9c-7f7e-4c7a-a1f2-9b1b2f0c6a11".into(),
+            job: "backup".into(),
+            start_time_ms: 10,
+            stop_time_ms: 20,
+            output: b"abc".to_vec(),
+            output_offset: 2,
+            output_len: 5,
+            ..Default::default()
+        };
+        let one = |r: pb::ImportedRun| pb::ImportRunsRequest { runs: vec![r] };
+        import_runs(&one(good())).unwrap();
+        let bad: [fn(&mut pb::ImportedRun); 7] = [
+            |r| r.id = "../../etc".into(),
+            |r| r.id = r.id.to_uppercase(),
+            |r| r.job = "a/b".into(),
+            |r| r.output_len = 4,
+            |r| r.output_offset = u64::MAX,
+            |r| r.stop_time_ms = 5,
+            |r| {
+                r.env.insert("A=B".into(), "x".into());
+            },
+        ];
+        for change in bad {
+            let mut r = good();
+            change(&mut r);
+            assert!(is_invalid(import_runs(&one(r.clone()))), "{r:?}");
+        }
+        let many = pb::ImportRunsRequest {
+            runs: vec![good(); MAX_IMPORT_RUNS + 1],
+        };
+        assert!(is_invalid(import_runs(&many)));
+        let mut big = good();
+        big.output = vec![0; MAX_IMPORT_BYTES + 1];
+        big.output_offset = 0;
+        big.output_len = big.output.len() as u64;
+        assert!(is_invalid(import_runs(&one(big))));
+    }
+
+    #[test]
     fn a_huge_reference_is_cut_short_in_the_message() {
         let huge = "x/".repeat(1 << 20);
         let msg = run_ref(&huge).unwrap_err().to_string();
