@@ -45,6 +45,23 @@ fn write_trigger(data: &Path, job: &str, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The reason written beside a refused trigger file, once it is there whole.
+async fn reason_beside(why: &Path) -> String {
+    eventually(
+        Duration::from_secs(10),
+        "a bad trigger file to go aside",
+        || {
+            let why = why.to_path_buf();
+            async move {
+                std::fs::read_to_string(&why)
+                    .ok()
+                    .filter(|t| t.ends_with('\n'))
+            }
+        },
+    )
+    .await
+}
+
 /// The finished run of trigger type "file", once there is one.
 async fn file_run(c: &Client, deadline: Duration) -> pb::Run {
     eventually(
@@ -121,19 +138,7 @@ async fn bad_trigger_files_are_renamed_aside_with_the_reason() {
         let path = write_trigger(&s.data, job, name, text);
         let bad = path.with_file_name(format!("{name}.bad"));
         let why = path.with_file_name(format!("{name}.bad.reason"));
-        let written = eventually(
-            Duration::from_secs(10),
-            "the bad trigger to go aside",
-            || {
-                let why = why.clone();
-                async move {
-                    std::fs::read_to_string(&why)
-                        .ok()
-                        .filter(|t| t.ends_with('\n'))
-                }
-            },
-        )
-        .await;
+        let written = reason_beside(&why).await;
         assert!(written.contains(reason), "{job}/{name}: {written}");
         assert!(
             bad.exists() && !path.exists(),
@@ -164,15 +169,7 @@ async fn a_trigger_that_is_a_symlink_is_not_followed() {
     // A symlink is created, not written: a later write in the dir makes the watcher look.
     std::fs::write(dir.join("note"), "").unwrap();
     let why = dir.join("trigger.json.bad.reason");
-    let written = eventually(Duration::from_secs(10), "the symlink to go aside", || {
-        let why = why.clone();
-        async move {
-            std::fs::read_to_string(&why)
-                .ok()
-                .filter(|t| t.ends_with('\n'))
-        }
-    })
-    .await;
+    let written = reason_beside(&why).await;
     assert!(written.contains("symlinks are not followed"), "{written}");
     assert!(outside.exists(), "the link's target is left alone");
     s.agent.stop().await;
