@@ -122,6 +122,27 @@ async fn a_trigger_file_present_at_start_runs_and_yaml_works_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trigger_for_a_later_schedule_time_waits_for_it() {
+    let mut s = start(|_| {}).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at_ms = now_ms + 1500;
+    let text = format!(r#"{{"schedule_time": {}}}"#, at_ms as f64 / 1000.0);
+    let path = write_trigger(&s.data, "greet", "trigger.json", &text);
+    let run = file_run(&s.c, Duration::from_secs(10)).await;
+    assert!(
+        run.submitted_at_ms >= at_ms,
+        "started at its schedule_time, not before: {} < {at_ms}",
+        run.submitted_at_ms
+    );
+    assert!(!path.exists());
+    s.agent.stop().await;
+    s.coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_trigger_files_are_renamed_aside_with_the_reason() {
     let mut s = start(|_| {}).await;
     let cases = [

@@ -180,7 +180,7 @@ fn row(
         if !(0.0..=253_402_300_799.0).contains(&t) {
             return Err(format!("time {t} is out of range"));
         }
-        Ok((t * 1000.0) as u64)
+        Ok((t * 1000.0).round() as u64)
     };
     let exit_code = i32::try_from(exit_code.ok_or("exit_code is missing")?)
         .map_err(|_| "exit_code is out of range".to_string())?;

@@ -115,7 +115,7 @@ fn schedule_time(v: &Value, zone: Option<chrono_tz::Tz>) -> Result<u64, String> 
                     "schedule_time {v} is out of range (years 1970-9999)"
                 ));
             }
-            DateTime::from_timestamp_millis((secs * 1000.0) as i64).ok_or_else(bad)?
+            DateTime::from_timestamp_millis((secs * 1000.0).round() as i64).ok_or_else(bad)?
         }
         Value::String(s) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => t.with_timezone(&Utc),

@@ -219,6 +219,12 @@ async fn handle_job(engine: &EngineHandle, root: &Path, job: &str) -> Outcome {
             Outcome::Handled
         }
         Err(Error::ShuttingDown) => Outcome::Idle,
+        // Nothing wrong with the file: it stays for the next look (a write in the directory,
+        // or the scan at the next start).
+        Err(e @ Error::ResourceExhausted(_)) => {
+            tracing::warn!(job, path = %path.display(), "trigger file left in place: {e}");
+            Outcome::Idle
+        }
         Err(e) => set_aside(&path, job, &e.to_string()),
     }
 }
