@@ -99,6 +99,9 @@ pub enum Command {
     Trigger(TriggerArgs),
     /// Show the coordinator's versions, uptime, store, free space, agents and runs by state.
     Status,
+    /// Bring another system's run history into rota.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print a shell completion script: `rota completions bash > /etc/bash_completion.d/rota`.
     Completions(CompletionsArgs),
     /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.
@@ -340,6 +343,24 @@ pub struct TriggerArgs {
     /// Environment variable for this run (repeatable).
     #[arg(long, value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+}
+
+/// `rota import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// dsari's finished runs and their output (`DSARI_DATA_DIR/dsari.sqlite3` and
+    /// `runs/JOB/RUN_ID/output.txt`); importing again skips runs already imported.
+    Dsari(ImportDsariArgs),
+}
+
+/// `rota import dsari DSARI_DATA_DIR`.
+#[derive(Debug, Args)]
+pub struct ImportDsariArgs {
+    /// dsari's data_dir (holding runs/ and, by default, dsari.sqlite3).
+    pub data_dir: PathBuf,
+    /// dsari's SQLite database, when not DSARI_DATA_DIR/dsari.sqlite3 (its `database.file`).
+    #[arg(long, value_name = "FILE")]
+    pub database: Option<PathBuf>,
 }
 
 /// `K=V` → (K, V); the value may contain `=` and be empty, the key may not.

@@ -17,5 +17,6 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod triggers;
 
 pub use server::{open, serve, CoordinatorConfig, Opened, TlsIdentity};

@@ -284,6 +284,15 @@ impl Opened {
                 hup,
             ));
         }
+        // dsari's trigger files. Without inotify (its per-user instance limit reached) the
+        // coordinator still serves; `rota trigger` still works.
+        let _triggers = match crate::triggers::watch(engine.clone(), &config.data_dir) {
+            Ok(watch) => Some(watch),
+            Err(err) => {
+                tracing::error!("trigger files are not watched: {err}");
+                None
+            }
+        };
         let health_reporter = tonic_health::server::HealthReporter::new();
         health_reporter
             .set_serving::<pb::control_service_server::ControlServiceServer<ControlService>>()

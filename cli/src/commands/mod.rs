@@ -9,6 +9,7 @@ mod drain;
 mod generate;
 mod group;
 mod groups;
+mod import;
 mod jobs;
 mod jobset;
 mod logs;
@@ -87,6 +88,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
         Command::Status => ok(status::status(&ctx).await),
+        Command::Import(c) => ok(import::import(&ctx, c).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

@@ -26,12 +26,20 @@
 //! - It runs in every hour (e.g. `*/15 * * * *`): it follows the wall clock, so skipped times do
 //!   not fire and repeated times fire in both passes; the interval between runs stays as written.
 //!
+//! # RRULE
+//!
+//! A schedule starting with `RRULE:` is an RFC 5545 recurrence rule (`cron/rrule.rs`), with
+//! dsari's hashing of the parts it leaves out.
+//!
 //! Time is always passed in: [`Schedule::next_after`] never reads the clock, so schedules are
 //! tested with fixed instants.
 
 mod days;
 mod field;
 mod hash;
+mod rrule;
+#[cfg(test)]
+mod rrule_tests;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -45,17 +53,78 @@ pub enum CronError {
     /// The expression itself is wrong; `reason` names the field at fault.
     #[error("invalid cron \"{expr}\": {reason}")]
     Invalid { expr: String, reason: String },
+    /// An `RRULE:` schedule the rrule crate refuses, or that uses what dsari does not (COUNT).
+    #[error("invalid RRULE \"{expr}\": {reason}")]
+    InvalidRrule { expr: String, reason: String },
     /// The zone is not an IANA name known to chrono-tz.
     #[error("unknown timezone \"{0}\" (expected an IANA name such as \"Europe/Berlin\")")]
     UnknownTimezone(String),
 }
 
-/// A parsed, hash-expanded schedule bound to one time zone.
+/// A job's schedule: cron fields or an RFC 5545 rule, bound to one time zone.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Cron(Cron),
+    Rrule(Box<rrule::Rrule>),
+}
+
+impl Schedule {
+    /// `expr` as dsari accepts it: an `RRULE:` rule (any case, as dsari tests it) or cron fields
+    /// (see the module docs), hashed by `job_name`; `tz` is an IANA zone name, `None` for UTC.
+    pub fn parse(expr: &str, job_name: &str, tz: Option<&str>) -> Result<Schedule, CronError> {
+        let zone = match tz {
+            None => chrono_tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| CronError::UnknownTimezone(name.into()))?,
+        };
+        if rrule::is_rrule(expr) {
+            return rrule::Rrule::parse(expr, job_name, zone).map(|r| Schedule::Rrule(Box::new(r)));
+        }
+        Cron::parse(expr, job_name, zone).map(Schedule::Cron)
+    }
+
+    /// The first fire time strictly after `t`, `None` when there is none (an RRULE past its
+    /// UNTIL, or a cron `t` outside years 1-9990).
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Cron(c) => search::next_after(c, t),
+            Schedule::Rrule(r) => r.next_after(t),
+        }
+    }
+
+    /// The expression as written in the config.
+    pub fn expr(&self) -> &str {
+        match self {
+            Schedule::Cron(c) => &c.expr,
+            Schedule::Rrule(r) => r.expr(),
+        }
+    }
+
+    /// What `rota jobs` shows so a person sees when a hashed job really runs: the six cron fields
+    /// after `H` expansion, or the rule with its hashed BYHOUR/BYMINUTE/BYSECOND filled in.
+    pub fn expanded(&self) -> &str {
+        match self {
+            Schedule::Cron(c) => &c.expanded,
+            Schedule::Rrule(r) => r.expanded(),
+        }
+    }
+
+    /// The zone the schedule is read in.
+    pub fn timezone(&self) -> Tz {
+        match self {
+            Schedule::Cron(c) => c.tz,
+            Schedule::Rrule(r) => r.timezone(),
+        }
+    }
+}
+
+/// A parsed, hash-expanded cron schedule bound to one time zone.
 ///
 /// Fields are bitsets so that matching a date or a time costs a few instructions; the search for
 /// the next fire time walks days, then hours, minutes and seconds, never second by second.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub struct Cron {
     expr: String,
     expanded: String,
     tz: Tz,
@@ -71,19 +140,13 @@ pub struct Schedule {
     every_hour: bool,
 }
 
-impl Schedule {
+impl Cron {
     /// `expr` as dsari accepts it (see the module docs), `H` hashed by `job_name` so each job gets
     /// its own stable minute/second; `tz` is an IANA zone name, `None` for UTC.
     ///
     /// An expression that can never fire (`0 0 30 2 *`) is an error too, so a config that
     /// validates always schedules something.
-    pub fn parse(expr: &str, job_name: &str, tz: Option<&str>) -> Result<Schedule, CronError> {
-        let tz = match tz {
-            None => chrono_tz::UTC,
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| CronError::UnknownTimezone(name.into()))?,
-        };
+    fn parse(expr: &str, job_name: &str, tz: Tz) -> Result<Cron, CronError> {
         let invalid = |reason: String| CronError::Invalid {
             expr: expr.to_string(),
             reason,
@@ -119,7 +182,7 @@ impl Schedule {
         }
         let (bits, days) = field::parse_fields(&expanded).map_err(invalid)?;
         let [minutes, hours, days_of_month, months, days_of_week, seconds] = bits;
-        let schedule = Schedule {
+        let schedule = Cron {
             expr: expr.to_string(),
             days,
             expanded: expanded.join(" "),
@@ -133,33 +196,11 @@ impl Schedule {
             every_hour: hours == (1 << 24) - 1,
         };
         let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
-        if schedule.next_after(probe).is_none() {
+        if search::next_after(&schedule, probe).is_none() {
             return Err(invalid(
                 "no date ever matches its day-of-month, month and day-of-week".into(),
             ));
         }
         Ok(schedule)
-    }
-
-    /// The first fire time strictly after `t`. `None` only when no date matches within forty
-    /// years (which [`Schedule::parse`] already refuses) or `t` lies outside years 1-9990.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        search::next_after(self, t)
-    }
-
-    /// The expression as written in the config.
-    pub fn expr(&self) -> &str {
-        &self.expr
-    }
-
-    /// The six fields after `H` and macro expansion, e.g. `10 11 * * * 32`: what `rota jobs`
-    /// shows so a person sees when a hashed job really runs.
-    pub fn expanded(&self) -> &str {
-        &self.expanded
-    }
-
-    /// The zone the fields are matched in.
-    pub fn timezone(&self) -> Tz {
-        self.tz
     }
 }

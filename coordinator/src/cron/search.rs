@@ -17,7 +17,7 @@ use chrono::{
     TimeZone, Timelike, Utc,
 };
 
-use super::{days, Schedule};
+use super::{days, Cron};
 
 /// Longer than any DST shift in the tz database (2 h), so the candidates that can map to an
 /// instant before the first hit all lie within it.
@@ -30,7 +30,7 @@ const MARGIN: Duration = Duration::hours(3);
 /// refuses those.
 const MAX_DAYS: u32 = 366 * 40;
 
-pub(super) fn next_after(s: &Schedule, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(super) fn next_after(s: &Cron, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     // Far from today chrono's local-time arithmetic can overflow and panic; no job needs it.
     if !(1..=9990).contains(&t.year()) {
         return None;
@@ -71,7 +71,7 @@ pub(super) fn next_after(s: &Schedule, t: DateTime<Utc>) -> Option<DateTime<Utc>
 
 /// Whether the zone's UTC offset changes within [`MARGIN`] of `t` (at the ends of chrono's
 /// range, where `t +- MARGIN` does not exist, there is no change to worry about).
-fn near_offset_change(s: &Schedule, t: DateTime<Utc>) -> bool {
+fn near_offset_change(s: &Cron, t: DateTime<Utc>) -> bool {
     let offset = |u: DateTime<Utc>| s.tz.offset_from_utc_datetime(&u.naive_utc()).fix();
     let here = offset(t);
     [t.checked_sub_signed(MARGIN), t.checked_add_signed(MARGIN)]
@@ -81,7 +81,7 @@ fn near_offset_change(s: &Schedule, t: DateTime<Utc>) -> bool {
 }
 
 /// The instants at which the wall-clock time `local` fires (at most two).
-fn instants(s: &Schedule, local: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
+fn instants(s: &Cron, local: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
     match s.tz.from_local_datetime(&local) {
         LocalResult::Single(at) => [Some(at.to_utc()), None],
         LocalResult::Ambiguous(first, second) if s.every_hour => {
@@ -97,7 +97,7 @@ fn instants(s: &Schedule, local: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
 /// (as dsari: `30 2 * * *` hashed to second 42 fires at 03:00:42 CEST, so hashed jobs stay
 /// spread). Gaps in the tz database start and end on whole minutes, so stepping by minutes
 /// lands exactly on the end.
-fn end_of_gap(s: &Schedule, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+fn end_of_gap(s: &Cron, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     let second = lowest_from(s.seconds, 0)?;
     let mut probe = local.with_second(0)?;
     for _ in 0..24 * 60 {
@@ -113,7 +113,7 @@ fn end_of_gap(s: &Schedule, local: NaiveDateTime) -> Option<DateTime<Utc>> {
 }
 
 /// The first wall-clock time at or after `from` whose fields all match.
-fn next_local_match(s: &Schedule, from: NaiveDateTime) -> Option<NaiveDateTime> {
+fn next_local_match(s: &Cron, from: NaiveDateTime) -> Option<NaiveDateTime> {
     let mut date = from.date();
     let mut not_before = from.time();
     for _ in 0..MAX_DAYS {
@@ -128,12 +128,12 @@ fn next_local_match(s: &Schedule, from: NaiveDateTime) -> Option<NaiveDateTime> 
     None
 }
 
-fn date_matches(s: &Schedule, date: NaiveDate) -> bool {
+fn date_matches(s: &Cron, date: NaiveDate) -> bool {
     has(s.months, date.month())
         && days::date_matches(s.days_of_month, s.days_of_week, &s.days, date)
 }
 
-fn first_time_at_or_after(s: &Schedule, from: NaiveTime) -> Option<NaiveTime> {
+fn first_time_at_or_after(s: &Cron, from: NaiveTime) -> Option<NaiveTime> {
     let (h0, m0, s0) = (from.hour(), from.minute(), from.second());
     for hour in (h0..24).filter(|h| has(s.hours, *h)) {
         let first_minute = if hour == h0 { m0 } else { 0 };

@@ -138,6 +138,10 @@ impl State {
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
+            Command::ImportRuns(runs, reply) => {
+                let v = self.check_space().and_then(|()| self.import_runs(b, runs));
+                answer!(reply, v)
+            }
             Command::Status(reply) => answer_read!(reply, self.status(b)),
             Command::Metrics(reply) => answer!(reply, Ok(self.metrics_snapshot())),
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),

@@ -28,6 +28,11 @@ fn request_sources(req: &pb::ApplyRequest) -> Vec<config::SourceFile> {
     sources
 }
 
+/// The job's own jobset, else the definitions' default.
+fn job_jobset(defs: &Definitions, job: &JobDef) -> String {
+    job.jobset.clone().unwrap_or_else(|| defs.jobset.clone())
+}
+
 /// Store key of the applied config (path and text, and its `config_d` files), re-read at start.
 const DEFINITIONS_KEY: &str = "definitions";
 
@@ -205,14 +210,14 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn trigger(&mut self, b: &Batch<'_>, req: pb::TriggerRequest) -> Result<u64> {
+    pub(super) fn trigger(&mut self, b: &Batch<'_>, req: super::JobTrigger) -> Result<u64> {
         let job = self.jobs.job(&req.job).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "no job {:?} (rota jobs lists the defined ones)",
                 req.job
             ))
         })?;
-        self.start_job(b, &job, "trigger", req.env.into_iter().collect(), None)
+        self.start_job(b, &job, req.trigger_type, req.env, req.schedule_time)
     }
 
     /// One run of a defined job. Environment: global < job < trigger.
@@ -229,7 +234,7 @@ impl State {
         // `after` names other jobs of a `rota run` batch; a single triggered run has none.
         spec.after.clear();
         spec.env.extend(env);
-        let jobset = job.jobset.clone().unwrap_or_else(|| defs.jobset.clone());
+        let jobset = job_jobset(defs, job);
         let previous = b.read().last_finished_of_job(&job.name)?;
         let origin = Origin {
             trigger_type: trigger.into(),
@@ -242,6 +247,12 @@ impl State {
         };
         let numbers = self.submit(b, &jobset, 0, vec![spec], &origin)?;
         Ok(numbers[0])
+    }
+
+    /// The jobset a defined job's runs go to; `None` for a job not defined.
+    pub(super) fn jobs_jobset(&self, name: &str) -> Option<String> {
+        let defs = self.jobs.defs.as_ref()?;
+        Some(job_jobset(defs, self.jobs.job(name)?))
     }
 
     pub(super) fn job_views(&self) -> Vec<pb::Job> {

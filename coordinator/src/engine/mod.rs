@@ -9,6 +9,7 @@
 mod agents;
 mod apply;
 mod commands;
+mod import;
 mod jobs;
 mod metrics;
 mod records;
@@ -57,7 +58,9 @@ pub enum Command {
     SetGroupMax(pb::SetGroupMaxRequest, Reply<pb::Group>),
     Apply(pb::ApplyRequest, Reply<pb::ApplyResponse>),
     ListJobs(Reply<Vec<pb::Job>>),
-    Trigger(pb::TriggerRequest, Reply<pb::Run>),
+    Trigger(JobTrigger, Reply<pb::Run>),
+    /// Finished runs of another system, their logs already stored; reply: (imported, skipped).
+    ImportRuns(Vec<pb::ImportedRun>, Reply<(u32, u32)>),
     Status(Reply<pb::StatusResponse>),
     /// The state numbers of `/metrics`.
     Metrics(Reply<Snapshot>),
@@ -101,6 +104,30 @@ impl Command {
                 | Command::Status(..)
                 | Command::Metrics(..)
         )
+    }
+}
+
+/// A request for one run of a defined job from outside its schedule: `rota trigger` or a
+/// trigger file (`triggers`). The two differ only in what the run records.
+#[derive(Debug, Clone)]
+pub struct JobTrigger {
+    pub job: String,
+    /// Added over the job's and the global environment.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The run's trigger type (TRIGGER_TYPE): "trigger" for the RPC, "file" for a trigger file.
+    pub trigger_type: &'static str,
+    /// When it was meant to run (ms), recorded as the run's schedule time; `None` is "now".
+    pub schedule_time: Option<u64>,
+}
+
+impl From<pb::TriggerRequest> for JobTrigger {
+    fn from(req: pb::TriggerRequest) -> Self {
+        JobTrigger {
+            job: req.job,
+            env: req.env.into_iter().collect(),
+            trigger_type: "trigger",
+            schedule_time: None,
+        }
     }
 }
 

@@ -178,7 +178,13 @@ impl pb::control_service_server::ControlService for ControlService {
         let req = r.into_inner();
         validate::trigger(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Trigger(req, t)).await?,
+            self.engine.ask(|t| Command::Trigger(req.into(), t)).await?,
+        ))
+    }
+
+    async fn import_runs(&self, r: Request<pb::ImportRunsRequest>) -> R<pb::ImportRunsResponse> {
+        Ok(Response::new(
+            super::import::import_runs(&self.engine, r.into_inner()).await?,
         ))
     }
 

@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod control;
 pub mod health;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod streams;
 pub mod validate;

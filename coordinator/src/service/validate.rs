@@ -253,6 +253,64 @@ pub fn trigger(req: &pb::TriggerRequest) -> Result<()> {
     env(&req.env)
 }
 
+/// Runs per `ImportRuns` request.
+pub const MAX_IMPORT_RUNS: usize = 1000;
+
+/// Output bytes per `ImportRuns` request: a longer history comes in more requests.
+pub const MAX_IMPORT_BYTES: usize = 8 << 20;
+
+/// Finished runs from another system: ids the log store can name, names, environment, times
+/// and output pieces that fit together, within the request bounds.
+pub fn import_runs(req: &pb::ImportRunsRequest) -> Result<()> {
+    if req.runs.len() > MAX_IMPORT_RUNS {
+        return Err(Error::InvalidArgument(format!(
+            "an import of {} runs: at most {MAX_IMPORT_RUNS} per request",
+            req.runs.len()
+        )));
+    }
+    let bytes: usize = req.runs.iter().map(|r| r.output.len()).sum();
+    if bytes > MAX_IMPORT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "an import of {bytes} output bytes: at most {MAX_IMPORT_BYTES} per request"
+        )));
+    }
+    for r in &req.runs {
+        if crate::logs::RunId::parse(&r.id).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "imported run id {} is not a lowercase hyphenated UUID",
+                shown(&r.id)
+            )));
+        }
+        check_name("job", &r.job)?;
+        text("trigger type", &r.trigger_type)?;
+        env(&r.env)?;
+        let end = r.output_offset.checked_add(r.output.len() as u64);
+        if end.is_none_or(|end| end > r.output_len) || r.output_len > MAX_RUN_NUMBER {
+            return Err(Error::InvalidArgument(format!(
+                "imported run {}: output piece at {} of {} bytes goes past its length {}",
+                r.id,
+                r.output_offset,
+                r.output.len(),
+                r.output_len
+            )));
+        }
+        for (what, ms) in [
+            ("schedule_time_ms", r.schedule_time_ms),
+            ("start_time_ms", r.start_time_ms),
+            ("stop_time_ms", r.stop_time_ms),
+        ] {
+            store_len(&format!("imported run {}: {what}", r.id), ms)?;
+        }
+        if r.stop_time_ms < r.start_time_ms {
+            return Err(Error::InvalidArgument(format!(
+                "imported run {}: stop_time_ms {} is before start_time_ms {}",
+                r.id, r.stop_time_ms, r.start_time_ms
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An agent's Hello (the engine checks its slots).
 pub fn hello(h: &pb::Hello) -> Result<()> {
     check_name("agent", &h.name)?;
@@ -400,6 +458,47 @@ mod tests {
         ] {
             assert!(is_invalid(run_ref(bad)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn imports_with_bad_ids_names_pieces_or_sizes_are_refused() {
+        let good = || pb::ImportedRun {
+            id: "0b6e2b9c-7f7e-4c7a-a1f2-9b1b2f0c6a11".into(),
+            job: "backup".into(),
+            start_time_ms: 10,
+            stop_time_ms: 20,
+            output: b"abc".to_vec(),
+            output_offset: 2,
+            output_len: 5,
+            ..Default::default()
+        };
+        let one = |r: pb::ImportedRun| pb::ImportRunsRequest { runs: vec![r] };
+        import_runs(&one(good())).unwrap();
+        let bad: [fn(&mut pb::ImportedRun); 7] = [
+            |r| r.id = "../../etc".into(),
+            |r| r.id = r.id.to_uppercase(),
+            |r| r.job = "a/b".into(),
+            |r| r.output_len = 4,
+            |r| r.output_offset = u64::MAX,
+            |r| r.stop_time_ms = 5,
+            |r| {
+                r.env.insert("A=B".into(), "x".into());
+            },
+        ];
+        for change in bad {
+            let mut r = good();
+            change(&mut r);
+            assert!(is_invalid(import_runs(&one(r.clone()))), "{r:?}");
+        }
+        let many = pb::ImportRunsRequest {
+            runs: vec![good(); MAX_IMPORT_RUNS + 1],
+        };
+        assert!(is_invalid(import_runs(&many)));
+        let mut big = good();
+        big.output = vec![0; MAX_IMPORT_BYTES + 1];
+        big.output_offset = 0;
+        big.output_len = big.output.len() as u64;
+        assert!(is_invalid(import_runs(&one(big))));
     }
 
     #[test]

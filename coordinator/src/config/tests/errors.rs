@@ -89,6 +89,16 @@ fn invalid_cron_names_the_job_and_the_expression() {
 }
 
 #[test]
+fn invalid_rrule_names_the_job_and_the_rule() {
+    let json = r#"{"jobs": {"x": {"command": ["true"], "schedule": "RRULE:FREQ=DAILY;COUNT=2"}}}"#;
+    assert_eq!(
+        error("cfg.json", json),
+        "cfg.json: job \"x\": schedule: invalid RRULE \"RRULE:FREQ=DAILY;COUNT=2\": COUNT is not \
+         supported (as in dsari): the rule restarts each time the next run is computed; use UNTIL"
+    );
+}
+
+#[test]
 fn invalid_names_are_refused_with_the_rule() {
     let rule =
         "invalid name (must match ^[- A-Za-z0-9_+.:@]+$, at most 64 characters, not . or ..)";

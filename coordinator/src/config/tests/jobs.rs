@@ -71,6 +71,31 @@ fn hashed_schedules_differ_between_jobs_of_one_group() {
 }
 
 #[test]
+fn rrule_schedules_hash_by_job_and_take_the_jobs_zone() {
+    // "backup" hashes to 01:15:24 UTC (see cron/rrule_tests.rs), "report" to 10:18:44.
+    let defs = load(
+        "r.yaml",
+        "job_groups:\n  g:\n    job_names: [backup, report]\n    command: [true]\n    \
+         schedule: 'RRULE:FREQ=DAILY'\n    schedule_timezone: Europe/Berlin\n",
+    );
+    let expanded: Vec<&str> = defs
+        .jobs
+        .iter()
+        .map(|j| j.schedule.as_ref().unwrap().expanded())
+        .collect();
+    // In Berlin's winter time (+1): 02:15:24 and 11:18:44.
+    assert_eq!(
+        expanded,
+        [
+            "RRULE:FREQ=DAILY;BYHOUR=2;BYMINUTE=15;BYSECOND=24",
+            "RRULE:FREQ=DAILY;BYHOUR=11;BYMINUTE=18;BYSECOND=44"
+        ]
+    );
+    let tz = defs.jobs[0].schedule.as_ref().unwrap().timezone();
+    assert_eq!(tz, chrono_tz::Europe::Berlin);
+}
+
+#[test]
 fn priority_words_and_integers_are_accepted() {
     let yaml = "jobs:\n  h: {command: [x], priority: high}\n  l: {command: [x], priority: low}\n  \
                 n: {command: [x]}\n  i: {command: [x], priority: 7}\n  s: {command: [x], priority: '-3'}\n";
