@@ -10,6 +10,7 @@ pub mod datadir;
 pub mod engine;
 pub mod error;
 pub mod logs;
+pub mod notify;
 pub mod sched;
 pub mod server;
 pub mod service;

@@ -165,6 +165,8 @@ pub const READ_METHODS: &[&str] = &[
     "ListGroups",
     "ListJobs",
     "Status",
+    "ListNotifications",
+    "ListAudit",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 pub mod procs;
 pub mod proxy;
+pub mod receiver;
 pub mod tools;
 
 pub type Client = ControlServiceClient<Channel>;

@@ -3,6 +3,7 @@
 
 mod agents;
 mod apply;
+mod audit;
 mod cancel;
 mod drain;
 mod generate;
@@ -11,6 +12,7 @@ mod groups;
 mod jobs;
 mod jobset;
 mod logs;
+mod notifications;
 mod retire;
 mod retry;
 mod run;
@@ -85,6 +87,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
         Command::Status => ok(status::status(&ctx).await),
+        Command::Notifications(a) => ok(notifications::notifications(&ctx, a).await),
+        Command::Audit(a) => ok(audit::audit(&ctx, a).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

@@ -102,8 +102,12 @@ impl State {
             Some(r) => r,
             None => self.record(b, number)?,
         };
+        let was = rec.state.clone();
         f(&mut rec);
         b.update_run(&rec)?;
+        if is_final_state(&rec.state) && rec.state != was {
+            self.run_ended(b, &rec)?;
+        }
         self.track_holder(&rec);
         self.changed.push(number);
         if is_final_state(&rec.state) {

@@ -5,7 +5,9 @@
 //! [`Store::batch`]: one transaction per dispatch cycle, so durability costs one fsync per
 //! batch, not one per run.
 
+mod audit;
 mod model;
+mod outbox;
 mod runs;
 mod schema;
 
@@ -13,7 +15,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use audit::AuditRecord;
 pub use model::*;
+pub use outbox::OutboxRecord;
 
 /// Errors of the store, carrying what was being done.
 #[derive(Debug, thiserror::Error)]
