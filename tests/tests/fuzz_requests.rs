@@ -220,6 +220,7 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
             let req = pb::CreateJobsetRequest {
                 name: name(rng, k),
                 parallel: rng.random(),
+                ..Default::default()
             };
             outcome("create_jobset", c.create_jobset(req).await);
         }
