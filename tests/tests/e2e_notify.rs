@@ -171,3 +171,50 @@ fn a_bad_notify_target_is_refused_in_one_line_and_creates_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"sometimes\""), "{err}");
 }
+
+#[test]
+fn config_webhooks_apply_to_every_run_and_a_jobs_own_to_its_runs() {
+    let sys = system();
+    let (everyone, builds) = (Receiver::start(), Receiver::start());
+    let config = sys.path("jobs.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "notify:\n  - {{url: '{}', events: [success]}}\njobs:\n  build:\n    command: 'true'\n    notify:\n      - {{url: '{}', events: [success]}}\n",
+            everyone.url(),
+            builds.url()
+        ),
+    )
+    .unwrap();
+    let out = sys.rota(&["apply", &config.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sys.rota(&["trigger", "build"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sys.submit(&["--", "true"]);
+    wait_delivered(&sys, 3);
+    let names = |r: &Receiver| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .received()
+            .iter()
+            .map(|x| x.json()["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&builds), ["build"]);
+    assert_eq!(names(&everyone).len(), 2);
+    assert!(names(&everyone).contains(&"build".to_string()));
+    // Unsigned without a secret_file.
+    assert!(builds.received()[0]
+        .headers
+        .get("x-rota-signature-256")
+        .is_none());
+    let audit = sys.json(&["audit"]);
+    let methods: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["Submit", "Trigger", "Apply"], "{audit}");
+}
