@@ -384,8 +384,7 @@ pub fn parse_notify(s: &str) -> Result<rota_proto::NotifyTarget, String> {
 /// `--since`: RFC 3339, or a duration before now; unix ms.
 pub fn parse_since(s: &str) -> Result<u64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return u64::try_from(t.timestamp_millis())
-            .map_err(|_| format!("{s:?} is before 1970"));
+        return u64::try_from(t.timestamp_millis()).map_err(|_| format!("{s:?} is before 1970"));
     }
     let ago = parse_duration(s).map_err(|_| {
         format!("expected an RFC 3339 time (2026-12-02T12:00:00Z) or a duration (1h), got {s:?}")

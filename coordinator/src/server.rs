@@ -323,7 +323,11 @@ impl Opened {
         );
         let served_on = listener.local_addr()?;
         let base_url = config.public_url.clone().unwrap_or_else(|| {
-            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             format!("{scheme}://{served_on}")
         });
         // Taken once: a second serve of the same engine has no second sender.

@@ -48,7 +48,11 @@ fn the_audit_trail_names_the_token_that_cancelled_a_run() {
     sys.wait_state(&n, "running", DEADLINE);
     sys.client_env[0].1 = "ops-token-secret".into();
     let out = sys.rota(&["cancel", &n]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sys.wait_state(&n, "cancelled", DEADLINE);
 
     // The read role may look at the trail.
@@ -94,7 +98,11 @@ fn jobset_group_and_drain_changes_are_audited_with_their_target() {
         &["drain", "a"],
     ] {
         let out = sys.rota(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let entries = sys.json(&["audit"]);
     let got: Vec<(String, String)> = entries

@@ -49,13 +49,21 @@ fn each_matching_event_gets_exactly_one_signed_post() {
         secret.display()
     );
     let out = sys.rota(&["jobset", "create", "hooked", "--notify", &target]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // One submit, so the jobset ends once: a success, a failure; and a run elsewhere.
     let out = sys.rota_with_stdin(
         &["submit", "--jobset", "hooked", "--from", "-"],
         b"echo hello; echo bye\necho oops >&2; exit 3\n",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let other = sys.submit(&["--", "true"]);
     until(DEADLINE, "three POSTs", || {
         (hooks.received().len() >= 3).then_some(())
@@ -102,7 +110,11 @@ fn deliveries_are_retried_while_the_receiver_is_down_and_arrive_once_it_is_back(
     hooks.set_down(true);
     let target = format!("{},format=slack", hooks.url());
     let out = sys.rota(&["jobset", "create", "flaky", "--notify", &target]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = sys.submit(&["--jobset", "flaky", "--", "false"]);
     until(DEADLINE, "the POST refused twice", || {
         (hooks.refused() >= 2).then_some(())
@@ -142,11 +154,17 @@ fn a_coordinator_killed_between_a_result_and_its_delivery_delivers_it_once_after
     let hooks = Receiver::start();
     hooks.set_down(true);
     let out = sys.rota(&["jobset", "create", "durable", "--notify", &hooks.url()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = sys.submit(&["--jobset", "durable", "--", "sh", "-c", "exit 7"]);
     let n = run["number"].to_string();
     sys.wait_state(&n, "errored", DEADLINE);
-    until(DEADLINE, "a first try", || (hooks.refused() >= 1).then_some(()));
+    until(DEADLINE, "a first try", || {
+        (hooks.refused() >= 1).then_some(())
+    });
     sys.kill9_coordinator();
     hooks.set_down(false);
     sys.restart_coordinator();
@@ -187,9 +205,17 @@ fn config_webhooks_apply_to_every_run_and_a_jobs_own_to_its_runs() {
     )
     .unwrap();
     let out = sys.rota(&["apply", &config.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = sys.rota(&["trigger", "build"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sys.submit(&["--", "true"]);
     wait_delivered(&sys, 3);
     let names = |r: &Receiver| -> Vec<String> {

@@ -93,7 +93,10 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         runs: vec![rota_tests::sh("ok", "true")],
         ..Default::default()
     };
-    let runs = engine.ask(|t| Command::Submit(submit, Actor::config_file(), t)).await.unwrap();
+    let runs = engine
+        .ask(|t| Command::Submit(submit, Actor::config_file(), t))
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     let run = engine
         .ask(|t| Command::GetRun("1".into(), t))

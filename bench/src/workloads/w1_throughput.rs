@@ -35,8 +35,7 @@ struct Pass {
 /// One pass of `n` runs in its own data dir; with `notify`, the jobset has that webhook.
 async fn pass(ctx: &Ctx, n: u64, name: &str, notify: Option<String>) -> anyhow::Result<Pass> {
     let site = &ctx.site;
-    let mut coordinator =
-        site.coordinator(&site.dir.join(name), "127.0.0.1:0", name, &[])?;
+    let mut coordinator = site.coordinator(&site.dir.join(name), "127.0.0.1:0", name, &[])?;
     let agent = site.agent(&coordinator.url(), name, 4, &[])?;
     let mut control = coordinator.control(Duration::from_secs(30)).await?;
     wait_agents(&mut control, 1, Duration::from_secs(30)).await?;

@@ -81,8 +81,7 @@ impl State {
         } else {
             req.limit
         };
-        Ok(b
-            .read()
+        Ok(b.read()
             .audit(req.run, req.since_ms, limit)?
             .into_iter()
             .map(|a| pb::AuditEntry {

@@ -70,7 +70,10 @@ impl State {
         let lists = [
             self.jobs.global_notify(),
             job.map_or(&[][..], |j| self.jobs.job_notify(j)),
-            self.notify.jobsets.get(jobset).map_or(&[][..], Vec::as_slice),
+            self.notify
+                .jobsets
+                .get(jobset)
+                .map_or(&[][..], Vec::as_slice),
         ];
         for t in lists.into_iter().flatten() {
             if !out.iter().any(|o| o.url == t.url) {
@@ -183,8 +186,7 @@ impl State {
         } else {
             req.limit
         };
-        Ok(b
-            .read()
+        Ok(b.read()
             .outbox(req.run, limit)?
             .into_iter()
             .map(|o| pb::Notification {

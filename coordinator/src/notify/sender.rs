@@ -117,7 +117,12 @@ pub async fn run(
                 break;
             };
             if let Some(d) = waiting.remove(&id) {
-                inflight.spawn(post(client.clone(), d, logs.clone(), config.base_url.clone()));
+                inflight.spawn(post(
+                    client.clone(),
+                    d,
+                    logs.clone(),
+                    config.base_url.clone(),
+                ));
             }
         }
         let wait = (inflight.len() < config.concurrency)

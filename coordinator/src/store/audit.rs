@@ -63,9 +63,9 @@ impl Reader<'_> {
             })
         })?;
         let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut runs = self
-            .conn
-            .prepare_cached("SELECT run FROM audit_runs WHERE audit = ?1 ORDER BY run LIMIT 1000")?;
+        let mut runs = self.conn.prepare_cached(
+            "SELECT run FROM audit_runs WHERE audit = ?1 ORDER BY run LIMIT 1000",
+        )?;
         for a in &mut out {
             a.runs = runs
                 .query_map(params![a.id], |r| r.get(0))?

@@ -91,7 +91,15 @@ impl Batch<'_> {
             "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, last_status = ?5, last_error = ?6, \
              delivered_at = ?7 WHERE id = ?1",
         )?;
-        stmt.execute(params![id, state, attempts, next_at, status, error, delivered_at])?;
+        stmt.execute(params![
+            id,
+            state,
+            attempts,
+            next_at,
+            status,
+            error,
+            delivered_at
+        ])?;
         Ok(())
     }
 
