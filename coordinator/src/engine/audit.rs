@@ -19,6 +19,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// A checked caller (gRPC, or an HTTP handler after `HttpState::authorize`) from `peer`.
+    pub fn new(caller: &rota_proto::access::Caller, peer: Option<std::net::SocketAddr>) -> Actor {
+        Actor {
+            name: caller.name.to_string(),
+            role: caller.role.as_str().to_string(),
+            peer: peer.map(|a| a.to_string()).unwrap_or_default(),
+        }
+    }
+
     /// The coordinator itself applying its `--config` (at start and on SIGHUP).
     pub fn config_file() -> Actor {
         Actor {
@@ -45,7 +54,7 @@ pub fn runs_text(runs: &[u64]) -> String {
     }
 }
 
-/// Entries a listing gives when the request sets no limit.
+/// What a listing gives when the request sets no limit.
 const DEFAULT_LIMIT: u32 = 1000;
 
 impl State {
@@ -76,11 +85,7 @@ impl State {
         b: &Batch<'_>,
         req: &pb::ListAuditRequest,
     ) -> Result<Vec<pb::AuditEntry>> {
-        let limit = if req.limit == 0 {
-            DEFAULT_LIMIT
-        } else {
-            req.limit
-        };
+        let limit = super::listing_limit(req.limit, DEFAULT_LIMIT);
         Ok(b.read()
             .audit(req.run, req.since_ms, limit)?
             .into_iter()

@@ -243,6 +243,15 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     })
 }
 
+/// How many rows a listing (audit, notifications) reads: the request's limit, `default` for
+/// 0, never more than 10,000, so no request makes the engine read a whole table.
+fn listing_limit(requested: u32, default: u32) -> u32 {
+    match requested {
+        0 => default,
+        n => n.min(10_000),
+    }
+}
+
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 1024;
 

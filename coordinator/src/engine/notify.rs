@@ -60,7 +60,7 @@ fn delivery(row: &OutboxRecord) -> Delivery {
     }
 }
 
-/// Notifications a listing gives when the request sets no limit.
+/// What a listing gives when the request sets no limit.
 const DEFAULT_LIMIT: u32 = 100;
 
 impl State {
@@ -181,11 +181,7 @@ impl State {
         b: &Batch<'_>,
         req: &pb::ListNotificationsRequest,
     ) -> Result<Vec<pb::Notification>> {
-        let limit = if req.limit == 0 {
-            DEFAULT_LIMIT
-        } else {
-            req.limit
-        };
+        let limit = super::listing_limit(req.limit, DEFAULT_LIMIT);
         Ok(b.read()
             .outbox(req.run, limit)?
             .into_iter()

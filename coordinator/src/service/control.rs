@@ -10,15 +10,15 @@ use crate::engine::{Actor, Command, EngineHandle};
 /// Who sent `r`: the credential the guard checked (`Caller`, absent only when a request is
 /// built in-process without the guard) and the peer's address, for the audit trail.
 pub fn actor<T>(r: &Request<T>) -> Actor {
-    let (name, role) = match r.extensions().get::<rota_proto::access::Caller>() {
-        Some(c) => (c.name.to_string(), c.role.as_str().to_string()),
-        None => ("anonymous".to_string(), "all".to_string()),
+    let anonymous = rota_proto::access::Caller {
+        name: "anonymous".into(),
+        role: rota_proto::access::Role::All,
     };
-    Actor {
-        name,
-        role,
-        peer: r.remote_addr().map(|a| a.to_string()).unwrap_or_default(),
-    }
+    let caller = r
+        .extensions()
+        .get::<rota_proto::access::Caller>()
+        .unwrap_or(&anonymous);
+    Actor::new(caller, r.remote_addr())
 }
 
 #[derive(Debug, Clone)]
