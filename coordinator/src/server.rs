@@ -130,6 +130,15 @@ impl CoordinatorConfig {
                 anyhow::bail!("{flag} must be at most {MAX_TIMING:?} (1d), got {value:?}");
             }
         }
+        if let Some(url) = &self.public_url {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if !ok {
+                anyhow::bail!(
+                    "--public-url must be an http:// or https:// URL with a host, got {url:?}"
+                );
+            }
+        }
         if self.heartbeat_interval >= self.lease {
             anyhow::bail!(
                 "--heartbeat ({:?}) must be shorter than --lease ({:?}): agents would be lost between two heartbeats",

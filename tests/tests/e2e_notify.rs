@@ -244,3 +244,28 @@ fn config_webhooks_apply_to_every_run_and_a_jobs_own_to_its_runs() {
         .collect();
     assert_eq!(methods, ["Submit", "Trigger", "Apply"], "{audit}");
 }
+
+#[test]
+fn a_bad_public_url_stops_the_coordinator_before_it_listens_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bins!().coordinator)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "coord:7878",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no address announced");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--public-url must be an http:// or https:// URL"),
+        "{err}"
+    );
+}
