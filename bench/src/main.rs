@@ -12,6 +12,7 @@ mod client;
 mod cluster;
 mod data;
 mod fleet;
+mod hook;
 mod procfs;
 mod report;
 mod serve;

@@ -102,6 +102,10 @@ pub enum Command {
     /// Bring another system's run history into rota.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// List recent webhook deliveries: delivered, failed and still to try.
+    Notifications(NotificationsArgs),
+    /// List the audit trail: who changed what, when, from where (newest first).
+    Audit(AuditArgs),
     /// Print a shell completion script: `rota completions bash > /etc/bash_completion.d/rota`.
     Completions(CompletionsArgs),
     /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.
@@ -209,6 +213,11 @@ pub enum JobsetCommand {
         /// How many of its runs may run at once (0 = unlimited).
         #[arg(long, value_name = "N", default_value_t = 0)]
         parallel: u32,
+        /// A webhook for its runs and its end:
+        /// URL[,on=failure|success|retired|cancelled|jobset_finished|any][,secret_file=PATH][,format=json|slack]
+        /// (`on` repeatable; default failure). Repeatable.
+        #[arg(long, value_name = "URL[,on=EVENT]", value_parser = parse_notify)]
+        notify: Vec<rota_proto::NotifyTarget>,
     },
     /// Change a jobset's limit while it runs (lowering never kills running runs).
     Parallel { name: String, parallel: u32 },
@@ -361,6 +370,72 @@ pub struct ImportDsariArgs {
     /// dsari's SQLite database, when not DSARI_DATA_DIR/dsari.sqlite3 (its `database.file`).
     #[arg(long, value_name = "FILE")]
     pub database: Option<PathBuf>,
+}
+
+/// `rota notifications`.
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// Only those about this run number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub run: u64,
+    /// At most this many, newest first.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+}
+
+/// `rota audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries naming this run number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub run: u64,
+    /// Only entries since T: an RFC 3339 time (2026-12-02T12:00:00Z) or a duration ago (1h, 2d).
+    #[arg(long, value_name = "T", value_parser = parse_since)]
+    pub since: Option<u64>,
+    /// At most this many, newest first.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub limit: u32,
+}
+
+/// `--notify URL[,on=EVENT][,secret_file=PATH][,format=F]` → a target, checked by the
+/// coordinator (which names what is wrong).
+pub fn parse_notify(s: &str) -> Result<rota_proto::NotifyTarget, String> {
+    let mut parts = s.split(',');
+    let url = parts.next().unwrap_or_default().trim();
+    if url.is_empty() {
+        return Err(format!("expected URL[,on=EVENT], got {s:?}"));
+    }
+    let mut t = rota_proto::NotifyTarget {
+        url: url.to_string(),
+        ..Default::default()
+    };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("on", v)) => t.events.extend(v.split('|').map(str::to_string)),
+            Some(("secret_file", v)) => t.secret_file = v.to_string(),
+            Some(("format", v)) => t.format = v.to_string(),
+            _ => {
+                return Err(format!(
+                    "unknown notify option {part:?}: expected on=EVENT, secret_file=PATH or format=json|slack"
+                ))
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// `--since`: RFC 3339, or a duration before now; unix ms.
+pub fn parse_since(s: &str) -> Result<u64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return u64::try_from(t.timestamp_millis()).map_err(|_| format!("{s:?} is before 1970"));
+    }
+    let ago = parse_duration(s).map_err(|_| {
+        format!("expected an RFC 3339 time (2026-12-02T12:00:00Z) or a duration (1h), got {s:?}")
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(now.saturating_sub(ago).as_millis() as u64)
 }
 
 /// `K=V` → (K, V); the value may contain `=` and be empty, the key may not.
@@ -581,7 +656,7 @@ mod tests {
     fn jobset_subcommands_parse() {
         assert!(matches!(
             parse(&["jobset", "create", "s", "--parallel", "3"]).command,
-            Command::Jobset(JobsetCommand::Create { ref name, parallel: 3 }) if name == "s"
+            Command::Jobset(JobsetCommand::Create { ref name, parallel: 3, .. }) if name == "s"
         ));
         assert!(matches!(
             parse(&["jobset", "parallel", "s", "5"]).command,

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod logs;
 pub mod metrics;
+pub mod notify;
 pub mod sched;
 pub mod server;
 pub mod service;

@@ -73,6 +73,14 @@ struct Args {
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(2..))]
     max_log_bytes: u64,
+    /// The coordinator's address as people reach it, for the links in webhook bodies
+    /// (`URL/runs/N`) [default: http(s)://the listen address].
+    #[arg(long, env = "ROTA_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// The first retry delay of a failed webhook POST; it doubles per try up to an hour, for
+    /// up to a day.
+    #[arg(long, default_value = "1", value_name = "DUR", value_parser = parse_duration)]
+    notify_backoff: Duration,
     /// More logging: -v info, -vv debug, -vvv trace (default warn); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -100,6 +108,8 @@ async fn run() -> anyhow::Result<()> {
     config.heartbeat_interval = args.heartbeat;
     config.retry_backoff = args.retry_backoff;
     config.cancel_grace = args.cancel_grace;
+    config.notify_backoff = args.notify_backoff;
+    config.public_url = args.public_url.clone();
     config.check()?;
     config.credentials = credentials(&args)?;
     config.fresh = args.fresh;

@@ -48,6 +48,12 @@ pub struct CoordinatorConfig {
     /// Each stream of a run keeps at most this many bytes (head and tail, with a marker of
     /// what was cut), unless its job sets `max_log_bytes`.
     pub max_log_bytes: u64,
+    /// The base of the links in webhook bodies (`{public_url}/runs/N`); None: the address
+    /// served on, as `http://` or `https://`.
+    pub public_url: Option<String>,
+    /// The first retry delay of a failed webhook POST (doubling, capped at an hour, for a
+    /// day); tests shorten it.
+    pub notify_backoff: Duration,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -93,6 +99,8 @@ impl CoordinatorConfig {
             fresh: false,
             reserve_bytes: DEFAULT_RESERVE,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            public_url: None,
+            notify_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -113,12 +121,22 @@ impl CoordinatorConfig {
             ("--heartbeat", self.heartbeat_interval, ms),
             ("--retry-backoff", self.retry_backoff, Duration::ZERO),
             ("--cancel-grace", self.cancel_grace, Duration::ZERO),
+            ("--notify-backoff", self.notify_backoff, ms),
         ] {
             if value < min {
                 anyhow::bail!("{flag} must be at least {min:?}, got {value:?}");
             }
             if value > MAX_TIMING {
                 anyhow::bail!("{flag} must be at most {MAX_TIMING:?} (1d), got {value:?}");
+            }
+        }
+        if let Some(url) = &self.public_url {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if !ok {
+                anyhow::bail!(
+                    "--public-url must be an http:// or https:// URL with a host, got {url:?}"
+                );
             }
         }
         if self.heartbeat_interval >= self.lease {
@@ -167,7 +185,7 @@ async fn reload_on_sighup(
         };
         let applied = match config_request(path) {
             Ok(req) => engine
-                .ask(|t| engine::Command::Apply(req, t))
+                .ask(|t| engine::Command::Apply(req, engine::Actor::config_file(), t))
                 .await
                 .map_err(anyhow::Error::from),
             Err(err) => Err(err),
@@ -254,7 +272,9 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
     })?;
     if let Some(path) = &config.config_file {
         let req = config_request(path)?;
-        engine.ask(|t| engine::Command::Apply(req, t)).await?;
+        engine
+            .ask(|t| engine::Command::Apply(req, engine::Actor::config_file(), t))
+            .await?;
     }
     Ok(Opened {
         config,
@@ -320,6 +340,26 @@ impl Opened {
             .max_encoding_message_size(MAX_MESSAGE),
         );
         let metrics = engine.metrics.clone();
+        let served_on = listener.local_addr()?;
+        let base_url = config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{served_on}")
+        });
+        // Taken once: a second serve of the same engine has no second sender.
+        if let Some(rx) = engine.deliveries.lock().ok().and_then(|mut d| d.take()) {
+            let mut sender = crate::notify::SenderConfig::new(base_url);
+            sender.backoff = config.notify_backoff;
+            tokio::spawn(crate::notify::sender::run(
+                rx,
+                engine.clone(),
+                engine.logs.clone(),
+                sender,
+            ));
+        }
         let http = crate::service::http::router(crate::service::http::HttpState {
             engine: engine.clone(),
             credentials: config.credentials.clone(),

@@ -166,6 +166,8 @@ pub const READ_METHODS: &[&str] = &[
     "ListJobs",
     "Status",
     "GetArtifact",
+    "ListNotifications",
+    "ListAudit",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;

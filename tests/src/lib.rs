@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 pub mod http;
 pub mod procs;
 pub mod proxy;
+pub mod receiver;
 pub mod tools;
 
 pub type Client = ControlServiceClient<Channel>;

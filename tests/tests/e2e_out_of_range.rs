@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rota_coordinator::engine::{self, Command, EngineConfig};
+use rota_coordinator::engine::{self, Actor, Command, EngineConfig};
 use rota_coordinator::sched::SchedConfig;
 use rota_proto as pb;
 use rota_tests::bins;
@@ -64,11 +64,11 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         .expect_err("no such run");
     assert!(err.to_string().contains("out of range"), "{err}");
     engine
-        .ask(|t| Command::Cancel(big.clone(), t))
+        .ask(|t| Command::Cancel(big.clone(), Actor::config_file(), t))
         .await
         .expect_err("no such run");
     engine
-        .ask(|t| Command::Retire(big.clone(), t))
+        .ask(|t| Command::Retire(big.clone(), Actor::config_file(), t))
         .await
         .expect_err("no such run");
     let retry = pb::RetryRequest {
@@ -76,7 +76,7 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         ..Default::default()
     };
     engine
-        .ask(|t| Command::Retry(retry, t))
+        .ask(|t| Command::Retry(retry, Actor::config_file(), t))
         .await
         .expect_err("no such run");
     let list = pb::ListRunsRequest {
@@ -93,7 +93,10 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         runs: vec![rota_tests::sh("ok", "true")],
         ..Default::default()
     };
-    let runs = engine.ask(|t| Command::Submit(submit, t)).await.unwrap();
+    let runs = engine
+        .ask(|t| Command::Submit(submit, Actor::config_file(), t))
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     let run = engine
         .ask(|t| Command::GetRun("1".into(), t))

@@ -217,9 +217,28 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
             }
         }
         2 => {
+            let urls = [
+                "http://127.0.0.1:9/x",
+                "ftp://x",
+                "",
+                "http://",
+                "https://h/\0",
+            ];
+            let notify = (0..rng.random_range(0..3))
+                .map(|_| pb::NotifyTarget {
+                    url: urls.choose(rng).unwrap().to_string(),
+                    events: vec![["any", "failure", "often", ""]
+                        .choose(rng)
+                        .unwrap()
+                        .to_string()],
+                    secret_file: ["", "/nonexistent", "\0"].choose(rng).unwrap().to_string(),
+                    format: ["", "slack", "xml"].choose(rng).unwrap().to_string(),
+                })
+                .collect();
             let req = pb::CreateJobsetRequest {
                 name: name(rng, k),
                 parallel: rng.random(),
+                notify,
             };
             outcome("create_jobset", c.create_jobset(req).await);
         }
@@ -385,6 +404,17 @@ async fn control_op(rng: &mut StdRng, c: &mut Client, k: &mut Known) {
         }
         18 => {
             outcome("status", c.status(pb::StatusRequest {}).await);
+            let req = pb::ListNotificationsRequest {
+                limit: rng.random(),
+                run: number(rng, k),
+            };
+            outcome("list_notifications", c.list_notifications(req).await);
+            let req = pb::ListAuditRequest {
+                run: number(rng, k),
+                since_ms: number(rng, k),
+                limit: rng.random(),
+            };
+            outcome("list_audit", c.list_audit(req).await);
         }
         _ => {
             let mut req = pb::TriggerRequest {

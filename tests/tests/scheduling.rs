@@ -16,6 +16,7 @@ async fn two_hundred_runs_never_exceed_agent_slots_or_the_jobset_limit() {
     c.create_jobset(pb::CreateJobsetRequest {
         name: "many".into(),
         parallel: 4,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -11,8 +11,16 @@ use crate::output::{emit, render, views};
 pub async fn jobset(ctx: &Context, cmd: JobsetCommand) -> anyhow::Result<()> {
     let mut client = ctx.client().await?;
     let jobsets = match cmd {
-        JobsetCommand::Create { name, parallel } => vec![client
-            .create_jobset(CreateJobsetRequest { name, parallel })
+        JobsetCommand::Create {
+            name,
+            parallel,
+            notify,
+        } => vec![client
+            .create_jobset(CreateJobsetRequest {
+                name,
+                parallel,
+                notify,
+            })
             .await
             .reply()?],
         JobsetCommand::Parallel { name, parallel } => vec![client

@@ -4,6 +4,7 @@
 mod agents;
 mod apply;
 mod artifacts;
+mod audit;
 mod cancel;
 mod drain;
 mod generate;
@@ -13,6 +14,7 @@ mod import;
 mod jobs;
 mod jobset;
 mod logs;
+mod notifications;
 mod retire;
 mod retry;
 mod run;
@@ -89,6 +91,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
         Command::Status => ok(status::status(&ctx).await),
         Command::Import(c) => ok(import::import(&ctx, c).await),
+        Command::Notifications(a) => ok(notifications::notifications(&ctx, a).await),
+        Command::Audit(a) => ok(audit::audit(&ctx, a).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

@@ -3,6 +3,7 @@
 //! [`render`]. Both are pure functions of proto messages, so they are tested without a
 //! coordinator.
 
+pub mod notify;
 pub mod render;
 pub mod views;
 

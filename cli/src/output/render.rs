@@ -195,7 +195,14 @@ pub fn status_details(s: &StatusResponse) -> String {
         .map(|c| format!("{} {}", c.state, c.count))
         .collect::<Vec<_>>()
         .join(", ");
-    let fields: [(&str, String); 10] = [
+    let webhooks = format!(
+        "{} delivered, {} pending, {} failed tries, {} given up",
+        s.notifications_delivered,
+        s.notifications_pending,
+        s.notifications_attempts_failed,
+        s.notifications_given_up
+    );
+    let fields: [(&str, String); 11] = [
         ("version", s.version.clone()),
         ("protocol", s.protocol_version.to_string()),
         ("uptime", human_duration(Duration::from_millis(s.uptime_ms))),
@@ -206,6 +213,7 @@ pub fn status_details(s: &StatusResponse) -> String {
         ("queue", format!("{} pending", s.queue_depth)),
         ("runs", if runs.is_empty() { "none".into() } else { runs }),
         ("oldest run", local_time(s.oldest_run_submitted_ms)),
+        ("webhooks", webhooks),
     ];
     let mut out = String::new();
     for (key, value) in fields {
@@ -512,6 +520,9 @@ pub mod tests {
                 count("success", 9),
             ],
             oldest_run_submitted_ms: 0,
+            notifications_delivered: 4,
+            notifications_pending: 1,
+            ..Default::default()
         };
         assert_eq!(
             status_details(&s),
@@ -524,7 +535,8 @@ pub mod tests {
              agents:      connected 2, draining 0\n\
              queue:       5 pending\n\
              runs:        pending 5, success 9\n\
-             oldest run:  -\n"
+             oldest run:  -\n\
+             webhooks:    4 delivered, 1 pending, 0 failed tries, 0 given up\n"
         );
     }
 

@@ -136,6 +136,14 @@ pub struct StatusView {
     pub runs: BTreeMap<String, u64>,
     pub oldest_run_submitted_ms: Option<u64>,
     pub oldest_run_submitted: Option<String>,
+    /// Webhook POSTs answered 2xx since the coordinator started.
+    pub notifications_delivered: u64,
+    /// Webhook POSTs that failed (each try) since the coordinator started.
+    pub notifications_attempts_failed: u64,
+    /// Webhooks given up on since the coordinator started.
+    pub notifications_given_up: u64,
+    /// Webhooks in the outbox still to deliver.
+    pub notifications_pending: u64,
 }
 
 /// A concurrency group.
@@ -278,6 +286,10 @@ impl From<&StatusResponse> for StatusView {
             queue_depth: s.queue_depth,
             runs: count_map(&s.runs),
             oldest_run_submitted_ms: nonzero(s.oldest_run_submitted_ms),
+            notifications_delivered: s.notifications_delivered,
+            notifications_attempts_failed: s.notifications_attempts_failed,
+            notifications_given_up: s.notifications_given_up,
+            notifications_pending: s.notifications_pending,
             oldest_run_submitted: rfc3339(s.oldest_run_submitted_ms),
         }
     }

@@ -8,7 +8,7 @@ use super::error::{ConfigError, Scope};
 use super::model::JobDef;
 use super::names::{is_valid_name, NAME_RULE};
 use super::priority::parse_priority;
-use super::raw::{Command, DurationValue, PriorityValue, RawJob, Scalar};
+use super::raw::{Command, DurationValue, PriorityValue, RawJob, RawNotify, Scalar};
 use super::shell::split_shell_words;
 use crate::cron::{CronError, Schedule};
 use rota_proto::duration::{parse_duration, seconds_to_duration};
@@ -219,7 +219,33 @@ pub(super) fn build_job(
         stop_on_disconnect,
         same_agent_as,
         artifacts,
+        notify: notify(path, scope, raw.notify)?,
     })
+}
+
+/// A `notify` list as checked webhook targets; a bad entry names the key and the problem.
+pub(super) fn notify(
+    path: &str,
+    scope: &Scope,
+    raw: Option<Vec<RawNotify>>,
+) -> Result<Vec<crate::notify::Target>, ConfigError> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|n| {
+            crate::notify::Target::new(
+                &n.url,
+                &n.events.unwrap_or_default(),
+                n.secret_file.as_deref().unwrap_or_default(),
+                n.format.as_deref().unwrap_or_default(),
+            )
+            .map_err(|message| ConfigError::InvalidValue {
+                path: path.into(),
+                scope: scope.clone(),
+                key: "notify".into(),
+                message,
+            })
+        })
+        .collect()
 }
 
 /// An `environment` map as strings, refusing names a process environment cannot hold.

@@ -10,6 +10,9 @@
 //! - `environment`: variables for every run.
 //! - rota: `jobset` (the jobset `rota run` creates; default: the file's stem) and `parallel`
 //!   (its limit; default 0 = unlimited).
+//! - rota: `notify`: webhooks for every run and every jobset's end, a list of `{url, events,
+//!   secret_file, format}` (events: `failure` (default), `success`, `retired`, `cancelled`,
+//!   `jobset_finished` or `any`; format `json` or `slack`); see [`crate::notify`].
 //! - `config_d`: a directory (relative to the file; default `config.d` beside it) whose
 //!   `*.yaml`, then `*.json` files, each in name order, are merged over the file as dsari
 //!   merges them (`sources.rs`).
@@ -27,7 +30,8 @@
 //! `WORKSPACE`), `max_log_bytes` (bytes each stream of a run keeps: head and tail around a
 //! marker), `job_group`, `priority` (`high`/`normal`/`low`/integer), `after` (job names in
 //! the same file), `retries`, `jobset`,
-//! rota's `on_disconnect` (`keep`, the default, or `stop`: see `rota_proto::OnDisconnect`). dsari's `render_reports` is accepted with one warning
+//! rota's `on_disconnect` (`keep`, the default, or `stop`: see `rota_proto::OnDisconnect`),
+//! rota's `notify` (webhooks for this job's runs, as the top-level key). dsari's `render_reports` is accepted with one warning
 //! for all the jobs that set it.
 //!
 //! # Errors

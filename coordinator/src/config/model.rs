@@ -20,6 +20,8 @@ pub struct Definitions {
     pub parallel: u32,
     /// Top-level `environment`, for every run (a job's own environment wins).
     pub environment: BTreeMap<String, String>,
+    /// Top-level `notify`: webhooks for every run the coordinator ends and every jobset's end.
+    pub notify: Vec<crate::notify::Target>,
     /// `concurrency_groups` that the file defines, with their `max`. Groups only named by jobs
     /// are absent: an undefined group has max 1, which the coordinator applies.
     pub groups: BTreeMap<String, u32>,
@@ -83,6 +85,8 @@ pub struct JobDef {
     pub same_agent_as: Option<String>,
     /// Globs (relative to `RUN_DIR`) of the files kept as artifacts when a run succeeds.
     pub artifacts: Vec<String>,
+    /// The job's own `notify`: webhooks for its runs, besides the top-level ones.
+    pub notify: Vec<crate::notify::Target>,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`

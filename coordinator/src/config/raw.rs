@@ -26,6 +26,8 @@ pub(super) struct RawTop {
     pub jobset: Option<String>,
     /// rota: the jobset's parallel limit for `rota run`; 0 = unlimited.
     pub parallel: Option<u32>,
+    /// rota: webhooks for every run this coordinator ends, and every jobset's end.
+    pub notify: Option<Vec<RawNotify>>,
     /// dsari's daemon and report settings: accepted so a dsari config applies unchanged, with
     /// one warning each (see [`NO_EFFECT_TOP`]); rota's coordinator has its own flags for data
     /// dir and shutdown and renders no HTML reports.
@@ -109,6 +111,8 @@ pub(super) struct RawJob {
     pub affinity: Option<String>,
     /// rota: globs (relative to `RUN_DIR`) of files kept as artifacts when a run succeeds.
     pub artifacts: Option<Vec<String>>,
+    /// rota: webhooks for this job's runs, besides the top-level ones.
+    pub notify: Option<Vec<RawNotify>>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.
@@ -119,6 +123,21 @@ pub(super) struct RawJob {
     pub render_reports: Option<bool>,
     /// dsari's Jenkins variables (`BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`, `WORKSPACE`...).
     pub jenkins_environment: Option<bool>,
+}
+
+/// One `notify` entry: a webhook (checked by `notify::Target::new`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    /// http:// or https:// URL the POST goes to.
+    pub url: String,
+    /// failure (default), success, retired, cancelled, jobset_finished, or any.
+    pub events: Option<Vec<String>>,
+    /// A file on the coordinator's machine whose content is the HMAC-SHA256 key of the
+    /// `X-Rota-Signature-256` header.
+    pub secret_file: Option<String>,
+    /// json (default) or slack (`{"text": ...}`, which Teams takes too).
+    pub format: Option<String>,
 }
 
 /// `command`: a list is argv as it is; a string is split (or, with `shell`, run by `/bin/sh`).

@@ -139,6 +139,7 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
         jobset,
         parallel: top.parallel.unwrap_or(0),
         environment: environment(path, &Scope::File, top.environment)?,
+        notify: super::job::notify(path, &Scope::File, top.notify)?,
         groups,
         jobs,
     })

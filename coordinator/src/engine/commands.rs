@@ -2,6 +2,7 @@
 
 use rota_proto as pb;
 
+use super::audit::runs_text;
 use super::submit::Origin;
 use super::{Command, State};
 use crate::error::{Error, Result};
@@ -46,20 +47,40 @@ impl State {
             };
         }
         match cmd {
-            Command::Submit(req, reply) => {
+            Command::Submit(req, actor, reply) => {
+                let jobset = if req.jobset.is_empty() {
+                    "default".to_string()
+                } else {
+                    req.jobset.clone()
+                };
                 let submitted = self.check_space().and_then(|()| {
                     self.submit(b, &req.jobset, req.parallel, req.runs, &Origin::default())
                 });
                 match submitted {
-                    Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
+                    Ok(numbers) => {
+                        let target = format!("jobset {jobset}, {}", runs_text(&numbers));
+                        self.audit(b, &actor, "Submit", target, &numbers)?;
+                        self.pending_views.push((numbers, ViewReply::Many(reply)))
+                    }
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
-            Command::CreateJobset(req, reply) => answer!(
-                reply,
-                self.check_space().and_then(|()| self.create_jobset(b, req))
-            ),
-            Command::SetParallel(req, reply) => answer!(reply, self.set_parallel(b, req)),
+            Command::CreateJobset(req, actor, reply) => {
+                let target = format!("jobset {}", req.name);
+                let v = self.check_space().and_then(|()| self.create_jobset(b, req));
+                if v.is_ok() {
+                    self.audit(b, &actor, "CreateJobset", target, &[])?;
+                }
+                answer!(reply, v)
+            }
+            Command::SetParallel(req, actor, reply) => {
+                let target = format!("jobset {} parallel {}", req.name, req.parallel);
+                let v = self.set_parallel(b, req);
+                if v.is_ok() {
+                    self.audit(b, &actor, "SetParallel", target, &[])?;
+                }
+                answer!(reply, v)
+            }
             Command::GetJobset(name, reply) => answer_read!(reply, self.jobset_view(b, &name)),
             Command::ListJobsets(reply) => {
                 let v = (|| {
@@ -76,7 +97,7 @@ impl State {
             Command::GetRun(r, reply) => {
                 answer_read!(reply, self.resolve(b, &r).and_then(|n| self.run_view(b, n)))
             }
-            Command::Cancel(r, reply) => {
+            Command::Cancel(r, actor, reply) => {
                 let n = resolved!(reply, &r);
                 let v = (|| {
                     // A finished run may have left the core: load it so the refusal names its
@@ -93,19 +114,25 @@ impl State {
                     Ok(n)
                 })();
                 match v {
-                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Ok(n) => {
+                        self.audit(b, &actor, "Cancel", runs_text(&[n]), &[n])?;
+                        self.pending_views.push((vec![n], ViewReply::One(reply)))
+                    }
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
-            Command::Retry(req, reply) => match self.retry_targets(b, &req) {
+            Command::Retry(req, actor, reply) => match self.retry_targets(b, &req) {
                 // Only reads so far: a failure answers the command alone.
                 Err(e) => answer_read!(reply, Err(e)),
                 Ok(targets) => match self.check_space().and_then(|()| self.retry(b, targets)) {
-                    Ok(numbers) => self.pending_views.push((numbers, ViewReply::Many(reply))),
+                    Ok(numbers) => {
+                        self.audit(b, &actor, "Retry", runs_text(&numbers), &numbers)?;
+                        self.pending_views.push((numbers, ViewReply::Many(reply)))
+                    }
                     Err(e) => answer!(reply, Err(e)),
                 },
             },
-            Command::Retire(r, reply) => {
+            Command::Retire(r, actor, reply) => {
                 let n = resolved!(reply, &r);
                 let v = (|| {
                     self.ensure_known(b, n)?;
@@ -113,7 +140,10 @@ impl State {
                     Ok(n)
                 })();
                 match v {
-                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Ok(n) => {
+                        self.audit(b, &actor, "Retire", runs_text(&[n]), &[n])?;
+                        self.pending_views.push((vec![n], ViewReply::One(reply)))
+                    }
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
@@ -121,20 +151,43 @@ impl State {
                 let v = Ok(self.agent_views());
                 answer!(reply, v)
             }
-            Command::Drain(req, reply) => answer!(reply, self.drain_agent(req)),
+            Command::Drain(req, actor, reply) => {
+                let target = format!("agent {}", req.agent);
+                let v = self.drain_agent(req);
+                if v.is_ok() {
+                    self.audit(b, &actor, "Drain", target, &[])?;
+                }
+                answer!(reply, v)
+            }
             Command::ListGroups(reply) => answer!(reply, self.group_views(b)),
-            Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
-            Command::Apply(req, reply) => {
+            Command::SetGroupMax(req, actor, reply) => {
+                let target = format!("group {} max {}", req.name, req.max);
+                let v = self.set_group_max(b, req);
+                if v.is_ok() {
+                    self.audit(b, &actor, "SetGroupMax", target, &[])?;
+                }
+                answer!(reply, v)
+            }
+            Command::Apply(req, actor, reply) => {
                 let v = self.check_space().and_then(|()| self.apply_config(b, &req));
+                if let (Ok(resp), false) = (&v, req.check_only) {
+                    let target = format!("config {} ({} jobs)", req.path, resp.jobs.len());
+                    self.audit(b, &actor, "Apply", target, &[])?;
+                }
                 answer!(reply, v)
             }
             Command::ListJobs(reply) => {
                 let v = Ok(self.job_views());
                 answer!(reply, v)
             }
-            Command::Trigger(req, reply) => {
+            Command::Trigger(req, actor, reply) => {
+                let job = req.job.clone();
                 match self.check_space().and_then(|()| self.trigger(b, req)) {
-                    Ok(n) => self.pending_views.push((vec![n], ViewReply::One(reply))),
+                    Ok(n) => {
+                        let target = format!("job {job}, {}", runs_text(&[n]));
+                        self.audit(b, &actor, "Trigger", target, &[n])?;
+                        self.pending_views.push((vec![n], ViewReply::One(reply)))
+                    }
                     Err(e) => answer!(reply, Err(e)),
                 }
             }
@@ -144,6 +197,11 @@ impl State {
             }
             Command::Status(reply) => answer_read!(reply, self.status(b)),
             Command::Metrics(reply) => answer!(reply, Ok(self.metrics_snapshot())),
+            Command::ListNotifications(req, reply) => {
+                answer_read!(reply, self.list_notifications(b, &req))
+            }
+            Command::ListAudit(req, reply) => answer_read!(reply, self.list_audit(b, &req)),
+            Command::NotifyOutcome(o) => self.notify_outcome(b, o)?,
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {
@@ -180,7 +238,17 @@ impl State {
     }
 
     fn create_jobset(&mut self, b: &Batch<'_>, req: pb::CreateJobsetRequest) -> Result<pb::Jobset> {
+        // Checked before anything is written: a bad entry changes nothing.
+        let targets = req
+            .notify
+            .iter()
+            .map(crate::notify::Target::from_proto)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::InvalidArgument)?;
         self.ensure_jobset(b, &req.name, req.parallel)?;
+        if !targets.is_empty() {
+            self.set_jobset_notify(b, &req.name, targets)?;
+        }
         self.jobset_view(b, &req.name)
     }
 

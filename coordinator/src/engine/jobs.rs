@@ -52,6 +52,16 @@ impl Jobs {
         self.fires.first().map(|(t, _)| *t)
     }
 
+    /// The config's top-level webhooks.
+    pub(super) fn global_notify(&self) -> &[crate::notify::Target] {
+        self.defs.as_ref().map_or(&[], |d| &d.notify)
+    }
+
+    /// A defined job's own webhooks (none for a job no longer defined).
+    pub(super) fn job_notify(&self, name: &str) -> &[crate::notify::Target] {
+        self.job(name).map_or(&[], |j| &j.notify)
+    }
+
     fn job(&self, name: &str) -> Option<&JobDef> {
         self.defs.as_ref()?.jobs.iter().find(|j| j.name == name)
     }

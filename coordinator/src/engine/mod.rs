@@ -8,10 +8,12 @@
 
 mod agents;
 mod apply;
+mod audit;
 mod commands;
 mod import;
 mod jobs;
 mod metrics;
+mod notify;
 mod records;
 mod return_data;
 mod status;
@@ -19,10 +21,11 @@ mod submit;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use rota_proto as pb;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::artifacts::ArtifactStore;
@@ -33,6 +36,8 @@ use crate::sched::{AgentId, SchedConfig, Scheduler};
 use crate::store::{RunRecord, Store};
 
 pub use agents::{AgentHello, Assigned, Assignment, HelloReply};
+pub use audit::Actor;
+pub use notify::NotifyStats;
 
 /// Outbound queue of one agent stream.
 pub type AgentTx =
@@ -42,28 +47,32 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// Everything the engine can be asked. Each carries its reply channel.
 pub enum Command {
-    Submit(pb::SubmitRequest, Reply<Vec<pb::Run>>),
-    CreateJobset(pb::CreateJobsetRequest, Reply<pb::Jobset>),
-    SetParallel(pb::SetParallelRequest, Reply<pb::Jobset>),
+    Submit(pb::SubmitRequest, Actor, Reply<Vec<pb::Run>>),
+    CreateJobset(pb::CreateJobsetRequest, Actor, Reply<pb::Jobset>),
+    SetParallel(pb::SetParallelRequest, Actor, Reply<pb::Jobset>),
     GetJobset(String, Reply<pb::Jobset>),
     ListJobsets(Reply<Vec<pb::Jobset>>),
     ListRuns(pb::ListRunsRequest, Reply<Vec<pb::Run>>),
     GetRun(String, Reply<pb::Run>),
-    Cancel(String, Reply<pb::Run>),
-    Retry(pb::RetryRequest, Reply<Vec<pb::Run>>),
-    Retire(String, Reply<pb::Run>),
+    Cancel(String, Actor, Reply<pb::Run>),
+    Retry(pb::RetryRequest, Actor, Reply<Vec<pb::Run>>),
+    Retire(String, Actor, Reply<pb::Run>),
     ListAgents(Reply<Vec<pb::Agent>>),
-    Drain(pb::DrainRequest, Reply<pb::Agent>),
+    Drain(pb::DrainRequest, Actor, Reply<pb::Agent>),
     ListGroups(Reply<Vec<pb::Group>>),
-    SetGroupMax(pb::SetGroupMaxRequest, Reply<pb::Group>),
-    Apply(pb::ApplyRequest, Reply<pb::ApplyResponse>),
+    SetGroupMax(pb::SetGroupMaxRequest, Actor, Reply<pb::Group>),
+    Apply(pb::ApplyRequest, Actor, Reply<pb::ApplyResponse>),
     ListJobs(Reply<Vec<pb::Job>>),
-    Trigger(JobTrigger, Reply<pb::Run>),
+    Trigger(JobTrigger, Actor, Reply<pb::Run>),
     /// Finished runs of another system, their logs already stored; reply: (imported, skipped).
     ImportRuns(Vec<pb::ImportedRun>, Reply<(u32, u32)>),
     Status(Reply<pb::StatusResponse>),
     /// The state numbers of `/metrics`.
     Metrics(Reply<Snapshot>),
+    ListNotifications(pb::ListNotificationsRequest, Reply<Vec<pb::Notification>>),
+    ListAudit(pb::ListAuditRequest, Reply<Vec<pb::AuditEntry>>),
+    /// How a webhook POST ended (from the sender task); no reply.
+    NotifyOutcome(crate::notify::Outcome),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {
         agent: AgentId,
@@ -103,6 +112,11 @@ impl Command {
                 | Command::ListJobs(..)
                 | Command::Status(..)
                 | Command::Metrics(..)
+                | Command::ListNotifications(..)
+                | Command::ListAudit(..)
+                // Lost only with the machine (a relaxed commit is in the WAL, which a kill -9
+                // keeps): then the POST is sent again, which at-least-once delivery allows.
+                | Command::NotifyOutcome(..)
         )
     }
 }
@@ -150,6 +164,9 @@ pub struct EngineConfig {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
+    /// Outbox rows for the webhook sender, taken once by whoever starts it (`server.rs`);
+    /// rows wait here until then.
+    pub deliveries: Arc<Mutex<Option<UnboundedReceiver<crate::notify::Delivery>>>>,
     pub events: broadcast::Sender<pb::Run>,
     pub logs: LogHub,
     /// Artifact bytes: written by the agent-stream tasks as log bytes are, read by the
@@ -199,6 +216,7 @@ struct State {
     next_number: u64,
     agents: agents::Agents,
     jobs: jobs::Jobs,
+    notify: notify::Notify,
     events: broadcast::Sender<pb::Run>,
     logs: LogHub,
     artifacts: ArtifactStore,
@@ -228,6 +246,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let store = Store::open(&config.data_dir.join("rota.db"))?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
+    let (deliveries_tx, deliveries) = tokio::sync::mpsc::unbounded_channel();
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
     let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"));
@@ -243,6 +262,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             next_number: 1,
             agents: Default::default(),
             jobs: Default::default(),
+            notify: notify::Notify::new(deliveries_tx),
             events: events.clone(),
             logs: logs.clone(),
             artifacts: artifacts.clone(),
@@ -258,17 +278,28 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         },
     };
     engine.recover()?;
+    engine.resume_outbox()?;
     std::thread::Builder::new()
         .name("rota-engine".into())
         .spawn(move || engine.run(rx))?;
     Ok(EngineHandle {
         tx,
+        deliveries: Arc::new(Mutex::new(Some(deliveries))),
         events,
         logs,
         artifacts,
         config,
         metrics,
     })
+}
+
+/// How many rows a listing (audit, notifications) reads: the request's limit, `default` for
+/// 0, never more than 10,000, so no request makes the engine read a whole table.
+fn listing_limit(requested: u32, default: u32) -> u32 {
+    match requested {
+        0 => default,
+        n => n.min(10_000),
+    }
 }
 
 /// At most this many commands share one transaction.
@@ -337,6 +368,7 @@ impl Engine {
                     }
                 }
                 let decided = state.apply_decisions(b)?;
+                state.jobsets_ended(b)?;
                 state.answer_views(b)?;
                 // A batch of "run started" reports and reads that decided nothing and created
                 // no run promised nothing to anyone: it need not wait for the disk.

@@ -128,6 +128,9 @@ impl State {
         f(&mut rec);
         b.update_run(&rec)?;
         self.counts.moved(&rec.jobset, &before, &rec.state);
+        if is_final_state(&rec.state) && rec.state != before {
+            self.run_ended(b, &rec)?;
+        }
         self.track_holder(&rec);
         self.changed.push(number);
         if is_final_state(&rec.state) {

@@ -47,6 +47,10 @@ impl State {
             queue_depth: count_of("pending"),
             runs,
             oldest_run_submitted_ms: b.read().oldest_submitted_at()?.unwrap_or(0),
+            notifications_delivered: self.notify.stats.delivered,
+            notifications_attempts_failed: self.notify.stats.attempts_failed,
+            notifications_given_up: self.notify.stats.given_up,
+            notifications_pending: self.notify.stats.pending,
         })
     }
 }

@@ -270,6 +270,7 @@ impl Engine {
             }
             state.next_number = b.read().max_number()? + 1;
             state.load_stored_config(b)?;
+            state.load_notify(b)?;
             let runs = b.read().unfinished_runs()?;
             let cancels = b.read().cancel_requests()?;
             for rec in runs {

@@ -5,7 +5,21 @@ use rota_proto as pb;
 use tonic::{Request, Response, Status};
 
 use super::validate;
-use crate::engine::{Command, EngineHandle};
+use crate::engine::{Actor, Command, EngineHandle};
+
+/// Who sent `r`: the credential the guard checked (`Caller`, absent only when a request is
+/// built in-process without the guard) and the peer's address, for the audit trail.
+pub fn actor<T>(r: &Request<T>) -> Actor {
+    let anonymous = rota_proto::access::Caller {
+        name: "anonymous".into(),
+        role: rota_proto::access::Role::All,
+    };
+    let caller = r
+        .extensions()
+        .get::<rota_proto::access::Caller>()
+        .unwrap_or(&anonymous);
+    Actor::new(caller, r.remote_addr())
+}
 
 #[derive(Debug, Clone)]
 pub struct ControlService {
@@ -20,25 +34,33 @@ type R<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl pb::control_service_server::ControlService for ControlService {
     async fn submit(&self, r: Request<pb::SubmitRequest>) -> R<pb::SubmitResponse> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::submit(&req)?;
-        let runs = self.engine.ask(|t| Command::Submit(req, t)).await?;
+        let runs = self.engine.ask(|t| Command::Submit(req, actor, t)).await?;
         Ok(Response::new(pb::SubmitResponse { runs }))
     }
 
     async fn create_jobset(&self, r: Request<pb::CreateJobsetRequest>) -> R<pb::Jobset> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::jobset_name(&req.name)?;
+        validate::notify_targets(&req.notify)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::CreateJobset(req, t)).await?,
+            self.engine
+                .ask(|t| Command::CreateJobset(req, actor, t))
+                .await?,
         ))
     }
 
     async fn set_parallel(&self, r: Request<pb::SetParallelRequest>) -> R<pb::Jobset> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::jobset_name(&req.name)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::SetParallel(req, t)).await?,
+            self.engine
+                .ask(|t| Command::SetParallel(req, actor, t))
+                .await?,
         ))
     }
 
@@ -95,22 +117,25 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn cancel(&self, r: Request<pb::RunRef>) -> R<pb::Run> {
+        let actor = actor(&r);
         let run = validate::run_ref(&r.into_inner().run)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Cancel(run, t)).await?,
+            self.engine.ask(|t| Command::Cancel(run, actor, t)).await?,
         ))
     }
 
     async fn retry(&self, r: Request<pb::RetryRequest>) -> R<pb::RetryResponse> {
+        let actor = actor(&r);
         let req = validate::retry(r.into_inner())?;
-        let runs = self.engine.ask(|t| Command::Retry(req, t)).await?;
+        let runs = self.engine.ask(|t| Command::Retry(req, actor, t)).await?;
         Ok(Response::new(pb::RetryResponse { runs }))
     }
 
     async fn retire(&self, r: Request<pb::RunRef>) -> R<pb::Run> {
+        let actor = actor(&r);
         let run = validate::run_ref(&r.into_inner().run)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Retire(run, t)).await?,
+            self.engine.ask(|t| Command::Retire(run, actor, t)).await?,
         ))
     }
 
@@ -141,10 +166,11 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn drain(&self, r: Request<pb::DrainRequest>) -> R<pb::Agent> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::drain(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Drain(req, t)).await?,
+            self.engine.ask(|t| Command::Drain(req, actor, t)).await?,
         ))
     }
 
@@ -154,18 +180,22 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn set_group_max(&self, r: Request<pb::SetGroupMaxRequest>) -> R<pb::Group> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::set_group_max(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::SetGroupMax(req, t)).await?,
+            self.engine
+                .ask(|t| Command::SetGroupMax(req, actor, t))
+                .await?,
         ))
     }
 
     async fn apply(&self, r: Request<pb::ApplyRequest>) -> R<pb::ApplyResponse> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::apply(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Apply(req, t)).await?,
+            self.engine.ask(|t| Command::Apply(req, actor, t)).await?,
         ))
     }
 
@@ -175,10 +205,13 @@ impl pb::control_service_server::ControlService for ControlService {
     }
 
     async fn trigger(&self, r: Request<pb::TriggerRequest>) -> R<pb::Run> {
+        let actor = actor(&r);
         let req = r.into_inner();
         validate::trigger(&req)?;
         Ok(Response::new(
-            self.engine.ask(|t| Command::Trigger(req.into(), t)).await?,
+            self.engine
+                .ask(|t| Command::Trigger(req.into(), actor, t))
+                .await?,
         ))
     }
 
@@ -190,5 +223,27 @@ impl pb::control_service_server::ControlService for ControlService {
 
     async fn status(&self, _: Request<pb::StatusRequest>) -> R<pb::StatusResponse> {
         Ok(Response::new(self.engine.ask(Command::Status).await?))
+    }
+
+    async fn list_notifications(
+        &self,
+        r: Request<pb::ListNotificationsRequest>,
+    ) -> R<pb::ListNotificationsResponse> {
+        let req = r.into_inner();
+        validate::list_notifications(&req)?;
+        let notifications = self
+            .engine
+            .ask(|t| Command::ListNotifications(req, t))
+            .await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications,
+        }))
+    }
+
+    async fn list_audit(&self, r: Request<pb::ListAuditRequest>) -> R<pb::ListAuditResponse> {
+        let req = r.into_inner();
+        validate::list_audit(&req)?;
+        let entries = self.engine.ask(|t| Command::ListAudit(req, t)).await?;
+        Ok(Response::new(pb::ListAuditResponse { entries }))
     }
 }

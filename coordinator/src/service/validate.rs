@@ -176,6 +176,41 @@ pub fn jobset_name(name: &str) -> Result<()> {
     check_name("jobset", name)
 }
 
+/// A jobset takes at most this many webhooks.
+const MAX_NOTIFY_TARGETS: usize = 32;
+
+pub fn notify_targets(targets: &[pb::NotifyTarget]) -> Result<()> {
+    if targets.len() > MAX_NOTIFY_TARGETS {
+        return Err(Error::InvalidArgument(format!(
+            "{} notify targets given, at most {MAX_NOTIFY_TARGETS} are accepted",
+            targets.len()
+        )));
+    }
+    for t in targets {
+        crate::notify::Target::from_proto(t).map_err(Error::InvalidArgument)?;
+    }
+    Ok(())
+}
+
+/// Run numbers and times are SQLite integers: above `i64::MAX` is out of range.
+fn store_integer(what: &str, value: u64) -> Result<()> {
+    if value > MAX_RUN_NUMBER {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {value} is out of range (at most {MAX_RUN_NUMBER})"
+        )));
+    }
+    Ok(())
+}
+
+pub fn list_notifications(req: &pb::ListNotificationsRequest) -> Result<()> {
+    store_integer("run", req.run)
+}
+
+pub fn list_audit(req: &pb::ListAuditRequest) -> Result<()> {
+    store_integer("run", req.run)?;
+    store_integer("since_ms", req.since_ms)
+}
+
 pub fn list_runs(req: &pb::ListRunsRequest) -> Result<()> {
     optional_jobset(&req.jobset)?;
     if !req.state.is_empty() && !RUN_STATES.contains(&req.state.as_str()) {

@@ -6,7 +6,9 @@
 //! batch, not one per run.
 
 mod artifacts;
+mod audit;
 mod model;
+mod outbox;
 mod return_data;
 mod runs;
 mod schema;
@@ -16,7 +18,9 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use artifacts::ArtifactRecord;
+pub use audit::AuditRecord;
 pub use model::*;
+pub use outbox::OutboxRecord;
 pub use return_data::ReturnDataRecord;
 
 /// Errors of the store, carrying what was being done.

@@ -89,6 +89,49 @@ CREATE TABLE artifacts (
 );
 CREATE INDEX artifacts_by_content ON artifacts(sha256);
 ",
+    // The webhook outbox, the jobsets' webhooks, the audit trail. Outbox and audit rows
+    // carry the run number and a time, so retention prunes them like runs.
+    "
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    created_at   INTEGER NOT NULL,
+    run          INTEGER NOT NULL,
+    jobset       TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    format       TEXT NOT NULL,
+    secret_file  TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    last_status  INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT NOT NULL DEFAULT '',
+    delivered_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_pending ON outbox(state) WHERE state = 'pending';
+CREATE INDEX outbox_by_run ON outbox(run);
+CREATE TABLE jobset_notify (
+    jobset  TEXT PRIMARY KEY,
+    targets TEXT NOT NULL
+);
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    caller TEXT NOT NULL,
+    role   TEXT NOT NULL,
+    peer   TEXT NOT NULL,
+    method TEXT NOT NULL,
+    target TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit(at);
+CREATE TABLE audit_runs (
+    run   INTEGER NOT NULL,
+    audit INTEGER NOT NULL,
+    PRIMARY KEY (run, audit)
+) WITHOUT ROWID;
+CREATE INDEX audit_runs_by_audit ON audit_runs(audit);
+",
 ];
 
 /// The schema version this binary writes.

@@ -209,7 +209,10 @@ async fn handle_job(engine: &EngineHandle, root: &Path, job: &str) -> Outcome {
         trigger_type: "file",
         schedule_time: scheduled,
     };
-    match engine.ask(|t| Command::Trigger(command, t)).await {
+    match engine
+        .ask(|t| Command::Trigger(command, crate::engine::Actor::trigger_file(), t))
+        .await
+    {
         Ok(run) => {
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::error!(job, path = %path.display(), "trigger file started run {} but cannot be removed: {e}", run.id);

@@ -4,6 +4,7 @@
 mod dsari;
 mod errors;
 mod jobs;
+mod notify;
 
 use std::path::{Path, PathBuf};
 
