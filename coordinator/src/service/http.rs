@@ -21,6 +21,11 @@ use crate::engine::EngineHandle;
 pub struct HttpState {
     pub engine: EngineHandle,
     pub credentials: Credentials,
+    /// Turns true at shutdown: ends the dashboard's event streams and log tails, as it ends
+    /// gRPC's long-lived calls, so a graceful stop does not wait on an open tab.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Whether the port serves TLS (the dashboard's session cookie is then `Secure`).
+    pub tls: bool,
 }
 
 impl HttpState {
@@ -72,8 +77,9 @@ pub fn refusal(status: &tonic::Status) -> Response {
 /// The HTTP routes. Add a page or endpoint here; each handler module stays a thin adapter
 /// over the engine (docs/architecture.md).
 pub fn router(state: HttpState) -> Router {
-    let _ = &state;
-    Router::new().fallback(fallback)
+    Router::new()
+        .merge(super::web::routes(&state))
+        .fallback(fallback)
 }
 
 /// A path nothing serves: for a gRPC client, UNIMPLEMENTED as a gRPC status (what tonic alone

@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS config (
     value TEXT NOT NULL
 );
 ",
+    // 2: a jobset's runs in one state by number (the dashboard's filtered pages, retry
+    // --failed) and its counts by state, from the index alone.
+    "CREATE INDEX IF NOT EXISTS runs_by_jobset_state ON runs(jobset, state, number);",
 ];
 
 /// The schema version this binary writes.
