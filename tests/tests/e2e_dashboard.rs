@@ -14,6 +14,13 @@ use rota_tests::{eventually, sh, Cluster, Coordinator};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+/// Markup where a page shows text: the command and the environment (a job name like HOSTILE
+/// is refused at submit, see `a_hostile_job_name_is_refused_before_any_page_can_show_it`).
+fn hostile_run() -> pb::RunSpec {
+    let mut spec = sh("hostile", &format!("{HOSTILE_LOG} # {HOSTILE}"));
+    spec.env.insert("LABEL".into(), HOSTILE.into());
+    spec
+}
 /// A log of markup, invalid UTF-8 and colour codes.
 const HOSTILE_LOG: &str =
     "printf '<script>window.injected=1</script>\\n\\377\\376 bytes\\n\\033[31mred\\033[0m done\\n'";
@@ -74,7 +81,7 @@ async fn pages_show_hostile_names_and_logs_as_escaped_text() {
     let mut cluster = Cluster::start().await;
     cluster.add_agent("a", 1, &[]);
     let mut c = cluster.client().await;
-    let run = submit(&mut c, sh(HOSTILE, HOSTILE_LOG)).await;
+    let run = submit(&mut c, hostile_run()).await;
     wait_state(&mut c, run.number, "success").await;
     let base = cluster.coordinator.url.clone();
 
@@ -134,6 +141,22 @@ async fn pages_show_hostile_names_and_logs_as_escaped_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_job_name_is_refused_before_any_page_can_show_it() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    let err = c
+        .submit(pb::SubmitRequest {
+            jobset: String::new(),
+            runs: vec![sh(HOSTILE, "true")],
+            parallel: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("invalid job name"), "{err}");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_runs_and_bad_queries_answer_one_line_naming_them() {
     let cluster = Cluster::start().await;
     let mut c = cluster.client().await;
@@ -159,6 +182,7 @@ async fn unknown_pages_runs_and_bad_queries_answer_one_line_naming_them() {
         ("/assets/other.js", 404, "not found"),
     ] {
         let (got, body) = get(&format!("{base}{path}")).await;
+        let body = body.replace("&quot;", "\"");
         assert_eq!(got, code, "{path}: {body}");
         assert!(body.contains(says), "{path}: {body}");
     }
@@ -478,7 +502,7 @@ async fn dashboard_in_a_browser() {
     assert_eq!(state_of(&mut c, run.number).await, "cancelled");
 
     // A hostile name and log render as text: nothing injected, the text visible.
-    let run = submit(&mut c, sh(HOSTILE, HOSTILE_LOG)).await;
+    let run = submit(&mut c, hostile_run()).await;
     wait_state(&mut c, run.number, "success").await;
     for path in [
         format!("/runs/{}", run.number),
@@ -507,7 +531,14 @@ async fn dashboard_in_a_browser() {
         .await
         .unwrap();
     browser
-        .wait_text("h1", "the name as text", |t| t.contains(HOSTILE))
+        .wait_text("table.fields code", "the command as text", |t| {
+            t.contains(HOSTILE)
+        })
+        .await;
+    browser
+        .wait_text("table.env", "the environment as text", |t| {
+            t.contains(HOSTILE)
+        })
         .await;
     let log = browser
         .wait_text("#log-stdout", "the log as text", |t| t.contains("<script>"))
@@ -517,10 +548,31 @@ async fn dashboard_in_a_browser() {
         "{log}"
     );
 
-    // The overview, for the README.
+    // The overview, for the README: a busy jobset beside the finished one.
+    let gate = dir.join("gate");
+    let busy: Vec<pb::RunSpec> = (1..=6)
+        .map(|i| {
+            sh(
+                &format!("build-{i}"),
+                &format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display()),
+            )
+        })
+        .collect();
+    c.submit(pb::SubmitRequest {
+        jobset: "nightly".into(),
+        runs: busy,
+        parallel: 2,
+    })
+    .await
+    .unwrap();
     b.goto(&format!("{base}/")).await.unwrap();
     browser
-        .wait_text("#agents", "the agent on the overview", |t| t.contains("a"))
+        .wait_text("#agents", "two runs on the agent", |t| t.contains("2 / 2"))
+        .await;
+    browser
+        .wait_text("#jobsets", "the busy jobset on the overview", |t| {
+            t.contains("running 2")
+        })
         .await;
     if std::env::var_os("ROTA_SCREENSHOT").is_some_and(|v| v == "1") {
         let png = b.screenshot().await.unwrap();
@@ -528,6 +580,8 @@ async fn dashboard_in_a_browser() {
         std::fs::write(&path, png).unwrap();
         eprintln!("wrote {}", path.display());
     }
+    std::fs::write(&gate, b"").unwrap();
+    rota_tests::wait_jobset(&mut c, "nightly", DEADLINE).await;
     cluster.stop().await;
 
     // With a token, the browser must log in; a wrong token is refused.

@@ -5,7 +5,7 @@
 //! use (`session::check_post`). Success goes back to the page; a failure shows its message.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use rota_proto as pb;
@@ -53,9 +53,11 @@ pub async fn act(
     Form(f): Form<ActionForm>,
 ) -> Response {
     let Some(method) = method(&verb) else {
-        return super::super::http::refusal(&tonic::Status::not_found(format!(
-            "no action {verb:?}: cancel, retry, retire, parallel, group-max, drain or trigger"
-        )));
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no action {verb:?}: cancel, retry, retire, parallel, group-max, drain or trigger\n"),
+        )
+            .into_response();
     };
     let viewer = match web.viewer(&headers, method, local_path(&f.back)) {
         Ok(v) => v,
