@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every workload, W1 to W7.
+    /// Every workload, W1 to W8.
     All(workloads::Options),
     /// W1 throughput: 2,000 runs of `true` on one agent with 4 slots, vs `xargs -P 4`.
     W1(workloads::Options),
@@ -45,6 +45,8 @@ enum Command {
     W6(workloads::Options),
     /// W7 restart: kill -9 with 100,000 pending and 50 running; time to dispatching again.
     W7(workloads::Options),
+    /// W8 dashboard: the jobset page with 100,000 pending runs; W1 with 20 dashboards open.
+    W8(workloads::Options),
     /// (internal) A coordinator process, as `rota-coordinator`.
     #[command(hide = true)]
     ServeCoordinator(serve::CoordinatorArgs),
@@ -70,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::W5(o) => (vec!["w5"], o),
         Command::W6(o) => (vec!["w6"], o),
         Command::W7(o) => (vec!["w7"], o),
+        Command::W8(o) => (vec!["w8"], o),
     };
     let (names, options) = selected;
     init_tracing();

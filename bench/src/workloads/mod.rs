@@ -8,6 +8,7 @@ mod w4_queue_scale;
 mod w5_live_limit;
 mod w6_fan_in;
 mod w7_restart;
+mod w8_dashboard;
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,7 @@ use crate::cluster::Site;
 use crate::report::{self, Machine, Report, Row};
 
 /// Every workload, in the order `all` runs them.
-pub const ALL: [&str; 7] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+pub const ALL: [&str; 8] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"];
 
 /// Flags shared by every workload command.
 #[derive(Debug, Clone, Args)]
@@ -67,6 +68,7 @@ fn title(name: &str) -> &'static str {
         "w5" => "W5 live limit",
         "w6" => "W6 agent fan-in",
         "w7" => "W7 restart",
+        "w8" => "W8 dashboard",
         _ => "unknown",
     }
 }
@@ -81,6 +83,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w5" => w5_live_limit::run(ctx, w).await,
         "w6" => w6_fan_in::run(ctx, w).await,
         "w7" => w7_restart::run(ctx, w).await,
+        "w8" => w8_dashboard::run(ctx, w).await,
         other => anyhow::bail!("no workload {other:?}"),
     }
 }
