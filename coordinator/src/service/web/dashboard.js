@@ -2,7 +2,8 @@
 //
 // One EventSource on /events (filtered to the page's jobset or run) patches the cells of the
 // rows it names (their `data-f` children) and, a moment later, refreshes the page's
-// `data-refresh` sections (counts, attempts) from a fresh copy of the page. A run page whose
+// `data-refresh` sections (counts, attempts) from a fresh copy of the page, at most every
+// 5 s on a busy page (rows are live; counts may lag that much). A run page whose
 // attempt is running also follows its log over /runs/N/tail, appending server-rendered
 // (escaped) chunks at the offsets it holds. Text is set with textContent; the only HTML
 // inserted is what the server rendered and escaped.
@@ -20,17 +21,23 @@
     live.className = "live-state " + cls;
   }
 
-  // Section refresh: at most one fetch in flight, the earliest deadline wins.
+  // Section refresh: one timer, the earliest deadline wins.
   var timer = null;
+  var due = 0;
   function refreshSoon(ms) {
-    if (timer !== null) return;
+    var at = Date.now() + ms;
+    if (timer !== null) {
+      if (at >= due) return;
+      clearTimeout(timer);
+    }
+    due = at;
     timer = setTimeout(refresh, ms);
   }
   function refresh() {
+    timer = null;
     fetch(location.href, { credentials: "same-origin", cache: "no-store" })
       .then(function (res) { return res.ok ? res.text() : null; })
       .then(function (html) {
-        timer = null;
         if (html === null) return;
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-refresh][id]").forEach(function (section) {
@@ -42,7 +49,7 @@
           if (freshRows) table.querySelector("tbody").replaceWith(document.adoptNode(freshRows));
         }
       })
-      .catch(function () { timer = null; });
+      .catch(function () {});
   }
 
   function patch(cells) {
@@ -64,7 +71,7 @@
         }
       });
     });
-    refreshSoon(cells.finished && runRoot ? 200 : 2000);
+    refreshSoon(cells.finished && runRoot ? 200 : 5000);
   }
 
   var query = "";
@@ -73,7 +80,8 @@
   var events = new EventSource("/events" + query);
   events.onopen = function () { status("live", "on"); };
   events.onerror = function () { status("reconnecting", "off"); };
-  events.addEventListener("run", function (e) { patch(JSON.parse(e.data)); });
+  // Every change of one engine batch together, oldest first.
+  events.addEventListener("runs", function (e) { JSON.parse(e.data).forEach(patch); });
   events.addEventListener("reload", function () { refreshSoon(0); });
   events.addEventListener("bye", function () { events.close(); status("coordinator stopped", "off"); });
 

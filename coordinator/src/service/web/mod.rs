@@ -36,6 +36,8 @@ pub struct Web {
     /// The gRPC handlers, called directly (see the module comment).
     control: ControlService,
     sessions: session::Sessions,
+    /// Run changes rendered once for every open tab.
+    feed: events::Feed,
 }
 
 /// The dashboard's routes, with their state, to merge into the HTTP router.
@@ -46,6 +48,7 @@ pub fn routes(http: &HttpState) -> Router {
             shutdown: http.shutdown.clone(),
         },
         sessions: session::Sessions::new(http.credentials.is_open()),
+        feed: events::Feed::new(),
         http: http.clone(),
     };
     Router::new()
