@@ -61,10 +61,10 @@ pub async fn act(
     };
     let viewer = match web.viewer(&headers, method, local_path(&f.back)) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Err(refused) = check_post(&headers, &uri, &viewer, &f.csrf) {
-        return refused;
+        return *refused;
     }
     let c = &web.control;
     let done: Result<(), tonic::Status> = async {

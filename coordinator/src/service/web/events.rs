@@ -136,7 +136,7 @@ pub async fn stream(
     Query(q): Query<EventsQuery>,
 ) -> Response {
     if let Err(refused) = web.viewer(&headers, "Watch", uri.path()) {
-        return refused;
+        return *refused;
     }
     let run: Option<u64> = q.run.parse().ok();
     let jobset = q.jobset;

@@ -13,7 +13,7 @@ use super::{failure, layout, request, Web};
 pub async fn page(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match web.viewer(&headers, "ListJobs", uri.path()) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let jobs = match web
         .control

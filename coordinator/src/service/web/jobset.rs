@@ -38,7 +38,7 @@ pub async fn page(
 ) -> Response {
     let viewer = match web.viewer(&headers, "ListRuns", uri.path()) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (after, limit) = match paging(&q) {
         Ok(p) => p,

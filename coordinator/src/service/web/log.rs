@@ -15,7 +15,7 @@ use rota_proto::control_service_server::ControlService as _;
 use serde::{Deserialize, Serialize};
 
 use super::text::Terminal;
-use super::{failure, request, Viewer, Web};
+use super::{failure, request, Denied, Viewer, Web};
 
 #[derive(Deserialize)]
 pub struct LogQuery {
@@ -64,7 +64,7 @@ fn logs_request(run: String, q: &LogQuery, follow: bool) -> Result<pb::LogsReque
     })
 }
 
-fn checked(web: &Web, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+fn checked(web: &Web, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Denied> {
     web.viewer(headers, "Logs", uri.path())
 }
 
@@ -78,7 +78,7 @@ pub async fn download(
 ) -> Response {
     let viewer = match checked(&web, &headers, &uri) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let req = match logs_request(run.clone(), &q, false) {
         Ok(r) if r.stdout != r.stderr => r,
@@ -141,7 +141,7 @@ pub async fn tail(
 ) -> Response {
     let viewer = match checked(&web, &headers, &uri) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let req = match logs_request(run, &q, true) {
         Ok(r) => r,

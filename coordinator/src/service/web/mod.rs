@@ -67,6 +67,9 @@ pub fn routes(http: &HttpState) -> Router {
         .with_state(web)
 }
 
+/// A request refused before its handler ran: the answer to send (boxed, being large).
+pub type Denied = Box<Response>;
+
 /// Who is looking at a page: the caller the request was checked as, and the CSRF token its
 /// forms must carry (see `session`).
 #[derive(Debug, Clone)]
@@ -85,7 +88,7 @@ impl Web {
     /// Checks a request as the gRPC `method` (`"Cancel"`, `"ListRuns"`) it mirrors. A page
     /// asked without a login is sent to the login form; any other refusal is the one-line
     /// message with its HTTP status.
-    fn viewer(&self, headers: &HeaderMap, method: &str, path: &str) -> Result<Viewer, Response> {
+    fn viewer(&self, headers: &HeaderMap, method: &str, path: &str) -> Result<Viewer, Denied> {
         let grpc_method = format!("/rota.v1.ControlService/{method}");
         if let Some(viewer) = self.sessions.viewer(headers, &grpc_method)? {
             return Ok(viewer);
@@ -101,9 +104,11 @@ impl Web {
                 if refused.0.code() == tonic::Code::Unauthenticated
                     && !headers.contains_key(header::AUTHORIZATION) =>
             {
-                Err(Redirect::to(&format!("/login?next={}", session::encode(path))).into_response())
+                Err(Box::new(
+                    Redirect::to(&format!("/login?next={}", session::encode(path))).into_response(),
+                ))
             }
-            Err(refused) => Err(refusal(&refused.0)),
+            Err(refused) => Err(Box::new(refusal(&refused.0))),
         }
     }
 }

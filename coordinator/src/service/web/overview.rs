@@ -14,7 +14,7 @@ use crate::store::{is_final_state, RUN_STATES};
 pub async fn page(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match web.viewer(&headers, "ListJobsets", uri.path()) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match sections(&web, &viewer).await {
         Ok(body) => layout::page(&viewer, "overview", body).into_response(),

@@ -36,7 +36,7 @@ pub async fn page(
 ) -> Response {
     let viewer = match web.viewer(&headers, "GetRun", uri.path()) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let run = match web
         .control

@@ -22,7 +22,7 @@ use ring::rand::SecureRandom;
 use rota_proto::access::Caller;
 use serde::Deserialize;
 
-use super::{layout, Viewer, Web};
+use super::{layout, Denied, Viewer, Web};
 use crate::service::http::refusal;
 
 /// The session cookie's name.
@@ -60,11 +60,7 @@ impl Sessions {
     /// The viewer a session cookie stands for, checked against the role `grpc_method` needs.
     /// None without a cookie or for an unknown or expired one (the caller then falls back to
     /// the request's own credentials, or the login form).
-    pub fn viewer(
-        &self,
-        headers: &HeaderMap,
-        grpc_method: &str,
-    ) -> Result<Option<Viewer>, Response> {
+    pub fn viewer(&self, headers: &HeaderMap, grpc_method: &str) -> Result<Option<Viewer>, Denied> {
         let Some(id) = cookie(headers, COOKIE) else {
             return Ok(None);
         };
@@ -82,10 +78,12 @@ impl Sessions {
             .split_once('/')
             .unwrap_or((grpc_method, ""));
         if !session.caller.role.may_call(service, method) {
-            return Err(refusal(&tonic::Status::permission_denied(format!(
-                "you are logged in as {:?} with role {}, which may not call {method}: log in \
+            return Err(Box::new(refusal(&tonic::Status::permission_denied(
+                format!(
+                    "you are logged in as {:?} with role {}, which may not call {method}: log in \
                  with a token that may",
-                session.caller.name, session.caller.role
+                    session.caller.name, session.caller.role
+                ),
             ))));
         }
         Ok(Some(Viewer {
@@ -144,7 +142,7 @@ pub fn check_post(
     uri: &Uri,
     viewer: &Viewer,
     csrf: &str,
-) -> Result<(), Response> {
+) -> Result<(), Denied> {
     same_origin(headers, uri)?;
     if !viewer.csrf.is_empty() && !equal(viewer.csrf.as_bytes(), csrf.as_bytes()) {
         return Err(forbidden(
@@ -154,7 +152,7 @@ pub fn check_post(
     Ok(())
 }
 
-fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Denied> {
     if headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site")
@@ -181,13 +179,15 @@ fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
     Ok(())
 }
 
-fn forbidden(message: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{message}\n"),
+fn forbidden(message: &str) -> Denied {
+    Box::new(
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{message}\n"),
+        )
+            .into_response(),
     )
-        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -236,7 +236,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri) {
-        return refused;
+        return *refused;
     }
     if web.http.credentials.is_open() {
         return Redirect::to("/").into_response();
@@ -284,7 +284,7 @@ pub async fn logout(
         .viewer(&headers, "/rota.v1.ControlService/Status")
     {
         if let Err(refused) = check_post(&headers, &uri, &viewer, &f.csrf) {
-            return refused;
+            return *refused;
         }
     }
     web.sessions.remove(&headers);
