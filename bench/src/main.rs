@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every workload, W1 to W8.
+    /// Every workload: W1 to W7, W11, W12.
     All(workloads::Options),
     /// W1 throughput: 2,000 runs of `true` on one agent with 4 slots, vs `xargs -P 4`.
     W1(workloads::Options),
@@ -46,8 +46,10 @@ enum Command {
     W6(workloads::Options),
     /// W7 restart: kill -9 with 100,000 pending and 50 running; time to dispatching again.
     W7(workloads::Options),
-    /// W8 metrics: a /metrics scrape with 100,000 pending; W1 scraped every second vs not.
-    W8(workloads::Options),
+    /// W11 metrics: a /metrics scrape with 100,000 pending; W1 scraped every second vs not.
+    W11(workloads::Options),
+    /// W12 dashboard: the jobset page with 100,000 pending runs; W1 with 20 dashboards open.
+    W12(workloads::Options),
     /// (internal) A coordinator process, as `rota-coordinator`.
     #[command(hide = true)]
     ServeCoordinator(serve::CoordinatorArgs),
@@ -73,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         Command::W5(o) => (vec!["w5"], o),
         Command::W6(o) => (vec!["w6"], o),
         Command::W7(o) => (vec!["w7"], o),
-        Command::W8(o) => (vec!["w8"], o),
+        Command::W11(o) => (vec!["w11"], o),
+        Command::W12(o) => (vec!["w12"], o),
     };
     let (names, options) = selected;
     init_tracing();

@@ -363,6 +363,8 @@ impl Opened {
         let http = crate::service::http::router(crate::service::http::HttpState {
             engine: engine.clone(),
             credentials: config.credentials.clone(),
+            shutdown: stop_rx.clone(),
+            tls: config.tls.is_some(),
         });
         let agents = auth.guard(
             pb::agent_service_server::AgentServiceServer::new(AgentService {

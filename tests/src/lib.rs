@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+pub mod browser;
 pub mod http;
 pub mod procs;
 pub mod proxy;

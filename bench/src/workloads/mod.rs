@@ -1,6 +1,8 @@
 //! The workloads of issue 5, one file each, and the loop that runs the selected ones in their
 //! own directories, turns a failure into a "not run" row, prints the table and writes the JSON.
 
+mod w11_metrics;
+mod w12_dashboard;
 mod w1_throughput;
 mod w2_latency;
 mod w3_log_volume;
@@ -8,7 +10,6 @@ mod w4_queue_scale;
 mod w5_live_limit;
 mod w6_fan_in;
 mod w7_restart;
-mod w8_metrics;
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use crate::cluster::Site;
 use crate::report::{self, Machine, Report, Row};
 
 /// Every workload, in the order `all` runs them.
-pub const ALL: [&str; 8] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"];
+pub const ALL: [&str; 9] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w11", "w12"];
 
 /// Flags shared by every workload command.
 #[derive(Debug, Clone, Args)]
@@ -68,7 +69,8 @@ fn title(name: &str) -> &'static str {
         "w5" => "W5 live limit",
         "w6" => "W6 agent fan-in",
         "w7" => "W7 restart",
-        "w8" => "W8 metrics",
+        "w11" => "W11 metrics",
+        "w12" => "W12 dashboard",
         _ => "unknown",
     }
 }
@@ -83,7 +85,8 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w5" => w5_live_limit::run(ctx, w).await,
         "w6" => w6_fan_in::run(ctx, w).await,
         "w7" => w7_restart::run(ctx, w).await,
-        "w8" => w8_metrics::run(ctx, w).await,
+        "w11" => w11_metrics::run(ctx, w).await,
+        "w12" => w12_dashboard::run(ctx, w).await,
         other => anyhow::bail!("no workload {other:?}"),
     }
 }

@@ -21,6 +21,11 @@ use crate::engine::EngineHandle;
 pub struct HttpState {
     pub engine: EngineHandle,
     pub credentials: Credentials,
+    /// Turns true at shutdown: ends the dashboard's event streams and log tails, as it ends
+    /// gRPC's long-lived calls, so a graceful stop does not wait on an open tab.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Whether the port serves TLS (the dashboard's session cookie is then `Secure`).
+    pub tls: bool,
 }
 
 impl HttpState {
@@ -74,7 +79,8 @@ pub fn refusal(status: &tonic::Status) -> Response {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(super::metrics::scrape))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::web::routes(&state))
         .fallback(fallback)
 }
 

@@ -1,5 +1,5 @@
 //! Network adapters: the agent stream, the control service and health over gRPC, and the
-//! HTTP routes on the same port, with every request checked by `validate` first.
+//! HTTP routes (the dashboard) on the same port, with every request checked by `validate` first.
 
 pub mod agent_stream;
 pub mod artifacts;
@@ -10,3 +10,4 @@ pub mod import;
 pub mod metrics;
 pub mod streams;
 pub mod validate;
+pub mod web;

@@ -132,6 +132,9 @@ CREATE TABLE audit_runs (
 ) WITHOUT ROWID;
 CREATE INDEX audit_runs_by_audit ON audit_runs(audit);
 ",
+    // A jobset's runs in one state by number (the dashboard's filtered pages, retry
+    // --failed) and its counts by state, from the index alone.
+    "CREATE INDEX IF NOT EXISTS runs_by_jobset_state ON runs(jobset, state, number);",
 ];
 
 /// The schema version this binary writes.

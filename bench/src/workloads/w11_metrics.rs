@@ -1,4 +1,4 @@
-//! W8 metrics (issue 9): a `/metrics` scrape with 100,000 runs pending (no agent), against
+//! W11 metrics (issue 9): a `/metrics` scrape with 100,000 runs pending (no agent), against
 //! the 50 ms target; and W1's 2,000 runs with a Prometheus-style scraper (one GET /metrics a
 //! second) against the same W1 without it, interleaved in the same invocation (ratio ≥ 0.95).
 

@@ -1,0 +1,615 @@
+//! The web dashboard on the coordinator's port: in headless Chromium (a run's state changes on
+//! the open page, cancel from the page kills the process, the log tails live, hostile names
+//! and logs stay text, login with a token) and at the HTTP level (escaping, 404s, CSRF and
+//! origin refusals, authentication).
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use rota_proto as pb;
+use rota_proto::access::Credentials;
+use rota_tests::browser::Browser;
+use rota_tests::procs::alive;
+use rota_tests::{eventually, sh, Cluster, Coordinator};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+/// Markup where a page shows text: the command and the environment (a job name like HOSTILE
+/// is refused at submit, see `a_hostile_job_name_is_refused_before_any_page_can_show_it`).
+fn hostile_run() -> pb::RunSpec {
+    let mut spec = sh("hostile", &format!("{HOSTILE_LOG} # {HOSTILE}"));
+    spec.env.insert("LABEL".into(), HOSTILE.into());
+    spec
+}
+/// A log of markup, invalid UTF-8 and colour codes.
+const HOSTILE_LOG: &str =
+    "printf '<script>window.injected=1</script>\\n\\377\\376 bytes\\n\\033[31mred\\033[0m done\\n'";
+const TOKEN: &str = "dashboard-secret-token";
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let res = http().get(url).send().await.expect("GET");
+    let code = res.status().as_u16();
+    (code, res.text().await.expect("body"))
+}
+
+async fn submit(c: &mut rota_tests::Client, spec: pb::RunSpec) -> pb::Run {
+    c.submit(pb::SubmitRequest {
+        jobset: String::new(),
+        runs: vec![spec],
+        parallel: 0,
+    })
+    .await
+    .expect("submit")
+    .into_inner()
+    .runs
+    .remove(0)
+}
+
+async fn state_of(c: &mut rota_tests::Client, run: u64) -> String {
+    c.get_run(pb::RunRef {
+        run: run.to_string(),
+    })
+    .await
+    .expect("get run")
+    .into_inner()
+    .state
+}
+
+async fn wait_state(c: &mut rota_tests::Client, run: u64, state: &str) {
+    eventually(DEADLINE, &format!("run {run} to be {state}"), || {
+        let mut c = c.clone();
+        async move { (state_of(&mut c, run).await == state).then_some(()) }
+    })
+    .await;
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("data-csrf=\"").expect("a csrf token on the page") + 11;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_hostile_names_and_logs_as_escaped_text() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 1, &[]);
+    let mut c = cluster.client().await;
+    let run = submit(&mut c, hostile_run()).await;
+    wait_state(&mut c, run.number, "success").await;
+    let base = cluster.coordinator.url.clone();
+
+    for path in [
+        "/".to_string(),
+        "/jobsets/default".into(),
+        format!("/runs/{}", run.number),
+    ] {
+        let (code, page) = get(&format!("{base}{path}")).await;
+        assert_eq!(code, 200, "{path}: {page}");
+        assert!(
+            !page.contains("<img src=x"),
+            "{path} holds a raw img tag: {page}"
+        );
+        assert!(
+            !page.contains("<script>window"),
+            "{path} holds a raw script: {page}"
+        );
+        assert!(!page.contains('\x1b'), "{path} holds a raw escape: {page}");
+    }
+    let (_, page) = get(&format!("{base}/runs/{}", run.number)).await;
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;window.injected=1&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("\u{fffd}\u{fffd} bytes"), "{page}");
+    assert!(
+        page.contains("<span class=\"fg1\">red</span> done"),
+        "{page}"
+    );
+    assert!(
+        page.contains("This coordinator has no token"),
+        "an open coordinator says so"
+    );
+
+    // The download is the bytes as written, not the page's rendering.
+    let res = http()
+        .get(format!(
+            "{base}/runs/{}/log?stream=stdout&attempt=1",
+            run.number
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    let raw = res.bytes().await.unwrap();
+    assert_eq!(
+        &raw[..],
+        b"<script>window.injected=1</script>\n\xff\xfe bytes\n\x1b[31mred\x1b[0m done\n"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_job_name_is_refused_before_any_page_can_show_it() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    let err = c
+        .submit(pb::SubmitRequest {
+            jobset: String::new(),
+            runs: vec![sh(HOSTILE, "true")],
+            parallel: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("invalid job name"), "{err}");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pages_runs_and_bad_queries_answer_one_line_naming_them() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    submit(&mut c, sh("one", "true")).await;
+    let base = cluster.coordinator.url.clone();
+    for (path, code, says) in [
+        ("/nothing-here", 404, "not found: /nothing-here"),
+        ("/runs/987654", 404, "987654"),
+        ("/jobsets/nope", 404, "no jobset \"nope\""),
+        ("/runs/1?attempt=7", 404, "no attempt"),
+        (
+            "/jobsets/default?after=x",
+            400,
+            "after must be a run number, got \"x\"",
+        ),
+        ("/jobsets/default?state=bogus", 400, "unknown run state"),
+        ("/runs/1/log?stream=both", 400, "one stream"),
+        (
+            "/runs/1/log?stream=video",
+            400,
+            "stream must be stdout, stderr or both",
+        ),
+        ("/assets/other.js", 404, "not found"),
+    ] {
+        let (got, body) = get(&format!("{base}{path}")).await;
+        let body = body.replace("&quot;", "\"");
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    let (code, _) = get(&format!("{base}/")).await;
+    assert_eq!(code, 200, "the coordinator is still serving");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_the_csrf_token_or_from_another_origin_changes_nothing() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    let run = submit(&mut c, sh("wait", "sleep 1000")).await;
+    let base = cluster.coordinator.url.clone();
+    let cancel = format!("{base}/actions/cancel");
+    let (_, page) = get(&format!("{base}/runs/{}", run.number)).await;
+    let csrf = csrf_of(&page);
+    let number = run.number.to_string();
+
+    let res = http()
+        .post(&cancel)
+        .form(&[("run", number.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(res.text().await.unwrap().contains("CSRF token"));
+    let res = http()
+        .post(&cancel)
+        .header("origin", "http://evil.example")
+        .form(&[("run", number.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(res.text().await.unwrap().contains("evil.example"));
+    assert_eq!(
+        state_of(&mut c, run.number).await,
+        "pending",
+        "nothing changed"
+    );
+
+    let res = http()
+        .post(&cancel)
+        .form(&[
+            ("run", number.as_str()),
+            ("csrf", csrf.as_str()),
+            ("back", "/jobsets/default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/jobsets/default");
+    assert_eq!(state_of(&mut c, run.number).await, "cancelled");
+
+    // A refusal of the engine is its one-line message, on the page.
+    let res = http()
+        .post(&cancel)
+        .form(&[("run", number.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("class=\"error\""), "{body}");
+    assert!(body.contains("cancelled"), "{body}");
+    let res = http()
+        .post(format!("{base}/actions/explode"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_page_and_action_needs_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = Coordinator::start(&dir.path().join("data"), |c| {
+        c.credentials = Credentials::shared(TOKEN).unwrap();
+    })
+    .await;
+    let base = coordinator.url.clone();
+    for path in [
+        "/",
+        "/jobs",
+        "/jobsets/default",
+        "/runs/1",
+        "/events",
+        "/runs/1/log?stream=stdout",
+    ] {
+        let res = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 303, "{path}");
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?next="),
+            "{path}"
+        );
+    }
+    let res = http()
+        .post(format!("{base}/actions/trigger"))
+        .form(&[("job", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        303,
+        "an action without a login goes to the login form"
+    );
+
+    let res = http()
+        .post(format!("{base}/login"))
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.text().await.unwrap().contains("wrong token"));
+
+    let res = http()
+        .post(format!("{base}/login"))
+        .form(&[("token", TOKEN), ("next", "/jobs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/jobs");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let page = http()
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("This coordinator has no token"));
+    assert!(page.contains("Log out"));
+    let csrf = csrf_of(&page);
+    // Logged in, an action still needs the session's CSRF token.
+    let res = http()
+        .post(format!("{base}/actions/parallel"))
+        .header("cookie", &session)
+        .form(&[("jobset", "default"), ("parallel", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    // A bearer token works without a session (scripts), as it does over gRPC.
+    let res = http()
+        .get(format!("{base}/jobs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = http()
+        .get(format!("{base}/jobs"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+
+    let res = http()
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let res = http()
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "the session ended at logout");
+    coordinator.stop().await;
+}
+
+/// One browser for every step: Chromium is slow to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_in_a_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let mut cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    let base = cluster.coordinator.url.clone();
+    let dir = cluster.dir.path().to_path_buf();
+    let b = &browser.client;
+
+    // pending → running → success, on a page that is never reloaded.
+    let go = dir.join("go");
+    let run = submit(
+        &mut c,
+        sh(
+            "gated",
+            &format!("while [ ! -e {} ]; do sleep 0.05; done", go.display()),
+        ),
+    )
+    .await;
+    b.goto(&format!("{base}/jobsets/default")).await.unwrap();
+    b.execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    let cell = format!("tr[data-run=\"{}\"] [data-f=state]", run.number);
+    browser
+        .wait_text(&cell, "pending on the page", |t| t == "pending")
+        .await;
+    cluster.add_agent("a", 2, &[]);
+    browser
+        .wait_text(&cell, "running on the page", |t| t == "running")
+        .await;
+    std::fs::write(&go, b"").unwrap();
+    browser
+        .wait_text(&cell, "success on the page", |t| t == "success")
+        .await;
+    let same = b
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        serde_json::Value::Bool(true),
+        "the page was not reloaded"
+    );
+
+    // A live tail shows lines as they are printed.
+    let step = |i: u32| dir.join(format!("step-{i}"));
+    let script = format!(
+        "echo line-1; while [ ! -e {s2} ]; do sleep 0.05; done; echo line-2; \
+         while [ ! -e {s3} ]; do sleep 0.05; done; echo line-3 >&2; echo line-4",
+        s2 = step(2).display(),
+        s3 = step(3).display()
+    );
+    let run = submit(&mut c, sh("talker", &script)).await;
+    wait_state(&mut c, run.number, "running").await;
+    b.goto(&format!("{base}/runs/{}", run.number))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#log-stdout", "line-1 in the tail", |t| {
+            t.contains("line-1")
+        })
+        .await;
+    std::fs::write(step(2), b"").unwrap();
+    browser
+        .wait_text("#log-stdout", "line-2 in the tail", |t| {
+            t.contains("line-2")
+        })
+        .await;
+    std::fs::write(step(3), b"").unwrap();
+    browser
+        .wait_text("#log-stderr", "line-3 in stderr", |t| t.contains("line-3"))
+        .await;
+    browser
+        .wait_text("#log-stdout", "line-4 in stdout", |t| t.contains("line-4"))
+        .await;
+    let stdout = browser.wait_text("#log-stdout", "stdout", |_| true).await;
+    assert_eq!(
+        stdout.matches("line-2").count(),
+        1,
+        "each line once: {stdout}"
+    );
+
+    // Cancel from the page kills the process.
+    let pid_file = dir.join("pid");
+    let run = submit(
+        &mut c,
+        sh(
+            "victim",
+            &format!("echo $$ > {}; exec sleep 1000", pid_file.display()),
+        ),
+    )
+    .await;
+    let pid: i32 = eventually(DEADLINE, "the victim's pid", || async {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    wait_state(&mut c, run.number, "running").await;
+    b.goto(&format!("{base}/runs/{}", run.number))
+        .await
+        .unwrap();
+    b.find(Locator::Css("button[data-action=cancel]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_text("h1 [data-f=state]", "cancelled on the page", |t| {
+            t == "cancelled"
+        })
+        .await;
+    eventually(DEADLINE, "the cancelled process to be gone", || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
+    assert_eq!(state_of(&mut c, run.number).await, "cancelled");
+
+    // A hostile name and log render as text: nothing injected, the text visible.
+    let run = submit(&mut c, hostile_run()).await;
+    wait_state(&mut c, run.number, "success").await;
+    for path in [
+        format!("/runs/{}", run.number),
+        "/jobsets/default".into(),
+        "/".into(),
+    ] {
+        b.goto(&format!("{base}{path}")).await.unwrap();
+        b.find(Locator::Css("main")).await.unwrap();
+        assert_eq!(browser.count("img").await, 0, "no img element on {path}");
+        assert_eq!(
+            browser.count("main script").await,
+            0,
+            "no script element on {path}"
+        );
+        let injected = b
+            .execute("return window.injected === undefined;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            injected,
+            serde_json::Value::Bool(true),
+            "no script ran on {path}"
+        );
+    }
+    b.goto(&format!("{base}/runs/{}", run.number))
+        .await
+        .unwrap();
+    browser
+        .wait_text("table.fields code", "the command as text", |t| {
+            t.contains(HOSTILE)
+        })
+        .await;
+    browser
+        .wait_text("table.env", "the environment as text", |t| {
+            t.contains(HOSTILE)
+        })
+        .await;
+    let log = browser
+        .wait_text("#log-stdout", "the log as text", |t| t.contains("<script>"))
+        .await;
+    assert!(
+        log.contains("\u{fffd}\u{fffd} bytes") && log.contains("red done"),
+        "{log}"
+    );
+
+    // The overview, for the README: a busy jobset beside the finished one.
+    let gate = dir.join("gate");
+    let busy: Vec<pb::RunSpec> = (1..=6)
+        .map(|i| {
+            sh(
+                &format!("build-{i}"),
+                &format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display()),
+            )
+        })
+        .collect();
+    c.submit(pb::SubmitRequest {
+        jobset: "nightly".into(),
+        runs: busy,
+        parallel: 2,
+    })
+    .await
+    .unwrap();
+    b.goto(&format!("{base}/")).await.unwrap();
+    browser
+        .wait_text("#agents", "two runs on the agent", |t| t.contains("2 / 2"))
+        .await;
+    browser
+        .wait_text("#jobsets", "the busy jobset on the overview", |t| {
+            t.contains("running 2")
+        })
+        .await;
+    if std::env::var_os("ROTA_SCREENSHOT").is_some_and(|v| v == "1") {
+        let png = b.screenshot().await.unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
+        std::fs::write(&path, png).unwrap();
+        eprintln!("wrote {}", path.display());
+    }
+    std::fs::write(&gate, b"").unwrap();
+    rota_tests::wait_jobset(&mut c, "nightly", DEADLINE).await;
+    cluster.stop().await;
+
+    // With a token, the browser must log in; a wrong token is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut secure = Coordinator::start(&dir.path().join("data"), |c| {
+        c.credentials = Credentials::shared(TOKEN).unwrap();
+    })
+    .await;
+    b.goto(&format!("{}/jobs", secure.url)).await.unwrap();
+    let login = |token: &'static str| async move {
+        let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
+        field.send_keys(token).await.unwrap();
+        b.find(Locator::Css("form.login button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
+    login("not-the-token").await;
+    browser
+        .wait_text("p.error", "the refusal", |t| t.contains("wrong token"))
+        .await;
+    login(TOKEN).await;
+    browser
+        .wait_text("h1", "the jobs page after login", |t| t == "Jobs")
+        .await;
+    assert!(b.current_url().await.unwrap().path().ends_with("/jobs"));
+    secure.stop().await;
+    browser.close().await;
+}
