@@ -3,6 +3,7 @@
 //! a coordinator in-process.
 
 pub mod awake;
+pub mod backup;
 pub mod config;
 pub mod credentials;
 pub mod cron;
@@ -10,6 +11,7 @@ pub mod datadir;
 pub mod engine;
 pub mod error;
 pub mod logs;
+pub mod retention;
 pub mod sched;
 pub mod server;
 pub mod service;

@@ -48,6 +48,12 @@ pub struct CoordinatorConfig {
     /// Each stream of a run keeps at most this many bytes (head and tail, with a marker of
     /// what was cut), unless its job sets `max_log_bytes`.
     pub max_log_bytes: u64,
+    /// How long finished runs are kept (`--keep-max-age`, `--keep-last`,
+    /// `--keep-failed-for`): under the config file's `retention`, which is under each job's.
+    /// Default: everything is kept.
+    pub retention: crate::retention::Policy,
+    /// The engine's time source; tests pass an adjustable one to cross ages without sleeping.
+    pub clock: crate::time::Clock,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -93,6 +99,8 @@ impl CoordinatorConfig {
             fresh: false,
             reserve_bytes: DEFAULT_RESERVE,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            retention: Default::default(),
+            clock: crate::time::Clock::wall(),
         }
     }
 }
@@ -251,6 +259,8 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
             ..SchedConfig::default()
         },
         cancel_grace: config.cancel_grace,
+        retention: config.retention,
+        clock: config.clock.clone(),
     })?;
     if let Some(path) = &config.config_file {
         let req = config_request(path)?;

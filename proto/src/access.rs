@@ -165,6 +165,7 @@ pub const READ_METHODS: &[&str] = &[
     "ListGroups",
     "ListJobs",
     "Status",
+    "PrunePreview",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;

@@ -11,6 +11,7 @@ mod groups;
 mod jobs;
 mod jobset;
 mod logs;
+mod prune;
 mod retire;
 mod retry;
 mod run;
@@ -85,6 +86,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
         Command::Status => ok(status::status(&ctx).await),
+        Command::Prune(a) => ok(prune::prune(&ctx, a).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

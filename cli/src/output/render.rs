@@ -170,7 +170,7 @@ pub fn status_details(s: &StatusResponse) -> String {
         .map(|c| format!("{} {}", c.state, c.count))
         .collect::<Vec<_>>()
         .join(", ");
-    let fields: [(&str, String); 10] = [
+    let fields: [(&str, String); 13] = [
         ("version", s.version.clone()),
         ("protocol", s.protocol_version.to_string()),
         ("uptime", human_duration(Duration::from_millis(s.uptime_ms))),
@@ -181,6 +181,9 @@ pub fn status_details(s: &StatusResponse) -> String {
         ("queue", format!("{} pending", s.queue_depth)),
         ("runs", if runs.is_empty() { "none".into() } else { runs }),
         ("oldest run", local_time(s.oldest_run_submitted_ms)),
+        ("log size", human_bytes(s.log_bytes)),
+        ("retention", s.retention.clone()),
+        ("pruned", format!("{} runs since start", s.pruned_runs)),
     ];
     let mut out = String::new();
     for (key, value) in fields {
@@ -220,6 +223,41 @@ fn parallel_text(parallel: u32) -> String {
     } else {
         parallel.to_string()
     }
+}
+
+/// `rota prune`: the policy, then NUMBER, NAME, JOBSET, STATE, FINISHED of each run, then
+/// whether more follow.
+pub fn prune_table(r: &rota_proto::PruneResponse, dry_run: bool) -> String {
+    let mut out = format!("policy: {}\n", super::one_line(&r.policy));
+    if r.runs.is_empty() {
+        out.push_str(if dry_run {
+            "nothing to delete now\n"
+        } else {
+            "nothing deleted\n"
+        });
+        return out;
+    }
+    let mut t = Table::new(&["NUMBER", "NAME", "JOBSET", "STATE", "FINISHED"]);
+    for p in &r.runs {
+        t.row(vec![
+            p.number.to_string(),
+            p.name.clone(),
+            p.jobset.clone(),
+            p.state.clone(),
+            local_time(p.finished_at_ms),
+        ]);
+    }
+    out.push_str(&t.render());
+    let verb = if dry_run { "would be deleted" } else { "deleted" };
+    let _ = writeln!(out, "{} runs {verb}", r.runs.len());
+    if r.more {
+        out.push_str(if dry_run {
+            "and more (raise --limit to list them)\n"
+        } else {
+            "more are being deleted in the background\n"
+        });
+    }
+    out
 }
 
 /// `rota jobset list` and `rota jobset show S`: NAME, PARALLEL, STATE, TOTAL, COUNTS.
@@ -469,6 +507,9 @@ pub mod tests {
                 count("success", 9),
             ],
             oldest_run_submitted_ms: 0,
+            retention: "keep_last 1000".into(),
+            log_bytes: 2048,
+            pruned_runs: 7,
         };
         assert_eq!(
             status_details(&s),
@@ -481,7 +522,10 @@ pub mod tests {
              agents:      connected 2, draining 0\n\
              queue:       5 pending\n\
              runs:        pending 5, success 9\n\
-             oldest run:  -\n"
+             oldest run:  -\n\
+             log size:    2.0 KiB\n\
+             retention:   keep_last 1000\n\
+             pruned:      7 runs since start\n"
         );
     }
 

@@ -45,6 +45,7 @@ mod names;
 mod node;
 mod priority;
 mod raw;
+mod retention;
 mod shell;
 mod sources;
 #[cfg(test)]

@@ -126,6 +126,10 @@ impl State {
             Command::SetGroupMax(req, reply) => answer!(reply, self.set_group_max(b, req)),
             Command::Apply(req, reply) => {
                 let v = self.check_space().and_then(|()| self.apply_config(b, &req));
+                if v.is_ok() && !req.check_only {
+                    // The policy may have changed: check every key again.
+                    self.rescan_retention(b.read())?;
+                }
                 answer!(reply, v)
             }
             Command::ListJobs(reply) => {
@@ -139,6 +143,15 @@ impl State {
                 }
             }
             Command::Status(reply) => answer_read!(reply, self.status(b)),
+            Command::PrunePreview(limit, reply) => {
+                answer_read!(reply, self.prune_preview(b, limit))
+            }
+            Command::Prune(reply) => {
+                if let Err(e) = self.prune_now(b, reply) {
+                    return Err(e);
+                }
+            }
+            Command::PruneFilesGone(removed) => self.prune_files_gone(b, removed)?,
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {

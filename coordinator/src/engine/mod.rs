@@ -10,6 +10,7 @@ mod agents;
 mod apply;
 mod commands;
 mod jobs;
+mod prune;
 mod records;
 mod status;
 mod submit;
@@ -55,6 +56,12 @@ pub enum Command {
     ListJobs(Reply<Vec<pb::Job>>),
     Trigger(pb::TriggerRequest, Reply<pb::Run>),
     Status(Reply<pb::StatusResponse>),
+    /// `rota prune --dry-run`: what the policy would delete now (at most this many listed).
+    PrunePreview(u32, Reply<pb::PruneResponse>),
+    /// `rota prune`: apply the policy now.
+    Prune(Reply<pb::PruneResponse>),
+    /// From the prune thread: these runs' files are gone, their rows may go.
+    PruneFilesGone(crate::retention::files::Removed),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {
         agent: AgentId,
@@ -93,6 +100,9 @@ impl Command {
                 | Command::ListGroups(..)
                 | Command::ListJobs(..)
                 | Command::Status(..)
+                | Command::PrunePreview(..)
+                // Lost in a crash, the rows are still queued and the next start deletes them.
+                | Command::PruneFilesGone(..)
         )
     }
 }
@@ -110,6 +120,10 @@ pub struct EngineConfig {
     pub sched: SchedConfig,
     /// Grace between SIGTERM and SIGKILL on cancel, when the run sets none.
     pub cancel_grace: Duration,
+    /// Retention from the coordinator's flags, under the config file's and each job's.
+    pub retention: crate::retention::Policy,
+    /// Where the engine reads the time (the wall clock, or a test's adjustable one).
+    pub clock: crate::time::Clock,
 }
 
 /// Handle to a running engine; cheap to clone.
@@ -174,6 +188,7 @@ struct State {
     space_low: bool,
     /// When this engine started (unix ms), for the uptime in `Status`.
     started_at: u64,
+    retention: prune::Retention,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
@@ -187,7 +202,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (events, _) = broadcast::channel(4096);
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
-    let now = crate::time::now_millis();
+    let now = config.clock.now_millis();
     let mut engine = Engine {
         store,
         state: State {
@@ -207,9 +222,13 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             now,
             space_low: false,
             started_at: now,
+            retention: prune::Retention::new(config.retention),
         },
     };
     engine.recover()?;
+    engine
+        .state
+        .start_retention(engine.store.read(), tx.clone())?;
     std::thread::Builder::new()
         .name("rota-engine".into())
         .spawn(move || engine.run(rx))?;
@@ -232,6 +251,7 @@ impl Engine {
             let deadline = [
                 self.state.core.next_deadline(),
                 self.state.jobs.next_deadline(),
+                self.state.retention_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -242,7 +262,7 @@ impl Engine {
                     Err(_) => return,
                 },
                 Some(deadline) => {
-                    let wait = deadline.saturating_sub(crate::time::now_millis());
+                    let wait = deadline.saturating_sub(self.state.config.clock.now_millis());
                     match rx.recv_timeout(Duration::from_millis(wait)) {
                         Ok(c) => Some(c),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -258,7 +278,7 @@ impl Engine {
                 }
             }
             let state = &mut self.state;
-            state.now = crate::time::now_millis();
+            state.now = state.config.clock.now_millis();
             state.wait_out_stalls();
             let only_reports = batch.iter().all(Command::needs_no_fsync);
             let next_number = state.next_number;
@@ -287,9 +307,13 @@ impl Engine {
                 }
                 let decided = state.apply_decisions(b)?;
                 state.answer_views(b)?;
+                // After dispatch, so what this batch started never waits behind a prune.
+                let pruning = state.prune_step(b)?;
                 // A batch of "run started" reports and reads that decided nothing and created
                 // no run promised nothing to anyone: it need not wait for the disk.
-                let durable = !only_reports || decided || state.next_number != next_number;
+                // A prune step's queue must be on disk before its files are removed.
+                let durable =
+                    !only_reports || decided || pruning || state.next_number != next_number;
                 Ok(((), durable))
             });
             if let Err(e) = res {

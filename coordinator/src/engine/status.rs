@@ -47,6 +47,9 @@ impl State {
             queue_depth: count_of("pending"),
             runs,
             oldest_run_submitted_ms: b.read().oldest_submitted_at()?.unwrap_or(0),
+            retention: self.retention_line(),
+            log_bytes: self.retention.log_bytes,
+            pruned_runs: self.retention.pruned,
         })
     }
 }

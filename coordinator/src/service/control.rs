@@ -171,4 +171,17 @@ impl pb::control_service_server::ControlService for ControlService {
     async fn status(&self, _: Request<pb::StatusRequest>) -> R<pb::StatusResponse> {
         Ok(Response::new(self.engine.ask(Command::Status).await?))
     }
+
+    async fn prune_preview(&self, req: Request<pb::PruneRequest>) -> R<pb::PruneResponse> {
+        let limit = req.into_inner().limit;
+        Ok(Response::new(
+            self.engine
+                .ask(|t| Command::PrunePreview(limit, t))
+                .await?,
+        ))
+    }
+
+    async fn prune(&self, _: Request<pb::PruneRequest>) -> R<pb::PruneResponse> {
+        Ok(Response::new(self.engine.ask(Command::Prune).await?))
+    }
 }

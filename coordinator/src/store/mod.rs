@@ -6,6 +6,7 @@
 //! batch, not one per run.
 
 mod model;
+mod prune;
 mod runs;
 mod schema;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use model::*;
+pub use prune::PruneCandidate;
 
 /// Errors of the store, carrying what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,13 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Pages of deleted runs go back to the filesystem in small steps after each prune
+        // batch (`PRAGMA incremental_vacuum`), never in one long VACUUM. This takes effect at
+        // once on a new store (before its first table).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(open_err)?;
         schema::migrate(&conn, path)?;
+        enable_incremental_vacuum(&conn, path).map_err(open_err)?;
         // One small write now, so a store that cannot be written (read-only file or mount)
         // fails the start before the address is announced, not the first submit. A full disk
         // is not such a store: the coordinator starts and refuses new work until space returns.
@@ -155,6 +163,31 @@ impl Store {
         Reader { conn: &self.conn }
     }
 }
+
+/// A store made before retention has `auto_vacuum = NONE`, which only a VACUUM can change.
+/// Below [`VACUUM_AT_OPEN_MAX`] that is done at open, once (seconds at most); a larger store is
+/// left as it is with a warning, and docs/operations.md says how to switch it while stopped.
+fn enable_incremental_vacuum(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: u32 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    let bytes: u64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    if bytes > VACUUM_AT_OPEN_MAX {
+        tracing::warn!(path = %path.display(), bytes, "store does not return deleted space to the filesystem (auto_vacuum NONE); stop the coordinator and run: sqlite3 rota.db 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'");
+        return Ok(());
+    }
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    tracing::info!(path = %path.display(), bytes, "store switched to incremental vacuum");
+    Ok(())
+}
+
+/// The largest store switched to incremental vacuum at open (a VACUUM rewrites it whole).
+const VACUUM_AT_OPEN_MAX: u64 = 1 << 30;
 
 /// Writes (and reads) inside one transaction.
 pub struct Batch<'a> {
