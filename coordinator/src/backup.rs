@@ -29,10 +29,16 @@ pub struct Summary {
 pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<Summary> {
     let db = data_dir.join("rota.db");
     if !db.is_file() {
-        bail!("{} holds no store (rota.db): not a rota data dir", data_dir.display());
+        bail!(
+            "{} holds no store (rota.db): not a rota data dir",
+            data_dir.display()
+        );
     }
     if to.exists() {
-        bail!("{} already exists: back up into a new directory", to.display());
+        bail!(
+            "{} already exists: back up into a new directory",
+            to.display()
+        );
     }
     let mut partial = to.as_os_str().to_owned();
     partial.push(".partial");
@@ -48,8 +54,8 @@ pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<Summary> {
         .with_context(|| format!("cannot open {} read-only", db.display()))?;
     source.busy_timeout(Duration::from_secs(10))?;
     let copy = partial.join("rota.db");
-    let mut dest = Connection::open(&copy)
-        .with_context(|| format!("cannot create {}", copy.display()))?;
+    let mut dest =
+        Connection::open(&copy).with_context(|| format!("cannot create {}", copy.display()))?;
     copy_store(&source, &mut dest).with_context(|| format!("backup of {}", db.display()))?;
 
     let ids: Vec<String> = {
@@ -69,7 +75,10 @@ pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<Summary> {
         if crate::logs::RunId::parse(id).is_none() {
             continue;
         }
-        let (files, bytes) = copy_dir(&data_dir.join("logs").join(id), &partial.join("logs").join(id))?;
+        let (files, bytes) = copy_dir(
+            &data_dir.join("logs").join(id),
+            &partial.join("logs").join(id),
+        )?;
         summary.log_files += files;
         summary.log_bytes += bytes;
     }

@@ -12,7 +12,11 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn runs_at(bin: &str, url: &str) -> Vec<Value> {
     let out = procs::rota(bin, url, &["-o", "json", "runs", "--limit", "0"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
         .as_array()
@@ -22,7 +26,11 @@ fn runs_at(bin: &str, url: &str) -> Vec<Value> {
 
 fn logs_at(bin: &str, url: &str, run: u64) -> Vec<u8> {
     let out = procs::rota(bin, url, &["logs", &run.to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -38,16 +46,13 @@ fn a_backup_taken_under_load_restores_every_run_and_log_it_holds() {
     let lines: String = (0..8)
         .map(|i| format!("cat {blob}; echo {i} >&2\n"))
         .collect();
-    let file = sys.path("logs.txt");
-    std::fs::write(&file, lines).unwrap();
-    sys.json(&["submit", "--jobset", "logs", "--from", file.to_str().unwrap()]);
+    sys.submit_lines("logs", &lines);
     assert!(sys.rota(&["wait", "--jobset", "logs"]).status.success());
 
     // Load: 300 short runs submitted in bursts while the backup is taken.
-    let load = sys.path("load.txt");
-    std::fs::write(&load, "true\n".repeat(100)).unwrap();
+    let load = "true\n".repeat(100);
     for _ in 0..2 {
-        sys.json(&["submit", "--jobset", "load", "--from", load.to_str().unwrap()]);
+        sys.submit_lines("load", &load);
     }
     let backup = sys.path("backup");
     let out = std::process::Command::new(sys.bins.coordinator)
@@ -57,17 +62,26 @@ fn a_backup_taken_under_load_restores_every_run_and_log_it_holds() {
         .arg(&backup)
         .output()
         .unwrap();
-    assert!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "backup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("backed up "));
-    sys.json(&["submit", "--jobset", "load", "--from", load.to_str().unwrap()]);
+    sys.submit_lines("load", &load);
     assert!(sys.rota(&["wait", "--jobset", "load"]).status.success());
     let original = runs_at(sys.bins.rota, &sys.url);
 
     // Restore: the backup directory is a data dir.
-    let (mut restored, addr) = procs::coordinator(sys.bins.coordinator, &backup, "127.0.0.1:0", STEADY);
+    let (mut restored, addr) =
+        procs::coordinator(sys.bins.coordinator, &backup, "127.0.0.1:0", STEADY);
     let url = format!("http://{addr}");
     let held = runs_at(sys.bins.rota, &url);
-    assert!(held.len() >= 8, "the backup holds the finished runs: {}", held.len());
+    assert!(
+        held.len() >= 8,
+        "the backup holds the finished runs: {}",
+        held.len()
+    );
     let mut finished = 0;
     for run in &held {
         let n = run["number"].as_u64().unwrap();
@@ -86,12 +100,19 @@ fn a_backup_taken_under_load_restores_every_run_and_log_it_holds() {
     }
     assert!(finished >= 8);
     // The last burst was submitted after the backup: not in it.
-    assert!(held.len() <= original.len() - 100, "{} of {}", held.len(), original.len());
+    assert!(
+        held.len() <= original.len() - 100,
+        "{} of {}",
+        held.len(),
+        original.len()
+    );
     // The restored coordinator takes new work.
     let out = procs::rota(sys.bins.rota, &url, &["-o", "json", "submit", "--", "true"]);
     assert!(out.status.success());
-    until(DEADLINE, "the restored coordinator to list the new run", || {
-        (runs_at(sys.bins.rota, &url).len() == held.len() + 1).then_some(())
-    });
+    until(
+        DEADLINE,
+        "the restored coordinator to list the new run",
+        || (runs_at(sys.bins.rota, &url).len() == held.len() + 1).then_some(()),
+    );
     restored.kill9();
 }

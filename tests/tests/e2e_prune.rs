@@ -37,9 +37,7 @@ fn a_prune_aborted_after_removing_files_is_finished_by_the_next_start_with_no_or
     let mut sys = System::start(bins!());
     sys.start_agent("a", 2, &[]);
     sys.wait_agents(&["a"]);
-    let file = sys.path("runs.txt");
-    std::fs::write(&file, "echo 1\necho 2\necho 3\necho 4\necho 5\necho 6\n").unwrap();
-    sys.json(&["submit", "--jobset", "s", "--from", file.to_str().unwrap()]);
+    sys.submit_lines("s", "echo 1\necho 2\necho 3\necho 4\necho 5\necho 6\n");
     let waited = sys.rota(&["wait", "--jobset", "s"]);
     assert!(waited.status.success());
     let all = runs(&sys);

@@ -17,7 +17,9 @@ async fn submit(c: &mut Client, jobset: &str, parallel: u32, n: usize) -> Vec<pb
         .submit(pb::SubmitRequest {
             jobset: jobset.into(),
             parallel,
-            runs: (0..n).map(|i| sh(&format!("r{i}"), "echo out; echo err >&2")).collect(),
+            runs: (0..n)
+                .map(|i| sh(&format!("r{i}"), "echo out; echo err >&2"))
+                .collect(),
         })
         .await
         .expect("submit")
@@ -64,8 +66,25 @@ async fn max_age_on_an_injected_clock_deletes_old_runs_and_their_logs_and_nothin
     for run in &old {
         assert!(log_dir(&data, run).is_dir(), "{} has logs", run.id);
     }
-    // Without an agent nothing wakes the engine between the clock's jump and the preview.
+    // Without an agent (its going processed) nothing wakes the engine between the clock's
+    // jump and the preview but its own sweep timer, a minute of wall time away.
     agent.stop().await;
+    eventually(DEADLINE, "the agent to be gone", || {
+        let mut c = c.clone();
+        async move {
+            let agents = c
+                .list_agents(pb::ListAgentsRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (!agents
+                .agents
+                .iter()
+                .any(|a| a.state == "connected" || a.state == "draining"))
+            .then_some(())
+        }
+    })
+    .await;
 
     clock.advance(Duration::from_secs(601));
     let preview = c

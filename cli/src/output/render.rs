@@ -248,7 +248,11 @@ pub fn prune_table(r: &rota_proto::PruneResponse, dry_run: bool) -> String {
         ]);
     }
     out.push_str(&t.render());
-    let verb = if dry_run { "would be deleted" } else { "deleted" };
+    let verb = if dry_run {
+        "would be deleted"
+    } else {
+        "deleted"
+    };
     let _ = writeln!(out, "{} runs {verb}", r.runs.len());
     if r.more {
         out.push_str(if dry_run {

@@ -146,11 +146,11 @@ impl State {
             Command::PrunePreview(limit, reply) => {
                 answer_read!(reply, self.prune_preview(b, limit))
             }
-            Command::Prune(reply) => {
-                if let Err(e) = self.prune_now(b, reply) {
-                    return Err(e);
-                }
-            }
+            Command::Prune(reply) => match self.rescan_retention(b.read()) {
+                // Answered by this batch's prune step, with the batch it queued.
+                Ok(()) => self.retention.waiting.push(reply),
+                Err(e) => answer_read!(reply, Err(e)),
+            },
             Command::PruneFilesGone(removed) => self.prune_files_gone(b, removed)?,
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),

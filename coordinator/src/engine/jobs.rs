@@ -51,7 +51,10 @@ impl Jobs {
     /// The retention of a defined job's runs (`None`: an ad hoc run, or a job no longer
     /// defined): the job's fields over the file's over `base` (the coordinator's flags).
     pub(super) fn retention_of(&self, job: Option<&str>, base: Policy) -> Policy {
-        let file = self.defs.as_ref().map_or_else(Policy::default, |d| d.retention);
+        let file = self
+            .defs
+            .as_ref()
+            .map_or_else(Policy::default, |d| d.retention);
         let own = job
             .and_then(|j| self.job(j))
             .map_or_else(Policy::default, |j| j.retention);
@@ -63,7 +66,11 @@ impl Jobs {
     pub(super) fn retention_policies(&self, base: Policy) -> Vec<Policy> {
         let mut all = vec![self.retention_of(None, base)];
         if let Some(d) = &self.defs {
-            all.extend(d.jobs.iter().map(|j| j.retention.over(d.retention).over(base)));
+            all.extend(
+                d.jobs
+                    .iter()
+                    .map(|j| j.retention.over(d.retention).over(base)),
+            );
         }
         all
     }

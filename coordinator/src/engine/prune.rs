@@ -71,7 +71,7 @@ pub(super) struct Retention {
     /// The files thread.
     files: Option<mpsc::Sender<files::Batch>>,
     /// `rota prune` callers, answered with the step their request started.
-    waiting: Vec<Reply<pb::PruneResponse>>,
+    pub(super) waiting: Vec<Reply<pb::PruneResponse>>,
     /// Runs deleted since start, for `rota status`.
     pub pruned: u64,
     /// Bytes of log files held, for `rota status`.
@@ -193,8 +193,7 @@ impl State {
         if !r.in_flight.is_empty() || r.files.is_none() {
             return None;
         }
-        if !r.cursor.dirty.is_empty() || r.cursor.sweep_after.is_some() || !r.waiting.is_empty()
-        {
+        if !r.cursor.dirty.is_empty() || r.cursor.sweep_after.is_some() || !r.waiting.is_empty() {
             return Some(0);
         }
         self.shortest_max_age().map(|_| r.sweep_next)
@@ -297,7 +296,12 @@ impl State {
                 .names()
                 .into_iter()
                 .map(|j| (Key::Job(j), 0))
-                .chain(b.read().jobsets()?.into_iter().map(|j| (Key::Jobset(j.name), 0)))
+                .chain(
+                    b.read()
+                        .jobsets()?
+                        .into_iter()
+                        .map(|j| (Key::Jobset(j.name), 0)),
+                )
                 .collect(),
             sweep_after: Some((0, 0)),
         };
@@ -309,17 +313,6 @@ impl State {
             more,
             policy: self.retention_line(),
         })
-    }
-
-    /// `rota prune`: check everything now; answered by this batch's step.
-    pub(super) fn prune_now(
-        &mut self,
-        b: &Batch<'_>,
-        reply: Reply<pb::PruneResponse>,
-    ) -> Result<()> {
-        self.rescan_retention(b.read())?;
-        self.retention.waiting.push(reply);
-        Ok(())
     }
 
     /// A batch's files are gone: delete its rows.
@@ -335,7 +328,11 @@ impl State {
             // for them.
             self.retention.in_flight.clear();
         }
-        tracing::debug!(runs = removed.numbers.len(), bytes = removed.bytes, "pruned");
+        tracing::debug!(
+            runs = removed.numbers.len(),
+            bytes = removed.bytes,
+            "pruned"
+        );
         Ok(())
     }
 

@@ -59,7 +59,7 @@ fn human(d: Duration) -> String {
         return format!("{}ms", d.as_millis());
     }
     for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s % len == 0 {
+        if s.is_multiple_of(len) {
             return format!("{}{unit}", s / len);
         }
     }

@@ -175,9 +175,7 @@ impl pb::control_service_server::ControlService for ControlService {
     async fn prune_preview(&self, req: Request<pb::PruneRequest>) -> R<pb::PruneResponse> {
         let limit = req.into_inner().limit;
         Ok(Response::new(
-            self.engine
-                .ask(|t| Command::PrunePreview(limit, t))
-                .await?,
+            self.engine.ask(|t| Command::PrunePreview(limit, t)).await?,
         ))
     }
 

@@ -35,7 +35,8 @@ pub struct PruneCandidate {
     pub finished_at: u64,
 }
 
-const CANDIDATE_COLUMNS: &str = "number, id, jobset, json_extract(spec, '$.job'), state, finished_at";
+const CANDIDATE_COLUMNS: &str =
+    "number, id, jobset, json_extract(spec, '$.job'), state, finished_at";
 
 fn candidate(r: &Row<'_>) -> rusqlite::Result<PruneCandidate> {
     Ok(PruneCandidate {
@@ -62,10 +63,7 @@ impl Reader<'_> {
              WHERE {FINISHED} AND finished_at < ?1 AND (finished_at, number) > (?2, ?3) \
              ORDER BY finished_at, number LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(
-            params![cutoff, after.0, after.1, limit as i64],
-            candidate,
-        )?;
+        let rows = stmt.query_map(params![cutoff, after.0, after.1, limit as i64], candidate)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -77,12 +75,7 @@ impl Reader<'_> {
         skip: u64,
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM runs WHERE {JOB} = ?1 AND {FINISHED} \
-             ORDER BY {JOB} DESC, number DESC LIMIT ?3 OFFSET ?2"
-        ))?;
-        let rows = stmt.query_map(params![job, skip as i64, limit as i64], candidate)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.newest_finished(&format!("{JOB} = ?1"), JOB, job, skip, limit)
     }
 
     /// Finished ad hoc runs (of no defined job) of jobset `jobset`, newest first, skipping the
@@ -93,11 +86,25 @@ impl Reader<'_> {
         skip: u64,
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
+        let filter = format!("jobset = ?1 AND {JOB} IS NULL");
+        self.newest_finished(&filter, "jobset", jobset, skip, limit)
+    }
+
+    /// Finished runs matching `filter` (on `?1` = `key`), newest first past `skip`, ordered
+    /// by `index_column, number` so SQLite walks that index backwards.
+    fn newest_finished(
+        &self,
+        filter: &str,
+        index_column: &str,
+        key: &str,
+        skip: u64,
+        limit: usize,
+    ) -> Result<Vec<PruneCandidate>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM runs WHERE jobset = ?1 AND {JOB} IS NULL AND {FINISHED} \
-             ORDER BY jobset DESC, number DESC LIMIT ?3 OFFSET ?2"
+            "SELECT {CANDIDATE_COLUMNS} FROM runs WHERE {filter} AND {FINISHED} \
+             ORDER BY {index_column} DESC, number DESC LIMIT ?3 OFFSET ?2"
         ))?;
-        let rows = stmt.query_map(params![jobset, skip as i64, limit as i64], candidate)?;
+        let rows = stmt.query_map(params![key, skip as i64, limit as i64], candidate)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -152,13 +152,25 @@ fn prune_reads_finished_runs_by_finish_time_and_by_key_newest_first() {
     })
     .unwrap();
     let r = s.read();
-    assert_eq!(numbers(r.finished_before(450, (0, 0), 10).unwrap()), [2, 3, 1, 4]);
-    assert_eq!(numbers(r.finished_before(450, (200, 3), 10).unwrap()), [1, 4]);
+    assert_eq!(
+        numbers(r.finished_before(450, (0, 0), 10).unwrap()),
+        [2, 3, 1, 4]
+    );
+    assert_eq!(
+        numbers(r.finished_before(450, (200, 3), 10).unwrap()),
+        [1, 4]
+    );
     assert_eq!(numbers(r.finished_before(450, (0, 0), 2).unwrap()), [2, 3]);
     // Newest first, the running run not counted.
-    assert_eq!(numbers(r.finished_of_job("build", 0, 10).unwrap()), [5, 3, 1]);
+    assert_eq!(
+        numbers(r.finished_of_job("build", 0, 10).unwrap()),
+        [5, 3, 1]
+    );
     assert_eq!(numbers(r.finished_of_job("build", 1, 10).unwrap()), [3, 1]);
-    assert_eq!(numbers(r.finished_adhoc_of_jobset("js", 0, 10).unwrap()), [4, 2]);
+    assert_eq!(
+        numbers(r.finished_adhoc_of_jobset("js", 0, 10).unwrap()),
+        [4, 2]
+    );
 }
 
 #[test]
@@ -194,6 +206,5 @@ fn deleting_pruned_runs_takes_attempts_queue_rows_and_emptied_jobsets() {
     assert!(r.jobset("a").unwrap().is_none(), "its last run went");
     assert!(r.jobset("b").unwrap().is_some(), "run 3 is left");
     // Deleting again (a batch redone after a crash) is a no-op.
-    drop(r);
     s.batch(|b| b.delete_runs(&[1, 2])).unwrap();
 }
