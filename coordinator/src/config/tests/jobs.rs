@@ -297,3 +297,26 @@ fn command_append_run_appends_job_name_and_run_id_at_run_time() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a 1234\n");
 }
+
+#[test]
+fn retention_at_the_top_and_per_job_becomes_policies() {
+    let defs = load(
+        "r.yaml",
+        "retention: {max_age: 30d, keep_last: 1000, keep_failed_for: 90}\n\
+         jobs:\n  a:\n    command: [x]\n    retention: {keep_last: 5}\n  b:\n    command: [y]\n",
+    );
+    let day = Duration::from_secs(86_400);
+    assert_eq!(defs.retention.max_age, Some(day * 30));
+    assert_eq!(defs.retention.keep_last, Some(1000));
+    assert_eq!(
+        defs.retention.keep_failed_for,
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(job(&defs, "a").retention.keep_last, Some(5));
+    assert_eq!(
+        job(&defs, "a").retention.max_age,
+        None,
+        "filled in by the engine"
+    );
+    assert_eq!(job(&defs, "b").retention, Default::default());
+}
