@@ -45,6 +45,9 @@ enum Command {
     W6(workloads::Options),
     /// W7 restart: kill -9 with 100,000 pending and 50 running; time to dispatching again.
     W7(workloads::Options),
+    /// W10 soak (not part of `all`): 1,000,000 runs of `true` with keep_last 1,000 (`--runs N`
+    /// for fewer); RSS and data-dir size after a tenth and at the end, W1 while pruning.
+    W10(workloads::Options),
     /// (internal) A coordinator process, as `rota-coordinator`.
     #[command(hide = true)]
     ServeCoordinator(serve::CoordinatorArgs),
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::W5(o) => (vec!["w5"], o),
         Command::W6(o) => (vec!["w6"], o),
         Command::W7(o) => (vec!["w7"], o),
+        Command::W10(o) => (vec!["w10"], o),
     };
     let (names, options) = selected;
     init_tracing();

@@ -1,6 +1,7 @@
 //! The workloads of issue 5, one file each, and the loop that runs the selected ones in their
 //! own directories, turns a failure into a "not run" row, prints the table and writes the JSON.
 
+mod w10_soak;
 mod w1_throughput;
 mod w2_latency;
 mod w3_log_volume;
@@ -33,12 +34,17 @@ pub struct Options {
     /// Keep the working directory (stores, logs, spools) and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// W10: this many runs instead of 1,000,000 (at least 10,000).
+    #[arg(long, value_name = "N")]
+    pub runs: Option<u64>,
 }
 
 /// What a workload function gets.
 pub struct Ctx {
     pub site: Site,
     pub quick: bool,
+    /// `--runs`, for W10.
+    pub runs: Option<u64>,
 }
 
 impl Ctx {
@@ -67,6 +73,7 @@ fn title(name: &str) -> &'static str {
         "w5" => "W5 live limit",
         "w6" => "W6 agent fan-in",
         "w7" => "W7 restart",
+        "w10" => "W10 soak",
         _ => "unknown",
     }
 }
@@ -81,6 +88,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w5" => w5_live_limit::run(ctx, w).await,
         "w6" => w6_fan_in::run(ctx, w).await,
         "w7" => w7_restart::run(ctx, w).await,
+        "w10" => w10_soak::run(ctx, w, ctx.runs).await,
         other => anyhow::bail!("no workload {other:?}"),
     }
 }
@@ -109,6 +117,7 @@ pub async fn run(names: &[&str], options: Options) -> anyhow::Result<()> {
                 dir,
             },
             quick: options.quick,
+            runs: options.runs,
         };
         let load_before = crate::procfs::load_average();
         eprintln!("rota-bench: {} ...", title(name));
