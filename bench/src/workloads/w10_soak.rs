@@ -95,13 +95,13 @@ pub async fn run(ctx: &Ctx, w: &str, runs: Option<u64>) -> anyhow::Result<Outcom
         batch(&mut control, "w10", n).await?;
         done += n;
         if tenth.is_none() && done >= total / 10 {
-            tenth = Some((procfs::memory(pid)?.rss_mib, dir_bytes(&data)));
+            tenth = Some((done, procfs::memory(pid)?.rss_mib, dir_bytes(&data)));
         }
         coordinator.proc.check_alive()?;
     }
     let soak_seconds = started.elapsed().as_secs_f64();
     let end = (procfs::memory(pid)?.rss_mib, dir_bytes(&data));
-    let (rss_tenth, bytes_tenth) = tenth.expect("a tenth was reached");
+    let (first, rss_tenth, bytes_tenth) = tenth.expect("a tenth was reached");
     let w1_pruning = batch(&mut control, "w10", W1_RUNS).await?;
     let status = control.status(pb::StatusRequest {}).await?.into_inner();
     let held: u64 = status.runs.iter().map(|c| c.count).sum();
@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx, w: &str, runs: Option<u64>) -> anyhow::Result<Outcom
         rows: vec![
             Row::new(
                 w,
-                &format!("RSS at end / after {}", total / 10),
+                &format!("RSS at end / after {first}"),
                 "ratio",
                 ratio(end.0, rss_tenth),
                 Target::AtMost(1.10),
@@ -126,7 +126,7 @@ pub async fn run(ctx: &Ctx, w: &str, runs: Option<u64>) -> anyhow::Result<Outcom
             )),
             Row::new(
                 w,
-                &format!("data dir at end / after {}", total / 10),
+                &format!("data dir at end / after {first}"),
                 "ratio",
                 ratio(end.1 as f64, bytes_tenth as f64),
                 Target::AtMost(1.10),
@@ -150,6 +150,7 @@ pub async fn run(ctx: &Ctx, w: &str, runs: Option<u64>) -> anyhow::Result<Outcom
         details: json!({
             "runs": total,
             "soak_seconds": soak_seconds,
+            "first_sample_after_runs": first,
             "rss_mib_tenth": rss_tenth,
             "rss_mib_end": end.0,
             "data_dir_bytes_tenth": bytes_tenth,
