@@ -318,16 +318,11 @@ impl State {
     /// A batch's files are gone: delete its rows.
     pub(super) fn prune_files_gone(&mut self, b: &Batch<'_>, removed: Removed) -> Result<()> {
         b.delete_runs(&removed.numbers)?;
-        for n in &removed.numbers {
+        for n in &removed.batch {
             self.retention.in_flight.remove(n);
         }
         self.retention.pruned += removed.numbers.len() as u64;
         self.retention.log_bytes = self.retention.log_bytes.saturating_sub(removed.bytes);
-        if !self.retention.in_flight.is_empty() && removed.numbers.is_empty() {
-            // Files that could not be removed stay queued for the next start; do not wait
-            // for them.
-            self.retention.in_flight.clear();
-        }
         tracing::debug!(
             runs = removed.numbers.len(),
             bytes = removed.bytes,

@@ -66,11 +66,13 @@ pub fn logs_bytes(root: &std::path::Path) -> u64 {
 /// One batch: the runs whose rows are queued for deletion, (number, id).
 pub type Batch = Vec<(u64, String)>;
 
-/// What the thread reports for a batch: the runs whose files are gone (the engine deletes
-/// their rows) and the bytes freed. A run whose files could not be removed is left out: it
-/// stays queued and is tried again at the next start.
+/// What the thread reports for a batch: every run it was given, those whose files are gone
+/// (the engine deletes their rows) and the bytes freed. A run whose files could not be
+/// removed keeps its rows and its place in `prune_queue`: the policy picks it again later, and
+/// a start tries its files again.
 #[derive(Debug)]
 pub struct Removed {
+    pub batch: Vec<u64>,
     pub numbers: Vec<u64>,
     pub bytes: u64,
 }
@@ -93,6 +95,7 @@ pub fn start(
             let mut removed_total = 0usize;
             for batch in rx {
                 let mut out = Removed {
+                    batch: batch.iter().map(|(n, _)| *n).collect(),
                     numbers: Vec::with_capacity(batch.len()),
                     bytes: 0,
                 };
