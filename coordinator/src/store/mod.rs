@@ -76,6 +76,10 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // After a checkpoint the WAL is cut back to this size, so one large batch (a 100,000
+        // run submit) does not leave a WAL of its size on disk for the life of the process.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(open_err)?;
         // Pages of deleted runs go back to the filesystem in small steps after each prune
         // batch (`PRAGMA incremental_vacuum`), never in one long VACUUM. This takes effect at
         // once on a new store (before its first table).
@@ -185,6 +189,9 @@ fn enable_incremental_vacuum(conn: &Connection, path: &Path) -> rusqlite::Result
     tracing::info!(path = %path.display(), bytes, "store switched to incremental vacuum");
     Ok(())
 }
+
+/// Bytes the WAL keeps after a checkpoint (`PRAGMA journal_size_limit`).
+const WAL_SIZE_LIMIT: i64 = 4 << 20;
 
 /// The largest store switched to incremental vacuum at open (a VACUUM rewrites it whole).
 const VACUUM_AT_OPEN_MAX: u64 = 1 << 30;
