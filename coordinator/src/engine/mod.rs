@@ -17,7 +17,7 @@ mod submit;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use rota_proto as pb;
@@ -133,6 +133,22 @@ pub struct EngineHandle {
     pub events: broadcast::Sender<pb::Run>,
     pub logs: LogHub,
     pub config: EngineConfig,
+    _link: Arc<LinkGuard>,
+}
+
+/// The engine's own threads' way to send it commands (the prune thread's reports). It must
+/// not keep the engine alive: the engine stops when every handle is gone (its channel
+/// disconnects), so the last handle's [`LinkGuard`] cuts it.
+type EngineLink = Arc<Mutex<Option<mpsc::Sender<Command>>>>;
+
+struct LinkGuard(EngineLink);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Ok(mut link) = self.0.lock() {
+            link.take();
+        }
+    }
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -226,9 +242,10 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         },
     };
     engine.recover()?;
+    let link: EngineLink = Arc::new(Mutex::new(Some(tx.clone())));
     engine
         .state
-        .start_retention(engine.store.read(), tx.clone())?;
+        .start_retention(engine.store.read(), link.clone())?;
     std::thread::Builder::new()
         .name("rota-engine".into())
         .spawn(move || engine.run(rx))?;
@@ -237,6 +254,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         events,
         logs,
         config,
+        _link: Arc::new(LinkGuard(link)),
     })
 }
 

@@ -117,14 +117,18 @@ impl State {
     pub(super) fn start_retention(
         &mut self,
         read: Reader<'_>,
-        tx: mpsc::Sender<Command>,
+        link: super::EngineLink,
     ) -> anyhow::Result<()> {
         let files = files::start(
             vec![Box::new(files::LogFiles {
                 root: self.config.data_dir.join("logs"),
             })],
             move |removed| {
-                let _ = tx.send(Command::PruneFilesGone(removed));
+                // Once every handle is gone the engine is stopping: the rows stay queued.
+                let tx = link.lock().ok().and_then(|l| l.clone());
+                if let Some(tx) = tx {
+                    let _ = tx.send(Command::PruneFilesGone(removed));
+                }
             },
         )?;
         self.retention.log_bytes = files::logs_bytes(&self.config.data_dir.join("logs"));
