@@ -83,10 +83,22 @@ impl Store {
         // Pages of deleted runs go back to the filesystem in small steps after each prune
         // batch (`PRAGMA incremental_vacuum`), never in one long VACUUM. This takes effect at
         // once on a new store (before its first table).
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        // Only on a new store: setting it writes the header, which a start on a full disk
+        // must not need.
+        let tables: u32 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(open_err)?;
+        if tables == 0 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(open_err)?;
+        }
         schema::migrate(&conn, path)?;
-        enable_incremental_vacuum(&conn, path).map_err(open_err)?;
+        match enable_incremental_vacuum(&conn, path) {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                tracing::warn!(path = %path.display(), "no space to switch the store to incremental vacuum, tried again at the next start: {e}");
+            }
+            other => other.map_err(open_err)?,
+        }
         // One small write now, so a store that cannot be written (read-only file or mount)
         // fails the start before the address is announced, not the first submit. A full disk
         // is not such a store: the coordinator starts and refuses new work until space returns.
