@@ -50,6 +50,9 @@ enum Command {
     W11(workloads::Options),
     /// W12 dashboard: the jobset page with 100,000 pending runs; W1 with 20 dashboards open.
     W12(workloads::Options),
+    /// W10 soak (not part of `all`): 1,000,000 runs of `true` with keep_last 1,000 (`--runs N`
+    /// for fewer); RSS and data-dir size after a tenth and at the end, W1 while pruning.
+    W10(workloads::Options),
     /// (internal) A coordinator process, as `rota-coordinator`.
     #[command(hide = true)]
     ServeCoordinator(serve::CoordinatorArgs),
@@ -77,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::W7(o) => (vec!["w7"], o),
         Command::W11(o) => (vec!["w11"], o),
         Command::W12(o) => (vec!["w12"], o),
+        Command::W10(o) => (vec!["w10"], o),
     };
     let (names, options) = selected;
     init_tracing();

@@ -27,6 +27,9 @@ pub struct CoordinatorArgs {
     /// Seconds between agent heartbeats.
     #[arg(long, default_value_t = 5.0)]
     pub heartbeat: f64,
+    /// As `rota-coordinator --keep-last`.
+    #[arg(long)]
+    pub keep_last: Option<u64>,
 }
 
 /// Flags of `serve-agent`, a subset of `rota-agent`'s.
@@ -55,6 +58,7 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
         config.lease = Duration::from_secs_f64(args.lease);
         config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
+        config.retention.keep_last = args.keep_last;
         rota_coordinator::serve(config, listener, terminated()?).await
     })
 }

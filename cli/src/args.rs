@@ -106,10 +106,24 @@ pub enum Command {
     Notifications(NotificationsArgs),
     /// List the audit trail: who changed what, when, from where (newest first).
     Audit(AuditArgs),
+    /// Delete the finished runs past the retention policy now (--dry-run: list them).
+    Prune(PruneArgs),
     /// Print a shell completion script: `rota completions bash > /etc/bash_completion.d/rota`.
     Completions(CompletionsArgs),
     /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.
     Man,
+}
+
+/// `rota prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only list what the policy would delete now (read role); without it the runs are
+    /// deleted (admin role).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// List at most this many runs (at most 10000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
 }
 
 /// `rota completions SHELL`.

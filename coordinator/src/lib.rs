@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod awake;
+pub mod backup;
 pub mod config;
 pub mod credentials;
 pub mod cron;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod notify;
+pub mod retention;
 pub mod sched;
 pub mod server;
 pub mod service;

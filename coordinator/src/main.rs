@@ -81,9 +81,37 @@ struct Args {
     /// up to a day.
     #[arg(long, default_value = "1", value_name = "DUR", value_parser = parse_duration)]
     notify_backoff: Duration,
+    /// Delete finished runs this long after they finished (30d, 12h, ...). Default: never.
+    /// The config file's `retention` wins over it, a job's over the file's.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    keep_max_age: Option<Duration>,
+    /// Keep only the newest N finished runs of each job (of each jobset, for ad hoc runs).
+    /// Default: all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: Option<u64>,
+    /// Keep errored runs at least this long after they finished, whatever --keep-max-age and
+    /// --keep-last say.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    keep_failed_for: Option<Duration>,
     /// More logging: -v info, -vv debug, -vvv trace (default warn); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Copy a data dir (store and logs) into a new directory while its coordinator runs; start
+    /// a coordinator with `--data-dir` on the copy to restore it.
+    Backup {
+        /// The data dir to back up.
+        #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The new directory to write (it must not exist).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -101,6 +129,17 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = rota_proto::flags::parse_or_exit::<Args>("rota-coordinator");
     rota_proto::logging::init_tracing(args.verbose);
+    if let Some(Sub::Backup { data_dir, to }) = &args.command {
+        let done = rota_coordinator::backup::backup(data_dir, to)?;
+        println!(
+            "backed up {} runs and {} log files ({} bytes) into {}",
+            done.runs,
+            done.log_files,
+            done.log_bytes,
+            to.display()
+        );
+        return Ok(());
+    }
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
     config.config_file = args.config.clone();
     config.reload_on_sighup = true;
@@ -115,6 +154,11 @@ async fn run() -> anyhow::Result<()> {
     config.fresh = args.fresh;
     config.max_log_bytes = args.max_log_bytes;
     config.reserve_bytes = args.reserve_mib.saturating_mul(1 << 20);
+    config.retention = rota_coordinator::retention::Policy {
+        max_age: args.keep_max_age,
+        keep_last: args.keep_last,
+        keep_failed_for: args.keep_failed_for,
+    };
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))

@@ -54,6 +54,12 @@ pub struct CoordinatorConfig {
     /// The first retry delay of a failed webhook POST (doubling, capped at an hour, for a
     /// day); tests shorten it.
     pub notify_backoff: Duration,
+    /// How long finished runs are kept (`--keep-max-age`, `--keep-last`,
+    /// `--keep-failed-for`): under the config file's `retention`, which is under each job's.
+    /// Default: everything is kept.
+    pub retention: crate::retention::Policy,
+    /// The engine's time source; tests pass an adjustable one to cross ages without sleeping.
+    pub clock: crate::time::Clock,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -101,6 +107,8 @@ impl CoordinatorConfig {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             public_url: None,
             notify_backoff: Duration::from_secs(1),
+            retention: Default::default(),
+            clock: crate::time::Clock::wall(),
         }
     }
 }
@@ -269,6 +277,8 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
             ..SchedConfig::default()
         },
         cancel_grace: config.cancel_grace,
+        retention: config.retention,
+        clock: config.clock.clone(),
     })?;
     if let Some(path) = &config.config_file {
         let req = config_request(path)?;

@@ -168,6 +168,7 @@ pub const READ_METHODS: &[&str] = &[
     "GetArtifact",
     "ListNotifications",
     "ListAudit",
+    "PrunePreview",
 ];
 
 const AGENT_SERVICE: &str = crate::agent_service_server::SERVICE_NAME;
@@ -588,7 +589,10 @@ mod tests {
             let path = format!("/rota.v1.ControlService/{method}");
             assert!(call(&creds, &path, "read-token").is_ok(), "{method}");
         }
-        for path in [SUBMIT, CANCEL, "/rota.v1.ControlService/Apply", CONNECT] {
+        let apply = "/rota.v1.ControlService/Apply";
+        // A read token may ask what retention would delete, not delete it.
+        let prune = "/rota.v1.ControlService/Prune";
+        for path in [SUBMIT, CANCEL, apply, prune, CONNECT] {
             let err = call(&creds, path, "read-token").unwrap_err();
             assert_eq!(err.code(), tonic::Code::PermissionDenied, "{path}");
         }

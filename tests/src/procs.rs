@@ -464,6 +464,21 @@ impl System {
         runs[0].clone()
     }
 
+    /// `rota submit --jobset JOBSET --from FILE` of `lines` (one run per line, written to a
+    /// file in the temp dir); the runs as JSON.
+    pub fn submit_lines(&self, jobset: &str, lines: &str) -> Vec<serde_json::Value> {
+        let file = self.path(&format!("{jobset}.txt"));
+        std::fs::write(&file, lines).expect("write the runs file");
+        let runs = self.json(&[
+            "submit",
+            "--jobset",
+            jobset,
+            "--from",
+            file.to_str().unwrap(),
+        ]);
+        runs.as_array().cloned().expect("submit prints a list")
+    }
+
     /// `rota show RUN -o json`.
     pub fn show(&self, run: &str) -> serde_json::Value {
         self.json(&["show", run])

@@ -54,6 +54,8 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         cancel_grace: Duration::from_secs(1),
         reserve_bytes: 0,
         max_log_bytes: rota_coordinator::server::DEFAULT_MAX_LOG_BYTES,
+        retention: Default::default(),
+        clock: Default::default(),
     })
     .unwrap();
     // Straight to the engine, past the service's checks: each read fails in the store.

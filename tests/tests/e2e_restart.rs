@@ -30,27 +30,12 @@ fn wait_jobset_finished(sys: &System, jobset: &str, deadline: Duration) {
     });
 }
 
-fn submit_from(sys: &System, jobset: &str, lines: &str) -> Vec<Value> {
-    let file = sys.path(&format!("{jobset}.txt"));
-    std::fs::write(&file, lines).unwrap();
-    sys.json(&[
-        "submit",
-        "--jobset",
-        jobset,
-        "--from",
-        file.to_str().unwrap(),
-    ])
-    .as_array()
-    .unwrap()
-    .clone()
-}
-
 #[test]
 fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run() {
     let mut sys = System::start(bins!());
     sys.start_agent("a", 2, &[]);
     sys.wait_agents(&["a"]);
-    submit_from(&sys, "done", "echo one\nexit 3\nprintf 'two\\n' >&2\n");
+    sys.submit_lines("done", "echo one\nexit 3\nprintf 'two\\n' >&2\n");
     let waited = sys.rota(&["wait", "--jobset", "done"]);
     assert_eq!(waited.status.code(), Some(1), "one of them failed");
     let finished = runs_of(&sys, "done");
@@ -65,7 +50,7 @@ fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run() {
             .all(|a| a["state"] != "connected")
             .then_some(())
     });
-    submit_from(&sys, "queued", "echo q4\necho q5\necho q6\n");
+    sys.submit_lines("queued", "echo q4\necho q5\necho q6\n");
     let queued = runs_of(&sys, "queued");
     assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [4, 5, 6]);
     assert!(queued.values().all(|r| r["state"] == "pending"));
@@ -167,7 +152,7 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
         })
         .collect();
     sys.wait_agents(&["a", "b"]);
-    let runs = submit_from(&sys, "big", &lines);
+    let runs = sys.submit_lines("big", &lines);
     assert_eq!(runs.len(), RUNS);
     let ids: Vec<String> = runs
         .iter()
@@ -282,7 +267,7 @@ fn a_coordinator_away_for_30_s_loses_no_byte_of_runs_that_kept_printing() {
             )
         })
         .collect();
-    let runs = submit_from(&sys, "outage", &lines);
+    let runs = sys.submit_lines("outage", &lines);
     let ids: Vec<String> = runs
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())

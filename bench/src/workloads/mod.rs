@@ -1,6 +1,7 @@
 //! The workloads of issue 5, one file each, and the loop that runs the selected ones in their
 //! own directories, turns a failure into a "not run" row, prints the table and writes the JSON.
 
+mod w10_soak;
 mod w11_metrics;
 mod w12_dashboard;
 mod w1_throughput;
@@ -35,12 +36,17 @@ pub struct Options {
     /// Keep the working directory (stores, logs, spools) and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// W10: this many runs instead of 1,000,000 (at least 10,000).
+    #[arg(long, value_name = "N")]
+    pub runs: Option<u64>,
 }
 
 /// What a workload function gets.
 pub struct Ctx {
     pub site: Site,
     pub quick: bool,
+    /// `--runs`, for W10.
+    pub runs: Option<u64>,
 }
 
 impl Ctx {
@@ -71,6 +77,7 @@ fn title(name: &str) -> &'static str {
         "w7" => "W7 restart",
         "w11" => "W11 metrics",
         "w12" => "W12 dashboard",
+        "w10" => "W10 soak",
         _ => "unknown",
     }
 }
@@ -87,6 +94,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w7" => w7_restart::run(ctx, w).await,
         "w11" => w11_metrics::run(ctx, w).await,
         "w12" => w12_dashboard::run(ctx, w).await,
+        "w10" => w10_soak::run(ctx, w, ctx.runs).await,
         other => anyhow::bail!("no workload {other:?}"),
     }
 }
@@ -115,6 +123,7 @@ pub async fn run(names: &[&str], options: Options) -> anyhow::Result<()> {
                 dir,
             },
             quick: options.quick,
+            runs: options.runs,
         };
         let load_before = crate::procfs::load_average();
         eprintln!("rota-bench: {} ...", title(name));

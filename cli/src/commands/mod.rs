@@ -15,6 +15,7 @@ mod jobs;
 mod jobset;
 mod logs;
 mod notifications;
+mod prune;
 mod retire;
 mod retry;
 mod run;
@@ -93,6 +94,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(c) => ok(import::import(&ctx, c).await),
         Command::Notifications(a) => ok(notifications::notifications(&ctx, a).await),
         Command::Audit(a) => ok(audit::audit(&ctx, a).await),
+        Command::Prune(a) => ok(prune::prune(&ctx, a).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

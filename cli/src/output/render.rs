@@ -202,7 +202,7 @@ pub fn status_details(s: &StatusResponse) -> String {
         s.notifications_attempts_failed,
         s.notifications_given_up
     );
-    let fields: [(&str, String); 11] = [
+    let fields: [(&str, String); 14] = [
         ("version", s.version.clone()),
         ("protocol", s.protocol_version.to_string()),
         ("uptime", human_duration(Duration::from_millis(s.uptime_ms))),
@@ -214,6 +214,9 @@ pub fn status_details(s: &StatusResponse) -> String {
         ("runs", if runs.is_empty() { "none".into() } else { runs }),
         ("oldest run", local_time(s.oldest_run_submitted_ms)),
         ("webhooks", webhooks),
+        ("log size", human_bytes(s.log_bytes)),
+        ("retention", s.retention.clone()),
+        ("pruned", format!("{} runs since start", s.pruned_runs)),
     ];
     let mut out = String::new();
     for (key, value) in fields {
@@ -253,6 +256,45 @@ fn parallel_text(parallel: u32) -> String {
     } else {
         parallel.to_string()
     }
+}
+
+/// `rota prune`: the policy, then NUMBER, NAME, JOBSET, STATE, FINISHED of each run, then
+/// whether more follow.
+pub fn prune_table(r: &rota_proto::PruneResponse, dry_run: bool) -> String {
+    let mut out = format!("policy: {}\n", super::one_line(&r.policy));
+    if r.runs.is_empty() {
+        out.push_str(if dry_run {
+            "nothing to delete now\n"
+        } else {
+            "nothing deleted\n"
+        });
+        return out;
+    }
+    let mut t = Table::new(&["NUMBER", "NAME", "JOBSET", "STATE", "FINISHED"]);
+    for p in &r.runs {
+        t.row(vec![
+            p.number.to_string(),
+            p.name.clone(),
+            p.jobset.clone(),
+            p.state.clone(),
+            local_time(p.finished_at_ms),
+        ]);
+    }
+    out.push_str(&t.render());
+    let verb = if dry_run {
+        "would be deleted"
+    } else {
+        "deleted"
+    };
+    let _ = writeln!(out, "{} runs {verb}", r.runs.len());
+    if r.more {
+        out.push_str(if dry_run {
+            "and more (raise --limit to list them)\n"
+        } else {
+            "more are being deleted in the background\n"
+        });
+    }
+    out
 }
 
 /// `rota jobset list` and `rota jobset show S`: NAME, PARALLEL, STATE, TOTAL, COUNTS.
@@ -522,6 +564,9 @@ pub mod tests {
             oldest_run_submitted_ms: 0,
             notifications_delivered: 4,
             notifications_pending: 1,
+            retention: "keep_last 1000".into(),
+            log_bytes: 2048,
+            pruned_runs: 7,
             ..Default::default()
         };
         assert_eq!(
@@ -536,7 +581,10 @@ pub mod tests {
              queue:       5 pending\n\
              runs:        pending 5, success 9\n\
              oldest run:  -\n\
-             webhooks:    4 delivered, 1 pending, 0 failed tries, 0 given up\n"
+             webhooks:    4 delivered, 1 pending, 0 failed tries, 0 given up\n\
+             log size:    2.0 KiB\n\
+             retention:   keep_last 1000\n\
+             pruned:      7 runs since start\n"
         );
     }
 

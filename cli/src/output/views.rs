@@ -144,6 +144,61 @@ pub struct StatusView {
     pub notifications_given_up: u64,
     /// Webhooks in the outbox still to deliver.
     pub notifications_pending: u64,
+    pub retention: String,
+    pub log_bytes: u64,
+    pub pruned_runs: u64,
+}
+
+/// `rota prune`: the runs deleted (or, with `--dry-run`, that would be) and the policy.
+#[derive(Debug, Serialize)]
+pub struct PruneView {
+    pub policy: String,
+    pub runs: Vec<PrunedRunView>,
+    /// More than listed (dry run), or more batches follow in the background (prune).
+    pub more: bool,
+}
+
+/// One pruned run.
+#[derive(Debug, Serialize)]
+pub struct PrunedRunView {
+    pub number: u64,
+    pub id: String,
+    pub name: String,
+    pub jobset: String,
+    pub job: String,
+    pub state: String,
+    pub finished_at_ms: u64,
+    pub finished_at: Option<String>,
+}
+
+impl From<&rota_proto::PruneResponse> for PruneView {
+    fn from(r: &rota_proto::PruneResponse) -> Self {
+        Self {
+            policy: r.policy.clone(),
+            runs: r
+                .runs
+                .iter()
+                .map(|p| PrunedRunView {
+                    number: p.number,
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    jobset: p.jobset.clone(),
+                    job: p.job.clone(),
+                    state: p.state.clone(),
+                    finished_at_ms: p.finished_at_ms,
+                    finished_at: rfc3339(p.finished_at_ms),
+                })
+                .collect(),
+            more: r.more,
+        }
+    }
+}
+
+/// `-o id` of a prune: the numbers of the runs listed.
+impl Ids for PruneView {
+    fn ids(&self) -> Vec<String> {
+        self.runs.iter().map(|r| r.number.to_string()).collect()
+    }
 }
 
 /// A concurrency group.
@@ -291,6 +346,9 @@ impl From<&StatusResponse> for StatusView {
             notifications_given_up: s.notifications_given_up,
             notifications_pending: s.notifications_pending,
             oldest_run_submitted: rfc3339(s.oldest_run_submitted_ms),
+            retention: s.retention.clone(),
+            log_bytes: s.log_bytes,
+            pruned_runs: s.pruned_runs,
         }
     }
 }

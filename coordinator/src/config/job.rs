@@ -11,7 +11,6 @@ use super::priority::parse_priority;
 use super::raw::{Command, DurationValue, PriorityValue, RawJob, RawNotify, Scalar};
 use super::shell::split_shell_words;
 use crate::cron::{CronError, Schedule};
-use rota_proto::duration::{parse_duration, seconds_to_duration};
 
 /// Builds job `name` from `raw`. Errors are reported in `scope`: the job itself, or the job group
 /// whose keys it was expanded from (that is where the mistake is written). `group` is the job
@@ -84,12 +83,11 @@ pub(super) fn build_job(
             None => None,
         };
 
-    let duration = |key: &str, value: Option<DurationValue>| match value {
-        None => Ok(None),
-        Some(DurationValue::Seconds(s)) => seconds_to_duration(s)
-            .map(Some)
-            .map_err(|e| invalid(key, e)),
-        Some(DurationValue::Text(t)) => parse_duration(&t).map(Some).map_err(|e| invalid(key, e)),
+    let duration = |key: &str, value: Option<DurationValue>| {
+        value
+            .map(|v| v.to_duration())
+            .transpose()
+            .map_err(|e| invalid(key, e))
     };
     // dsari treats a max_execution of 0 as "no limit".
     let max_execution = duration("max_execution", raw.max_execution)?.filter(|d| !d.is_zero());
@@ -220,6 +218,7 @@ pub(super) fn build_job(
         same_agent_as,
         artifacts,
         notify: notify(path, scope, raw.notify)?,
+        retention: super::retention::policy(raw.retention.as_ref(), invalid)?,
     })
 }
 

@@ -49,6 +49,7 @@ mod names;
 mod node;
 mod priority;
 mod raw;
+mod retention;
 mod shell;
 mod sources;
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct Definitions {
     /// `concurrency_groups` that the file defines, with their `max`. Groups only named by jobs
     /// are absent: an undefined group has max 1, which the coordinator applies.
     pub groups: BTreeMap<String, u32>,
+    /// Top-level `retention`: for jobs that set none of a field, and for ad hoc runs.
+    pub retention: crate::retention::Policy,
     /// Jobs in file order, `job_groups` expanded in place (one job per name).
     pub jobs: Vec<JobDef>,
     /// One line per accepted dsari key that has no effect in rota, naming it (shown by
@@ -87,6 +89,9 @@ pub struct JobDef {
     pub artifacts: Vec<String>,
     /// The job's own `notify`: webhooks for its runs, besides the top-level ones.
     pub notify: Vec<crate::notify::Target>,
+    /// The job's own `retention`; unset fields come from the file's, then the coordinator's
+    /// flags (see `retention::Policy::over`).
+    pub retention: crate::retention::Policy,
 }
 
 /// The wrapper script for `command_append_run`: runs the argv with `$JOB_NAME` and `$RUN_ID`

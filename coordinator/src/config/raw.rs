@@ -28,6 +28,8 @@ pub(super) struct RawTop {
     pub parallel: Option<u32>,
     /// rota: webhooks for every run this coordinator ends, and every jobset's end.
     pub notify: Option<Vec<RawNotify>>,
+    /// rota: how long finished runs are kept, for every job that sets none (and ad hoc runs).
+    pub retention: Option<RawRetention>,
     /// dsari's daemon and report settings: accepted so a dsari config applies unchanged, with
     /// one warning each (see [`NO_EFFECT_TOP`]); rota's coordinator has its own flags for data
     /// dir and shutdown and renders no HTML reports.
@@ -113,6 +115,8 @@ pub(super) struct RawJob {
     pub artifacts: Option<Vec<String>>,
     /// rota: webhooks for this job's runs, besides the top-level ones.
     pub notify: Option<Vec<RawNotify>>,
+    /// rota: how long this job's finished runs are kept; its fields win over the file's.
+    pub retention: Option<RawRetention>,
     /// dsari: sets `JOB_GROUP`; filled in by job group expansion, may be written by hand.
     pub job_group: Option<String>,
     /// Only in `job_groups`: the jobs the group expands to.
@@ -140,6 +144,18 @@ pub(super) struct RawNotify {
     pub format: Option<String>,
 }
 
+/// `retention: {max_age: 30d, keep_last: 1000, keep_failed_for: 90d}`, every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetention {
+    /// Finished runs are deleted this long after they finished.
+    pub max_age: Option<DurationValue>,
+    /// Only the newest N finished runs are kept (per job; per jobset for ad hoc runs).
+    pub keep_last: Option<u64>,
+    /// Errored runs are kept at least this long, whatever the other two say.
+    pub keep_failed_for: Option<DurationValue>,
+}
+
 /// `command`: a list is argv as it is; a string is split (or, with `shell`, run by `/bin/sh`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged, expecting = "expected a list of strings or a string")]
@@ -157,6 +173,16 @@ pub(super) enum Command {
 pub(super) enum DurationValue {
     Seconds(f64),
     Text(String),
+}
+
+impl DurationValue {
+    /// The duration, through the one grammar of `rota_proto::duration`.
+    pub fn to_duration(&self) -> Result<std::time::Duration, String> {
+        match self {
+            DurationValue::Seconds(s) => rota_proto::duration::seconds_to_duration(*s),
+            DurationValue::Text(t) => rota_proto::duration::parse_duration(t),
+        }
+    }
 }
 
 /// `priority`: a word or an integer.

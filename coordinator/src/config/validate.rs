@@ -138,6 +138,9 @@ pub(super) fn build(path: &str, doc: Node) -> Result<Definitions, ConfigError> {
         path: path.into(),
         jobset,
         parallel: top.parallel.unwrap_or(0),
+        retention: super::retention::policy(top.retention.as_ref(), |key, message| {
+            invalid_top(path, key, message)
+        })?,
         environment: environment(path, &Scope::File, top.environment)?,
         notify: super::job::notify(path, &Scope::File, top.notify)?,
         groups,

@@ -173,6 +173,8 @@ impl State {
                 if let (Ok(resp), false) = (&v, req.check_only) {
                     let target = format!("config {} ({} jobs)", req.path, resp.jobs.len());
                     self.audit(b, &actor, "Apply", target, &[])?;
+                    // The policy may have changed: check every key again.
+                    self.rescan_retention(b.read())?;
                 }
                 answer!(reply, v)
             }
@@ -202,6 +204,15 @@ impl State {
             }
             Command::ListAudit(req, reply) => answer_read!(reply, self.list_audit(b, &req)),
             Command::NotifyOutcome(o) => self.notify_outcome(b, o)?,
+            Command::PrunePreview(limit, reply) => {
+                answer_read!(reply, self.prune_preview(b, limit))
+            }
+            Command::Prune(reply) => match self.rescan_retention(b.read()) {
+                // Answered by this batch's prune step, with the batch it queued.
+                Ok(()) => self.retention.waiting.push(reply),
+                Err(e) => answer_read!(reply, Err(e)),
+            },
+            Command::PruneFilesGone(removed) => self.prune_files_gone(b, removed)?,
             Command::AgentHello(h, reply) => answer!(reply, self.agent_hello(b, h)),
             Command::AgentHeartbeat { agent, draining } => self.agent_heartbeat(agent, draining),
             Command::AgentStarted { agent, msg } => {

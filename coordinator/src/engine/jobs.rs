@@ -13,6 +13,7 @@ use super::submit::Origin;
 use super::State;
 use crate::config::{self, Definitions, JobDef};
 use crate::error::{Error, Result};
+use crate::retention::Policy;
 use crate::store::Batch;
 
 /// The files of an apply request in merge order: the file, then its `config_d` files.
@@ -60,6 +61,41 @@ impl Jobs {
     /// A defined job's own webhooks (none for a job no longer defined).
     pub(super) fn job_notify(&self, name: &str) -> &[crate::notify::Target] {
         self.job(name).map_or(&[], |j| &j.notify)
+    }
+
+    /// The retention of a defined job's runs (`None`: an ad hoc run, or a job no longer
+    /// defined): the job's fields over the file's over `base` (the coordinator's flags).
+    pub(super) fn retention_of(&self, job: Option<&str>, base: Policy) -> Policy {
+        let file = self
+            .defs
+            .as_ref()
+            .map_or_else(Policy::default, |d| d.retention);
+        let own = job
+            .and_then(|j| self.job(j))
+            .map_or_else(Policy::default, |j| j.retention);
+        own.over(file).over(base)
+    }
+
+    /// Every policy in force: the file's (for ad hoc runs and jobs without one) and each
+    /// job's.
+    pub(super) fn retention_policies(&self, base: Policy) -> Vec<Policy> {
+        let mut all = vec![self.retention_of(None, base)];
+        if let Some(d) = &self.defs {
+            all.extend(
+                d.jobs
+                    .iter()
+                    .map(|j| j.retention.over(d.retention).over(base)),
+            );
+        }
+        all
+    }
+
+    /// Names of the defined jobs.
+    pub(super) fn names(&self) -> Vec<String> {
+        self.defs
+            .as_ref()
+            .map(|d| d.jobs.iter().map(|j| j.name.clone()).collect())
+            .unwrap_or_default()
     }
 
     fn job(&self, name: &str) -> Option<&JobDef> {

@@ -14,6 +14,7 @@ mod import;
 mod jobs;
 mod metrics;
 mod notify;
+mod prune;
 mod records;
 mod return_data;
 mod status;
@@ -73,6 +74,12 @@ pub enum Command {
     ListAudit(pb::ListAuditRequest, Reply<Vec<pb::AuditEntry>>),
     /// How a webhook POST ended (from the sender task); no reply.
     NotifyOutcome(crate::notify::Outcome),
+    /// `rota prune --dry-run`: what the policy would delete now (at most this many listed).
+    PrunePreview(u32, Reply<pb::PruneResponse>),
+    /// `rota prune`: apply the policy now.
+    Prune(Reply<pb::PruneResponse>),
+    /// From the prune thread: these runs' files are gone, their rows may go.
+    PruneFilesGone(crate::retention::files::Removed),
     AgentHello(AgentHello, Reply<HelloReply>),
     AgentHeartbeat {
         agent: AgentId,
@@ -117,6 +124,9 @@ impl Command {
                 // Lost only with the machine (a relaxed commit is in the WAL, which a kill -9
                 // keeps): then the POST is sent again, which at-least-once delivery allows.
                 | Command::NotifyOutcome(..)
+                | Command::PrunePreview(..)
+                // Lost in a crash, the rows are still queued and the next start deletes them.
+                | Command::PruneFilesGone(..)
         )
     }
 }
@@ -158,6 +168,10 @@ pub struct EngineConfig {
     pub sched: SchedConfig,
     /// Grace between SIGTERM and SIGKILL on cancel, when the run sets none.
     pub cancel_grace: Duration,
+    /// Retention from the coordinator's flags, under the config file's and each job's.
+    pub retention: crate::retention::Policy,
+    /// Where the engine reads the time (the wall clock, or a test's adjustable one).
+    pub clock: crate::time::Clock,
 }
 
 /// Handle to a running engine; cheap to clone.
@@ -175,6 +189,22 @@ pub struct EngineHandle {
     pub config: EngineConfig,
     /// The registry `/metrics` encodes; events update it as they happen.
     pub metrics: Arc<Metrics>,
+    _link: Arc<LinkGuard>,
+}
+
+/// The engine's own threads' way to send it commands (the prune thread's reports). It must
+/// not keep the engine alive: the engine stops when every handle is gone (its channel
+/// disconnects), so the last handle's [`LinkGuard`] cuts it.
+type EngineLink = Arc<Mutex<Option<mpsc::Sender<Command>>>>;
+
+struct LinkGuard(EngineLink);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Ok(mut link) = self.0.lock() {
+            link.take();
+        }
+    }
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -235,6 +265,7 @@ struct State {
     metrics: Arc<Metrics>,
     /// Runs by state, kept as they change (for `/metrics`).
     counts: RunCounts,
+    retention: prune::Retention,
 }
 
 /// Starts the engine thread on the store at `config.data_dir`.
@@ -250,8 +281,8 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
     let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"));
-    let now = crate::time::now_millis();
     let metrics = Arc::new(Metrics::new(logs.stored_bytes()));
+    let now = config.clock.now_millis();
     let mut engine = Engine {
         store,
         state: State {
@@ -275,10 +306,15 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             started_at: now,
             metrics: metrics.clone(),
             counts: RunCounts::default(),
+            retention: prune::Retention::new(config.retention),
         },
     };
     engine.recover()?;
     engine.resume_outbox()?;
+    let link: EngineLink = Arc::new(Mutex::new(Some(tx.clone())));
+    engine
+        .state
+        .start_retention(engine.store.read(), link.clone())?;
     std::thread::Builder::new()
         .name("rota-engine".into())
         .spawn(move || engine.run(rx))?;
@@ -290,6 +326,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         artifacts,
         config,
         metrics,
+        _link: Arc::new(LinkGuard(link)),
     })
 }
 
@@ -313,6 +350,7 @@ impl Engine {
             let deadline = [
                 self.state.core.next_deadline(),
                 self.state.jobs.next_deadline(),
+                self.state.retention_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -323,7 +361,7 @@ impl Engine {
                     Err(_) => return,
                 },
                 Some(deadline) => {
-                    let wait = deadline.saturating_sub(crate::time::now_millis());
+                    let wait = deadline.saturating_sub(self.state.config.clock.now_millis());
                     match rx.recv_timeout(Duration::from_millis(wait)) {
                         Ok(c) => Some(c),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -339,7 +377,7 @@ impl Engine {
                 }
             }
             let state = &mut self.state;
-            state.now = crate::time::now_millis();
+            state.now = state.config.clock.now_millis();
             state.wait_out_stalls();
             let only_reports = batch.iter().all(Command::needs_no_fsync);
             let commands = batch.len();
@@ -370,9 +408,13 @@ impl Engine {
                 let decided = state.apply_decisions(b)?;
                 state.jobsets_ended(b)?;
                 state.answer_views(b)?;
+                // After dispatch, so what this batch started never waits behind a prune.
+                let pruning = state.prune_step(b)?;
                 // A batch of "run started" reports and reads that decided nothing and created
                 // no run promised nothing to anyone: it need not wait for the disk.
-                let durable = !only_reports || decided || state.next_number != next_number;
+                // A prune step's queue must be on disk before its files are removed.
+                let durable =
+                    !only_reports || decided || pruning || state.next_number != next_number;
                 Ok(((), durable))
             });
             if let Err(e) = res {

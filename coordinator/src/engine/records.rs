@@ -66,6 +66,16 @@ pub fn attempt_to_proto(a: &AttemptRecord) -> pb::Attempt {
 impl State {
     /// Resolves a user's run reference: a number, or a run id (UUID).
     pub(super) fn resolve(&self, b: &Batch<'_>, reference: &str) -> Result<u64> {
+        let n = self.resolve_stored(b, reference)?;
+        if self.retention.is_deleting(n) {
+            return Err(Error::NotFound(format!(
+                "run {reference:?} is being deleted by the retention policy"
+            )));
+        }
+        Ok(n)
+    }
+
+    fn resolve_stored(&self, b: &Batch<'_>, reference: &str) -> Result<u64> {
         let reference = reference.trim().trim_start_matches('#');
         if let Ok(n) = reference.parse::<u64>() {
             if self.live.contains_key(&n) || b.read().run_by_number(n)?.is_some() {
@@ -83,6 +93,11 @@ impl State {
     pub(super) fn record(&self, b: &Batch<'_>, number: u64) -> Result<RunRecord> {
         if let Some(r) = self.live.get(&number) {
             return Ok(r.clone());
+        }
+        if self.retention.is_deleting(number) {
+            return Err(Error::NotFound(format!(
+                "run {number} is being deleted by the retention policy"
+            )));
         }
         b.read()
             .run_by_number(number)?

@@ -51,6 +51,9 @@ impl State {
             notifications_attempts_failed: self.notify.stats.attempts_failed,
             notifications_given_up: self.notify.stats.given_up,
             notifications_pending: self.notify.stats.pending,
+            retention: self.retention_line(),
+            log_bytes: self.retention.log_bytes,
+            pruned_runs: self.retention.pruned,
         })
     }
 }

@@ -246,4 +246,15 @@ impl pb::control_service_server::ControlService for ControlService {
         let entries = self.engine.ask(|t| Command::ListAudit(req, t)).await?;
         Ok(Response::new(pb::ListAuditResponse { entries }))
     }
+
+    async fn prune_preview(&self, req: Request<pb::PruneRequest>) -> R<pb::PruneResponse> {
+        let limit = req.into_inner().limit;
+        Ok(Response::new(
+            self.engine.ask(|t| Command::PrunePreview(limit, t)).await?,
+        ))
+    }
+
+    async fn prune(&self, _: Request<pb::PruneRequest>) -> R<pb::PruneResponse> {
+        Ok(Response::new(self.engine.ask(Command::Prune).await?))
+    }
 }

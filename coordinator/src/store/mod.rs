@@ -9,6 +9,7 @@ mod artifacts;
 mod audit;
 mod model;
 mod outbox;
+mod prune;
 mod return_data;
 mod runs;
 mod schema;
@@ -21,6 +22,7 @@ pub use artifacts::ArtifactRecord;
 pub use audit::AuditRecord;
 pub use model::*;
 pub use outbox::OutboxRecord;
+pub use prune::PruneCandidate;
 pub use return_data::ReturnDataRecord;
 
 /// Errors of the store, carrying what was being done.
@@ -84,7 +86,29 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // After a checkpoint the WAL is cut back to this size, so one large batch (a 100,000
+        // run submit) does not leave a WAL of its size on disk for the life of the process.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(open_err)?;
+        // Pages of deleted runs go back to the filesystem in small steps after each prune
+        // batch (`PRAGMA incremental_vacuum`), never in one long VACUUM. This takes effect at
+        // once on a new store (before its first table).
+        // Only on a new store: setting it writes the header, which a start on a full disk
+        // must not need.
+        let tables: u32 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if tables == 0 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(open_err)?;
+        }
         schema::migrate(&conn, path)?;
+        match enable_incremental_vacuum(&conn, path) {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                tracing::warn!(path = %path.display(), "no space to switch the store to incremental vacuum, tried again at the next start: {e}");
+            }
+            other => other.map_err(open_err)?,
+        }
         // One small write now, so a store that cannot be written (read-only file or mount)
         // fails the start before the address is announced, not the first submit. A full disk
         // is not such a store: the coordinator starts and refuses new work until space returns.
@@ -174,6 +198,34 @@ impl Store {
         Reader { conn: &self.conn }
     }
 }
+
+/// A store made before retention has `auto_vacuum = NONE`, which only a VACUUM can change.
+/// Below [`VACUUM_AT_OPEN_MAX`] that is done at open, once (seconds at most); a larger store is
+/// left as it is with a warning, and docs/operations.md says how to switch it while stopped.
+fn enable_incremental_vacuum(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: u32 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    let bytes: u64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    if bytes > VACUUM_AT_OPEN_MAX {
+        tracing::warn!(path = %path.display(), bytes, "store does not return deleted space to the filesystem (auto_vacuum NONE); stop the coordinator and run: sqlite3 rota.db 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'");
+        return Ok(());
+    }
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    tracing::info!(path = %path.display(), bytes, "store switched to incremental vacuum");
+    Ok(())
+}
+
+/// Bytes the WAL keeps after a checkpoint (`PRAGMA journal_size_limit`).
+const WAL_SIZE_LIMIT: i64 = 4 << 20;
+
+/// The largest store switched to incremental vacuum at open (a VACUUM rewrites it whole).
+const VACUUM_AT_OPEN_MAX: u64 = 1 << 30;
 
 /// Writes (and reads) inside one transaction.
 pub struct Batch<'a> {

@@ -135,6 +135,19 @@ CREATE INDEX audit_runs_by_audit ON audit_runs(audit);
     // A jobset's runs in one state by number (the dashboard's filtered pages, retry
     // --failed) and its counts by state, from the index alone.
     "CREATE INDEX IF NOT EXISTS runs_by_jobset_state ON runs(jobset, state, number);",
+    // Retention. Indexes so a prune batch reads only what it deletes (finished runs by
+    // finish time; runs by job, the expression `last_of_job` also filters on), and the queue
+    // of runs whose files are being deleted, so a crash mid-prune is finished at the next
+    // start (see `retention`).
+    "
+CREATE INDEX IF NOT EXISTS runs_done_by_finish ON runs(finished_at, number)
+    WHERE state IN ('success', 'errored', 'cancelled', 'skipped', 'retired');
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs(json_extract(spec, '$.job'), number);
+CREATE TABLE IF NOT EXISTS prune_queue (
+    number INTEGER PRIMARY KEY,
+    id     TEXT NOT NULL
+);
+",
 ];
 
 /// The schema version this binary writes.

@@ -276,3 +276,26 @@ fn jobset_names_are_checked() {
             .starts_with("j.yaml: job \"a\": jobset: invalid name")
     );
 }
+
+#[test]
+fn bad_retention_values_name_the_key() {
+    let err = error("r.yaml", "retention: {keep_last: 0}\n");
+    assert!(
+        err.starts_with("r.yaml: ")
+            && err.contains("retention.keep_last")
+            && err.contains("at least 1"),
+        "{err}"
+    );
+    let err = error(
+        "r.yaml",
+        "jobs:\n  a:\n    command: [x]\n    retention: {max_age: soon}\n",
+    );
+    assert!(
+        err.contains("job \"a\"")
+            && err.contains("retention.max_age")
+            && err.contains("invalid duration"),
+        "{err}"
+    );
+    let err = error("r.yaml", "retention: {keep: 3}\n");
+    assert!(err.contains("retention") && err.contains("keep"), "{err}");
+}

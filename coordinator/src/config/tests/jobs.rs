@@ -376,3 +376,26 @@ fn affinity_and_artifact_mistakes_are_refused_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn retention_at_the_top_and_per_job_becomes_policies() {
+    let defs = load(
+        "r.yaml",
+        "retention: {max_age: 30d, keep_last: 1000, keep_failed_for: 90}\n\
+         jobs:\n  a:\n    command: [x]\n    retention: {keep_last: 5}\n  b:\n    command: [y]\n",
+    );
+    let day = Duration::from_secs(86_400);
+    assert_eq!(defs.retention.max_age, Some(day * 30));
+    assert_eq!(defs.retention.keep_last, Some(1000));
+    assert_eq!(
+        defs.retention.keep_failed_for,
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(job(&defs, "a").retention.keep_last, Some(5));
+    assert_eq!(
+        job(&defs, "a").retention.max_age,
+        None,
+        "filled in by the engine"
+    );
+    assert_eq!(job(&defs, "b").retention, Default::default());
+}
