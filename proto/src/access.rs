@@ -236,6 +236,19 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// How a person reads an audited method done to something: "cancelled" for `Cancel`, for the
+/// "cancelled by ops-token at …" lines of `rota show` and the dashboard's run page.
+pub fn audit_verb(method: &str) -> String {
+    match method {
+        "Submit" => "submitted".into(),
+        "Cancel" => "cancelled".into(),
+        "Retry" => "retried".into(),
+        "Retire" => "retired".into(),
+        "Trigger" => "triggered".into(),
+        other => other.to_lowercase(),
+    }
+}
+
 /// Why a set of credentials cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {

@@ -613,3 +613,28 @@ async fn dashboard_in_a_browser() {
     secure.stop().await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_page_says_who_submitted_and_who_cancelled_it() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    // No agent: the run stays pending until it is cancelled.
+    let run = submit(&mut c, sh("waits", "sleep 600")).await;
+    c.cancel(pb::RunRef {
+        run: run.number.to_string(),
+    })
+    .await
+    .unwrap();
+    let base = cluster.coordinator.url.clone();
+    let (code, page) = get(&format!("{base}/runs/{}", run.number)).await;
+    assert_eq!(code, 200, "{page}");
+    let history = &page[page.find("id=\"history\"").expect("a history section")..];
+    let submitted = history
+        .find("submitted by <b>anonymous</b>")
+        .expect(history);
+    let cancelled = history
+        .find("cancelled by <b>anonymous</b>")
+        .expect(history);
+    assert!(submitted < cancelled, "oldest first: {history}");
+    cluster.stop().await;
+}

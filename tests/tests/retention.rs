@@ -115,6 +115,38 @@ async fn max_age_on_an_injected_clock_deletes_old_runs_and_their_logs_and_nothin
     for run in &young {
         assert!(log_dir(&data, run).is_dir(), "{} keeps its logs", run.id);
     }
+    // The audit trail goes with the runs it names: the old submit's entry is gone, the young
+    // one's stays.
+    let audit = |run: u64| {
+        let mut c = c.clone();
+        async move {
+            c.list_audit(pb::ListAuditRequest {
+                run,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+        }
+    };
+    for run in &old {
+        assert_eq!(
+            audit(run.number).await,
+            [],
+            "run {} has no audit left",
+            run.number
+        );
+    }
+    let kept = audit(young[0].number).await;
+    assert!(kept.iter().any(|e| e.method == "Submit"), "{kept:?}");
+    let all = audit(0).await;
+    let submits: Vec<_> = all.iter().filter(|e| e.method == "Submit").collect();
+    assert_eq!(
+        submits.len(),
+        1,
+        "only the young runs' submit is left: {all:?}"
+    );
     let jobsets: Vec<String> = c
         .list_jobsets(pb::ListJobsetsRequest {})
         .await

@@ -145,25 +145,13 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
     t.render()
 }
 
-/// The past participle of a method, for "cancelled by ops at ...".
-fn done(method: &str) -> String {
-    match method {
-        "Submit" => "submitted".into(),
-        "Cancel" => "cancelled".into(),
-        "Retry" => "retried".into(),
-        "Retire" => "retired".into(),
-        "Trigger" => "triggered".into(),
-        other => other.to_lowercase(),
-    }
-}
-
 /// `rota show`'s history lines, oldest first: "cancelled by ops-token at 2026-12-02 12:03:00".
 pub fn history_lines(entries: &[AuditEntry]) -> String {
     let mut out = String::new();
     for a in entries.iter().rev() {
         out.push_str(&format!(
             "{} by {} at {}\n",
-            done(&a.method),
+            rota_proto::access::audit_verb(&a.method),
             a.caller,
             local_time(a.at_ms)
         ));

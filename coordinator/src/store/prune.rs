@@ -141,6 +141,10 @@ impl Batch<'_> {
                 // payload is in the row) and the run's links into the audit trail; return data
                 // and artifact rows go by their foreign keys' ON DELETE CASCADE.
                 "DELETE FROM outbox WHERE run = ?1 AND state != 'pending'",
+                // An audit entry goes with the last run it names (entries naming no run, such
+                // as a group's max, are kept).
+                "DELETE FROM audit WHERE id IN (SELECT audit FROM audit_runs WHERE run = ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM audit_runs o WHERE o.audit = audit.id AND o.run != ?1)",
                 "DELETE FROM audit_runs WHERE run = ?1",
                 "DELETE FROM runs WHERE number = ?1",
                 "DELETE FROM prune_queue WHERE number = ?1",

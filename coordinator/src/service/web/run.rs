@@ -83,11 +83,25 @@ pub async fn page(
             }
         }
     }
+    // Who did what to this run ("cancelled by ops-token at …"); the page still shows without it.
+    let history = web
+        .control
+        .list_audit(request(
+            &viewer,
+            pb::ListAuditRequest {
+                run: run.number,
+                since_ms: 0,
+                limit: 100,
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().entries)
+        .unwrap_or_default();
     let title = format!("run {}", run.number);
     layout::page(
         &viewer,
         &title,
-        body(&viewer, &run, attempt, &q.stream, &logs),
+        body(&viewer, &run, attempt, &q.stream, &logs, &history),
     )
     .into_response()
 }
@@ -138,6 +152,7 @@ fn body(
     attempt: u32,
     stream: &str,
     logs: &[(Stream, Window)],
+    history: &[pb::AuditEntry],
 ) -> Markup {
     let now = layout::now();
     let cells = RunCells::of(run, now);
@@ -197,6 +212,17 @@ fn body(
                                     td { (layout::exit(a.exit_code, a.signal, &a.error)) }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            section id="history" {
+                h2 { "History" }
+                @if history.is_empty() { p.empty { "No calls recorded for this run." } }
+                @else {
+                    ul.history {
+                        @for a in history.iter().rev() {
+                            li { (rota_proto::access::audit_verb(&a.method)) " by " b { (a.caller) } " (" (a.role) ") at " (layout::time(a.at_ms)) }
                         }
                     }
                 }
