@@ -69,6 +69,18 @@ fn each_matching_event_gets_exactly_one_signed_post() {
         (hooks.received().len() >= 3).then_some(())
     });
     wait_delivered(&sys, 3);
+    // /metrics counts them as `rota status` does.
+    let scrape = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(rota_tests::http::get(sys.addr, "/metrics", &[]))
+        .text();
+    let sample = |name, labels| rota_tests::http::sample(&scrape, name, labels);
+    assert_eq!(
+        sample("rota_notifications_total", "outcome=\"delivered\""),
+        Some(3.0),
+        "{scrape}"
+    );
+    assert_eq!(sample("rota_notifications_pending", ""), Some(0.0));
     sys.wait_state(&other["number"].to_string(), "success", DEADLINE);
     let got = hooks.received();
     assert_eq!(got.len(), 3, "exactly one POST per event: {got:?}");

@@ -28,6 +28,12 @@ impl State {
             slots: total.into(),
             slots_busy: busy.into(),
             orphan_leases_expired: self.core.orphan_leases_expired(),
+            notifications: [
+                ("delivered", self.notify.stats.delivered),
+                ("failed", self.notify.stats.attempts_failed),
+                ("given_up", self.notify.stats.given_up),
+            ],
+            notifications_pending: self.notify.stats.pending,
         }
     }
 }

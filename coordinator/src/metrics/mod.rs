@@ -85,6 +85,8 @@ pub struct Metrics {
     agents: Family<Labels, Gauge>,
     slots: Gauge,
     slots_busy: Gauge,
+    notifications: Family<Labels, Counter>,
+    notifications_pending: Gauge,
 }
 
 /// The engine's state numbers at one moment, made in O(groups + agents + queue classes).
@@ -105,6 +107,10 @@ pub struct Snapshot {
     pub slots_busy: u64,
     /// Orphan leases that ran out since start (kept by the scheduler core).
     pub orphan_leases_expired: u64,
+    /// Webhook POSTs since start by outcome (delivered, failed, given_up), kept by the engine.
+    pub notifications: [(&'static str, u64); 3],
+    /// Webhooks in the outbox still to deliver.
+    pub notifications_pending: u64,
 }
 
 impl Metrics {
@@ -130,6 +136,8 @@ impl Metrics {
             agents: Family::default(),
             slots: Gauge::default(),
             slots_busy: Gauge::default(),
+            notifications: Family::default(),
+            notifications_pending: Gauge::default(),
         };
         // Series that exist from the start at zero, so a rate over them works from the first
         // event on.
@@ -213,6 +221,16 @@ impl Metrics {
             "agent_slots_busy",
             "Slots of the agents that take runs, in use",
             m.slots_busy.clone(),
+        );
+        r.register(
+            "notifications",
+            "Webhook POSTs since start: outcome=delivered (answered 2xx), failed (each failed try), given_up (after retrying for a day)",
+            m.notifications.clone(),
+        );
+        r.register(
+            "notifications_pending",
+            "Webhooks in the outbox still to deliver",
+            m.notifications_pending.clone(),
         );
         Metrics { registry: r, ..m }
     }
@@ -298,6 +316,14 @@ impl Metrics {
                 snap.orphan_leases_expired,
                 std::sync::atomic::Ordering::Relaxed,
             );
+        for (outcome, n) in snap.notifications {
+            self.notifications
+                .get_or_create(&label("outcome", outcome))
+                .inner()
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.notifications_pending
+            .set(gauge_value(snap.notifications_pending));
         let mut out = String::new();
         let encoded = if openmetrics {
             openmetrics_text::encode(&mut out, &self.registry)
