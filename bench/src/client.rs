@@ -34,6 +34,18 @@ pub fn argv(words: &[&str]) -> pb::RunSpec {
     }
 }
 
+/// `n` shell runs `true 0` … `true N-1`: a queue of distinct commands, for the workloads that
+/// fill one (W4, W11, W12) and are never dispatched.
+pub fn distinct_specs(n: u64) -> Vec<pb::RunSpec> {
+    (0..n)
+        .map(|i| pb::RunSpec {
+            command: vec![format!("true {i}")],
+            shell: true,
+            ..Default::default()
+        })
+        .collect()
+}
+
 pub fn submit_request(jobset: &str, parallel: u32, runs: Vec<pb::RunSpec>) -> pb::SubmitRequest {
     pb::SubmitRequest {
         jobset: jobset.to_string(),

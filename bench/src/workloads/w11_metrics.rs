@@ -5,13 +5,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use rota_proto as pb;
 use rota_tests::http;
 use serde_json::json;
 
 use super::w1_throughput::submit_and_wait;
 use super::{Ctx, Outcome};
-use crate::client::{jobset_count, submit_request};
+use crate::client::{distinct_specs, jobset_count, submit_request};
 use crate::cluster::wait_agents;
 use crate::procfs::CpuMeter;
 use crate::report::{percentile, Row, Target};
@@ -104,13 +103,7 @@ async fn scrape_with_pending(ctx: &Ctx) -> anyhow::Result<Scrapes> {
     let mut coordinator =
         site.coordinator(&site.dir.join("pending"), "127.0.0.1:0", "pending", &[])?;
     let mut control = coordinator.control(Duration::from_secs(30)).await?;
-    let specs: Vec<pb::RunSpec> = (0..n)
-        .map(|i| pb::RunSpec {
-            command: vec![format!("true {i}")],
-            shell: true,
-            ..Default::default()
-        })
-        .collect();
+    let specs = distinct_specs(n);
     control.submit(submit_request("w8", 0, specs)).await?;
     let pending = jobset_count(&mut control, "w8", "pending").await?;
     ensure!(pending == n, "{pending} runs pending, not {n}");

@@ -16,7 +16,7 @@ use rota_proto as pb;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
-use crate::client::{argv, submit_request};
+use crate::client::{argv, distinct_specs, submit_request};
 use crate::cluster::wait_agents;
 use crate::report::{percentile, Row, Target};
 
@@ -64,13 +64,7 @@ async fn jobset_page(ctx: &Ctx, w: &str) -> anyhow::Result<(Vec<Row>, serde_json
         &[],
     )?;
     let mut control = coordinator.control(Duration::from_secs(30)).await?;
-    let specs = (0..n)
-        .map(|i| pb::RunSpec {
-            command: vec![format!("true {i}")],
-            shell: true,
-            ..Default::default()
-        })
-        .collect();
+    let specs = distinct_specs(n);
     control.submit(submit_request("w8", 0, specs)).await?;
     let http = reqwest::Client::new();
     let base = coordinator.url();

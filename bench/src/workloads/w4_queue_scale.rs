@@ -11,7 +11,7 @@ use rota_proto as pb;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
-use crate::client::{jobset_count, submit_request};
+use crate::client::{distinct_specs, jobset_count, submit_request};
 use crate::procfs;
 use crate::report::{percentile, Row, Target};
 
@@ -24,13 +24,7 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
     let pid = coordinator.proc.pid();
     let rss_idle = procfs::memory(pid)?;
 
-    let specs: Vec<pb::RunSpec> = (0..n)
-        .map(|i| pb::RunSpec {
-            command: vec![format!("true {i}")],
-            shell: true,
-            ..Default::default()
-        })
-        .collect();
+    let specs = distinct_specs(n);
     let request = submit_request("w4", 0, specs);
     let request_bytes = request.encoded_len();
     let started = Instant::now();
