@@ -638,3 +638,36 @@ async fn a_runs_page_says_who_submitted_and_who_cancelled_it() {
     assert!(submitted < cancelled, "oldest first: {history}");
     cluster.stop().await;
 }
+
+/// An action from the page is audited like the CLI's call: with the browser's address as its
+/// peer (copied from the HTTP connection), not an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_from_the_page_is_audited_with_the_browsers_address() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client().await;
+    let base = cluster.coordinator.url.clone();
+    let (_, page) = get(&format!("{base}/")).await;
+    let csrf = csrf_of(&page);
+    let res = http()
+        .post(format!("{base}/actions/group-max"))
+        .form(&[("group", "db"), ("max", "3"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    let entries = c
+        .list_audit(pb::ListAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].method, "SetGroupMax");
+    assert_eq!(entries[0].target, "group db max 3");
+    assert!(
+        entries[0].peer.starts_with("127.0.0.1:"),
+        "the peer is the browser's: {:?}",
+        entries[0]
+    );
+    cluster.stop().await;
+}
