@@ -96,6 +96,19 @@ pub struct Metrics {
     artifact_bytes: Gauge,
     free_bytes: Gauge,
     oldest_run: Gauge,
+    /// Open dashboard streams (`/events`, log tails): moved by [`StreamGuard`]s.
+    dashboard_streams: Gauge,
+}
+
+/// One open dashboard stream, counted in `rota_dashboard_streams` until it is dropped (when
+/// the response body is: the tab closed, the connection broke, or the stream ended).
+#[derive(Debug)]
+pub struct StreamGuard(Gauge);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The engine's state numbers at one moment, made in O(groups + agents + queue classes).
@@ -156,6 +169,7 @@ impl Metrics {
             artifact_bytes: Gauge::default(),
             free_bytes: Gauge::default(),
             oldest_run: Gauge::default(),
+            dashboard_streams: Gauge::default(),
         };
         // Series that exist from the start at zero, so a rate over them works from the first
         // event on.
@@ -275,6 +289,11 @@ impl Metrics {
             "When the oldest run the store holds was submitted (unix seconds; 0 when it holds none)",
             m.oldest_run.clone(),
         );
+        r.register(
+            "dashboard_streams",
+            "Open dashboard streams (live updates and log tails); a closed tab's goes",
+            m.dashboard_streams.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
@@ -286,6 +305,12 @@ impl Metrics {
     /// A first attempt was assigned `waited` after its submit.
     pub fn dispatched(&self, waited: Duration) {
         self.dispatch_latency.observe(waited.as_secs_f64());
+    }
+
+    /// A dashboard stream opened: counted until the guard drops.
+    pub fn stream_opened(&self) -> StreamGuard {
+        self.dashboard_streams.inc();
+        StreamGuard(self.dashboard_streams.clone())
     }
 
     /// A run ended in `state`; `ran` is how long since it was assigned, if it ran.

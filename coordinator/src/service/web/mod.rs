@@ -145,6 +145,18 @@ fn peer_of(extensions: &axum::http::Extensions) -> Option<std::net::SocketAddr> 
         })
 }
 
+/// `stream`, counted in `rota_dashboard_streams` for as long as the response body holding it
+/// lives: hyper drops the body when the connection closes, so a closed tab leaves the count
+/// (and holds no receiver, see `events`).
+fn counted<S: futures::Stream>(web: &Web, stream: S) -> impl futures::Stream<Item = S::Item> {
+    use futures::StreamExt as _;
+    let open = web.http.engine.metrics.stream_opened();
+    stream.map(move |item| {
+        let _counted = &open;
+        item
+    })
+}
+
 /// A failed `ControlService` call as a page: its one-line message, with the HTTP status its
 /// gRPC code maps to.
 fn failure(viewer: &Viewer, status: &tonic::Status) -> Response {
