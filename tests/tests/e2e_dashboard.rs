@@ -840,3 +840,60 @@ async fn every_action_from_the_pages_changes_what_the_api_shows() {
     cluster.stop().await;
     browser.close().await;
 }
+
+/// The `<pre>` of one stream on a run page: its rendered text.
+fn pane<'a>(page: &'a str, stream: &str) -> Option<&'a str> {
+    let at = page.find(&format!("id=\"log-{stream}\""))?;
+    let start = at + page[at..].find('>')? + 1;
+    Some(&page[start..start + page[start..].find("</pre>")?])
+}
+
+/// The run page shows the log of any attempt, stdout and stderr side by side or either alone,
+/// each with only its own stream's and attempt's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_page_shows_each_attempts_streams_apart() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 1, &[]);
+    let mut c = cluster.client().await;
+    let mark = cluster.dir.path().join("tried");
+    let mut spec = sh(
+        "twice",
+        &format!(
+            "if [ -e {m} ]; then echo second-out; echo second-err >&2; \
+             else touch {m}; echo first-out; echo first-err >&2; exit 1; fi",
+            m = mark.display()
+        ),
+    );
+    spec.retries = 1;
+    let run = submit(&mut c, spec).await;
+    wait_state(&mut c, run.number, "success").await;
+    let base = format!("{}/runs/{}", cluster.coordinator.url, run.number);
+    let page_of = |query: &str| {
+        let url = format!("{base}{query}");
+        async move {
+            let (code, page) = get(&url).await;
+            assert_eq!(code, 200, "{url}: {page}");
+            page
+        }
+    };
+
+    // Side by side (the default): the latest attempt's two streams, each in its pane.
+    let latest = page_of("").await;
+    assert_eq!(pane(&latest, "stdout"), Some("second-out\n"), "{latest}");
+    assert_eq!(pane(&latest, "stderr"), Some("second-err\n"), "{latest}");
+    let first = page_of("?attempt=1&stream=both").await;
+    assert_eq!(pane(&first, "stdout"), Some("first-out\n"), "{first}");
+    assert_eq!(pane(&first, "stderr"), Some("first-err\n"), "{first}");
+    // One stream alone.
+    let only = page_of("?attempt=1&stream=stderr").await;
+    assert_eq!(pane(&only, "stderr"), Some("first-err\n"), "{only}");
+    assert_eq!(pane(&only, "stdout"), None, "{only}");
+    let only = page_of("?attempt=2&stream=stdout").await;
+    assert_eq!(pane(&only, "stdout"), Some("second-out\n"), "{only}");
+    assert_eq!(pane(&only, "stderr"), None, "{only}");
+    // An attempt the run never had is one line naming it.
+    let (code, page) = get(&format!("{base}?attempt=3")).await;
+    assert_eq!(code, 404, "{page}");
+    assert!(page.contains("has no attempt &quot;3&quot;"), "{page}");
+    cluster.stop().await;
+}
