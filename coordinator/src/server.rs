@@ -377,12 +377,11 @@ impl Opened {
             tls: config.tls.is_some(),
         });
         // Not guarded: a run holds no token, its upload carries its own capability.
-        let uploads = pb::run_service_server::RunServiceServer::new(
-            crate::service::artifacts::RunService {
+        let uploads =
+            pb::run_service_server::RunServiceServer::new(crate::service::artifacts::RunService {
                 engine: engine.clone(),
-            },
-        )
-        .max_decoding_message_size(2 * rota_proto::ARTIFACT_CHUNK);
+            })
+            .max_decoding_message_size(2 * rota_proto::ARTIFACT_CHUNK);
         let agents = auth.guard(
             pb::agent_service_server::AgentServiceServer::new(AgentService {
                 engine,

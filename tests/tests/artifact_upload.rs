@@ -118,7 +118,10 @@ async fn files_uploaded_from_inside_a_run_are_listed_downloaded_and_reach_its_de
     while let Some(piece) = stream.message().await.unwrap() {
         bytes.extend_from_slice(&piece.data);
     }
-    assert_eq!((bytes.len(), sha256_hex(&bytes)), (2_500_000, big.sha256.clone()));
+    assert_eq!(
+        (bytes.len(), sha256_hex(&bytes)),
+        (2_500_000, big.sha256.clone())
+    );
 
     // The attempt has ended: its capability is refused and the run's artifacts stay as
     // they were.
@@ -133,7 +136,9 @@ async fn files_uploaded_from_inside_a_run_are_listed_downloaded_and_reach_its_de
     );
     let token = lines[2].to_string();
     let mut up = uploads(&cluster.coordinator.url).await;
-    let late = upload(&mut up, &token, "late.txt", b"late\n", 5).await.unwrap_err();
+    let late = upload(&mut up, &token, "late.txt", b"late\n", 5)
+        .await
+        .unwrap_err();
     assert_eq!(late.code(), tonic::Code::FailedPrecondition, "{late:?}");
     assert!(late.message().contains("is not running"), "{late:?}");
     // So is the CLI, saying why.
@@ -177,7 +182,11 @@ async fn an_upload_is_refused_for_another_run_a_bad_digest_or_no_room_and_stores
         let path = tokens.join(n.to_string());
         move || {
             let path = path.clone();
-            async move { std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()) }
+            async move {
+                std::fs::read_to_string(path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+            }
         }
     };
     let one = eventually(DEADLINE, "run one's capability", token_of(runs[0].number)).await;
@@ -187,10 +196,17 @@ async fn an_upload_is_refused_for_another_run_a_bad_digest_or_no_room_and_stores
     // Run one's tag under run two's id: not a capability this coordinator made.
     let tag = one.rsplit('.').next().unwrap();
     let forged = format!("rota-upload.{}.1.{tag}", runs[1].id);
-    let err = upload(&mut up, &forged, "x.txt", b"x", 1).await.unwrap_err();
+    let err = upload(&mut up, &forged, "x.txt", b"x", 1)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
-    assert!(err.message().contains("not made by this coordinator"), "{err:?}");
-    let err = upload(&mut up, "ROTA_TOKEN-like", "x.txt", b"x", 1).await.unwrap_err();
+    assert!(
+        err.message().contains("not made by this coordinator"),
+        "{err:?}"
+    );
+    let err = upload(&mut up, "ROTA_TOKEN-like", "x.txt", b"x", 1)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
 
     // Bytes that do not hash to the digest they came with.
@@ -233,7 +249,10 @@ async fn an_upload_is_refused_for_another_run_a_bad_digest_or_no_room_and_stores
     assert_eq!(ok.run_number, runs[1].number);
     std::fs::write(&flag, "").unwrap();
     wait_jobset(&mut c, "hold", DEADLINE).await;
-    let (one_run, two_run) = (get(&mut c, &runs[0].id).await, get(&mut c, &runs[1].id).await);
+    let (one_run, two_run) = (
+        get(&mut c, &runs[0].id).await,
+        get(&mut c, &runs[1].id).await,
+    );
     assert!(one_run.artifacts.is_empty(), "{one_run:?}");
     let paths: Vec<&str> = two_run.artifacts.iter().map(|a| a.path.as_str()).collect();
     assert_eq!(paths, ["two.txt"]);

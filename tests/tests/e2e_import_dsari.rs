@@ -164,7 +164,9 @@ fn import_dsari_reads_output_compressed_as_dsari_reads_it() {
         d
     };
     // dsari.utils.read_output: output.txt, else output.txt.gz, else output.txt.xz.
-    let text: Vec<u8> = (0..200_000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+    let text: Vec<u8> = (0..200_000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&text).unwrap();
     std::fs::write(dir(R1).join("output.txt.gz"), gz.finish().unwrap()).unwrap();
@@ -180,7 +182,10 @@ fn import_dsari_reads_output_compressed_as_dsari_reads_it() {
     let refused = first["refused"].as_array().unwrap();
     assert_eq!(refused.len(), 1, "{first}");
     assert!(
-        refused[0].as_str().unwrap().contains("output.txt.gz: not a gzip file"),
+        refused[0]
+            .as_str()
+            .unwrap()
+            .contains("output.txt.gz: not a gzip file"),
         "{first}"
     );
     assert_eq!(logs(&sys, R1), text);

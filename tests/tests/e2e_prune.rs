@@ -74,7 +74,11 @@ fn a_prune_aborted_after_removing_files_is_finished_by_the_next_start_with_no_or
     let all = runs(&sys);
     assert_eq!(all.len(), 6);
     assert_eq!(log_dirs(&sys).len(), 6);
-    assert_eq!(contents(&sys).len(), 7, "six own contents and the shared one");
+    assert_eq!(
+        contents(&sys).len(),
+        7,
+        "six own contents and the shared one"
+    );
 
     // Restarted with keep_last 1: five runs go in one batch, and the test hook aborts the
     // process (as kill -9 would: no cleanup) once the files of two are removed.

@@ -22,9 +22,12 @@ const CA_ENV: &str = "ROTA_ARTIFACT_CA";
 pub async fn artifact(ctx: &Context, command: ArtifactCommand) -> anyhow::Result<()> {
     let ArtifactCommand::Upload { files } = command;
     let env = |name: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).with_context(|| {
-            format!("{name} is not set: `rota artifact upload` works only inside a run")
-        })
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .with_context(|| {
+                format!("{name} is not set: `rota artifact upload` works only inside a run")
+            })
     };
     let (url, token) = (env(URL_ENV)?, env(TOKEN_ENV)?);
     let ca = std::env::var_os(CA_ENV).map(std::path::PathBuf::from);

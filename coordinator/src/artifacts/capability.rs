@@ -78,10 +78,7 @@ impl UploadKey {
     /// The capability of one attempt of one run.
     pub fn mint(&self, run_id: &str, attempt: u32) -> String {
         let tag = hmac::sign(&self.0, message(run_id, attempt).as_bytes());
-        format!(
-            "{PREFIX}.{run_id}.{attempt}.{}",
-            super::hex(tag.as_ref())
-        )
+        format!("{PREFIX}.{run_id}.{attempt}.{}", super::hex(tag.as_ref()))
     }
 
     /// The run and attempt a capability was made for (checked in constant time).
@@ -151,13 +148,21 @@ mod tests {
             format!("rota-upload.{OTHER}.2.{tag}"),
             format!("rota-upload.{RUN}.3.{tag}"),
         ] {
-            assert!(matches!(key.check(&forged), Err(CapabilityError::Forged { .. })), "{forged}");
+            assert!(
+                matches!(key.check(&forged), Err(CapabilityError::Forged { .. })),
+                "{forged}"
+            );
         }
         assert!(matches!(
             UploadKey::ephemeral().check(&cap),
             Err(CapabilityError::Forged { .. })
         ));
-        for bad in ["", "rota-upload", "x.y.z.w", &format!("rota-upload.{RUN}.x.00")] {
+        for bad in [
+            "",
+            "rota-upload",
+            "x.y.z.w",
+            &format!("rota-upload.{RUN}.x.00"),
+        ] {
             assert_eq!(key.check(bad), Err(CapabilityError::Malformed), "{bad:?}");
         }
     }
@@ -167,7 +172,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cap = UploadKey::load_or_create(dir.path()).mint(RUN, 1);
         assert!(UploadKey::load_or_create(dir.path()).check(&cap).is_ok());
-        let mode = fs::metadata(dir.path().join("upload.key")).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        let mode = fs::metadata(dir.path().join("upload.key"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

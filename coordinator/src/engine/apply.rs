@@ -46,8 +46,12 @@ impl State {
                             .dispatched(millis(now.saturating_sub(rec.submitted_at)));
                     }
                     if attempt > 1 {
-                        let old: Vec<String> =
-                            b.read().artifacts(run)?.into_iter().map(|a| a.sha256).collect();
+                        let old: Vec<String> = b
+                            .read()
+                            .artifacts(run)?
+                            .into_iter()
+                            .map(|a| a.sha256)
+                            .collect();
                         if !old.is_empty() {
                             b.clear_artifacts(run)?;
                             self.remove_artifact_contents(b, &old);

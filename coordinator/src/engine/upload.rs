@@ -18,9 +18,11 @@ impl State {
         file: ArtifactRecord,
     ) -> Result<u64> {
         let id = run.to_string();
-        let running = self.ids.get(&id).and_then(|n| self.live.get(n)).filter(|r| {
-            r.attempt == attempt && matches!(r.state.as_str(), "assigned" | "running")
-        });
+        let running = self
+            .ids
+            .get(&id)
+            .and_then(|n| self.live.get(n))
+            .filter(|r| r.attempt == attempt && matches!(r.state.as_str(), "assigned" | "running"));
         let Some(number) = running.map(|r| r.number) else {
             return Err(Error::FailedPrecondition(format!(
                 "run {id} attempt {attempt} is not running: a run uploads artifacts only while \
@@ -28,7 +30,8 @@ impl State {
             )));
         };
         let kept = b.read().artifacts(number)?;
-        if kept.len() >= rota_proto::MAX_ARTIFACTS_PER_RUN && !kept.iter().any(|a| a.path == file.path)
+        if kept.len() >= rota_proto::MAX_ARTIFACTS_PER_RUN
+            && !kept.iter().any(|a| a.path == file.path)
         {
             return Err(Error::FailedPrecondition(format!(
                 "run {number} already keeps {} artifacts, the most one run may",
