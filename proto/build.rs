@@ -4,7 +4,11 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/rota/v1/agent.proto", "proto/rota/v1/control.proto"];
+    let files = [
+        "proto/rota/v1/agent.proto",
+        "proto/rota/v1/control.proto",
+        "proto/rota/v1/upload.proto",
+    ];
     // Neither protox nor tonic-prost-build emits rerun-if-changed for the inputs.
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(files, ["proto"])?;
@@ -21,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".rota.v1.LogChunk.data")
         .bytes(".rota.v1.ArtifactChunk.data")
         .bytes(".rota.v1.ArtifactData.data")
+        .bytes(".rota.v1.UploadArtifactRequest.data")
         .compile_fds(fds)?;
     Ok(())
 }

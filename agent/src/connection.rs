@@ -87,6 +87,7 @@ pub(crate) async fn serve(agent: &Arc<Agent>) -> Ended {
         data: queues.data,
         senders: JoinSet::new(),
         by_run: HashMap::new(),
+        fetching: HashMap::new(),
         lease: DEFAULT_LEASE,
         heartbeats: VecDeque::new(),
     };
@@ -202,6 +203,9 @@ struct Connection {
     /// One log sender per run; dropping the set (connection end) aborts them all.
     senders: JoinSet<()>,
     by_run: HashMap<RunKey, AbortHandle>,
+    /// Runs whose inputs are being fetched: a cancel meanwhile stops the fetch, and the run
+    /// ends cancelled without its command ever starting.
+    fetching: HashMap<RunKey, (AbortHandle, std::path::PathBuf)>,
     /// The lease the coordinator announced in `Welcome`.
     lease: Duration,
     /// Heartbeats not yet acknowledged: (`sent_at_ms`, when sent), oldest first.
@@ -258,8 +262,12 @@ impl Connection {
                 }
                 Some(result) = self.senders.join_next(), if !self.senders.is_empty() => reap(result),
                 Some((assign, inputs)) = fetched.recv() => {
-                    if let Some(job) = self.agent.assign(assign, inputs) {
-                        self.start_sender(job);
+                    // Not fetching any more: cancelled meanwhile (and already reported).
+                    let key = RunKey::new(assign.run_id.clone(), assign.attempt);
+                    if self.fetching.remove(&key).is_some() {
+                        if let Some(job) = self.agent.assign(assign, inputs) {
+                            self.start_sender(job);
+                        }
                     }
                 }
                 () = wait_true(&mut drained) => return self.goodbye(inbound).await,
@@ -272,14 +280,21 @@ impl Connection {
             Some(In::Assign(assign)) if !assign.inputs.is_empty() => {
                 // Fetched off the connection's loop; the run starts once its inputs are here.
                 // A connection lost meanwhile drops the task: the coordinator reassigns.
+                let key = RunKey::new(assign.run_id.clone(), assign.attempt);
+                if self.fetching.contains_key(&key) {
+                    tracing::warn!(run = %key, "duplicate assign ignored");
+                    return;
+                }
                 let mut client = self.fetcher.clone();
                 let staging = self.agent.staging(&assign);
                 let done = self.fetched_tx.clone();
-                self.senders.spawn(async move {
+                let staged = staging.clone();
+                let fetch = self.senders.spawn(async move {
                     let inputs =
                         crate::artifacts::fetch(&mut client, &assign.inputs, &staging).await;
                     let _ = done.send((assign, inputs.map(|()| Some(staging)))).await;
                 });
+                self.fetching.insert(key, (fetch, staged));
             }
             Some(In::Assign(assign)) => {
                 if let Some(job) = self.agent.assign(assign, Ok(None)) {
@@ -287,10 +302,17 @@ impl Connection {
                 }
             }
             Some(In::Cancel(cancel)) => {
-                self.agent.cancel(
-                    &RunKey::new(cancel.run_id, cancel.attempt),
-                    Duration::from_millis(cancel.grace_ms),
-                );
+                let key = RunKey::new(cancel.run_id, cancel.attempt);
+                if let Some((fetch, staging)) = self.fetching.remove(&key) {
+                    fetch.abort();
+                    let _ = std::fs::remove_dir_all(&staging);
+                    if let Some(job) = self.agent.cancelled_before_start(key) {
+                        self.start_sender(job);
+                    }
+                    return;
+                }
+                self.agent
+                    .cancel(&key, Duration::from_millis(cancel.grace_ms));
             }
             Some(In::LogAck(ack)) => {
                 if self.agent.ack(&ack) {

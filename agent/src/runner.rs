@@ -239,6 +239,19 @@ impl Run {
         )
     }
 
+    /// A run cancelled before its command started (while its inputs were being fetched): it
+    /// ends as a cancelled run does, without a process.
+    pub fn cancelled_before_start(key: RunKey) -> Run {
+        Run::ended_before_start(
+            key,
+            Outcome {
+                error: "cancelled".into(),
+                cancelled: true,
+                ..Outcome::default()
+            },
+        )
+    }
+
     /// An `Assign` this agent refuses (it is draining): `rejected` tells the coordinator the
     /// attempt never started, so it requeues it elsewhere.
     pub fn refused(key: RunKey, reason: impl Into<String>) -> Run {

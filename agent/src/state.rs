@@ -72,6 +72,9 @@ pub(crate) struct Agent {
     pub session_id: String,
     spool: Arc<Spool>,
     work: Arc<WorkDir>,
+    /// The CA the agent trusts the coordinator with, as a file a run's `rota artifact upload`
+    /// can read (`ROTA_ARTIFACT_CA`); a certificate, nothing secret.
+    upload_ca: Option<std::path::PathBuf>,
     table: Mutex<Table>,
     held_count: watch::Sender<usize>,
     drain_request: watch::Sender<Option<Duration>>,
@@ -91,11 +94,22 @@ impl Agent {
             config.keep_run_dirs,
             config.run_as.clone(),
         )?;
+        let upload_ca = config.access.ca_pem.as_ref().and_then(|pem| {
+            let path = work.root().join("coordinator-ca.pem");
+            match std::fs::write(&path, pem) {
+                Ok(()) => Some(path),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), %err, "cannot write the CA for runs' artifact uploads");
+                    None
+                }
+            }
+        });
         Ok(Agent {
             config,
             session_id: uuid::Uuid::new_v4().to_string(),
             spool,
             work,
+            upload_ca,
             table: Mutex::default(),
             held_count: watch::Sender::new(0),
             drain_request: watch::Sender::new(None),
@@ -248,7 +262,7 @@ impl Agent {
             let spec = RunSpec {
                 key: key.clone(),
                 argv: assign.argv,
-                env: assign.env,
+                env: self.upload_env(assign.env, assign.artifact_token),
                 agent_name: self.config.name.clone(),
                 max_execution: (assign.max_execution_ms > 0)
                     .then(|| Duration::from_millis(assign.max_execution_ms)),
@@ -264,20 +278,56 @@ impl Agent {
             tracing::info!(run = %key, pid = run.pid(), job = %assign.job_name, "run started");
             run
         };
+        let stop_on_disconnect = assign.on_disconnect == pb::OnDisconnect::Stop as i32;
+        Some(self.hold(&mut table, run, stop_on_disconnect))
+    }
+
+    /// A run cancelled while its inputs were being fetched: held (so its result is resent
+    /// until acknowledged) as cancelled, its command never started. `None` for a run already
+    /// held.
+    pub fn cancelled_before_start(&self, key: RunKey) -> Option<SendJob> {
+        let mut table = self.table();
+        if table.runs.contains_key(&key) {
+            return None;
+        }
+        tracing::info!(run = %key, "run cancelled while fetching its inputs: not started");
+        Some(self.hold(&mut table, Run::cancelled_before_start(key), false))
+    }
+
+    fn hold(&self, table: &mut Table, run: Run, stop_on_disconnect: bool) -> SendJob {
         table.runs.insert(
-            key,
+            run.key().clone(),
             Held {
                 run: run.clone(),
                 acked: [0, 0],
-                stop_on_disconnect: assign.on_disconnect == pb::OnDisconnect::Stop as i32,
+                stop_on_disconnect,
             },
         );
         self.held_count.send_replace(table.runs.len());
-        Some(SendJob {
+        SendJob {
             run,
             from: [0, 0],
             announce: true,
-        })
+        }
+    }
+
+    /// A run's environment with what `rota artifact upload` needs: the coordinator's URL and
+    /// the attempt's own capability (never the agent's token, which no run sees), and the CA
+    /// when the agent has one. Set after the job's environment, as `RUN_DIR` is.
+    fn upload_env(
+        &self,
+        mut env: std::collections::HashMap<String, String>,
+        token: String,
+    ) -> std::collections::HashMap<String, String> {
+        if token.is_empty() {
+            return env;
+        }
+        env.insert("ROTA_ARTIFACT_URL".into(), self.config.coordinator.clone());
+        env.insert("ROTA_ARTIFACT_TOKEN".into(), token);
+        if let Some(ca) = &self.upload_ca {
+            env.insert("ROTA_ARTIFACT_CA".into(), ca.display().to_string());
+        }
+        env
     }
 
     /// Cancels a held run; a cancel for a run or attempt not held is ignored.

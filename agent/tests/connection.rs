@@ -492,3 +492,52 @@ async fn without_answers_for_the_lease_only_on_disconnect_stop_runs_are_stopped(
         "a run with the default policy keeps running"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_while_its_inputs_are_fetched_stops_the_fetch_and_never_starts() {
+    let mut coordinator = FakeCoordinator::start().await;
+    let _agent = TestAgent::start(&coordinator.url);
+    coordinator.hello().await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let In::Assign(mut fetching) = assign(
+        "fetching",
+        &["sh", "-c", &format!("touch '{}'", marker.display())],
+    ) else {
+        unreachable!()
+    };
+    // A large input the fake sends one byte of, then stalls: the fetch lasts until stopped.
+    fetching.inputs = vec![rota_proto::InputArtifact {
+        file: Some(rota_proto::ArtifactFile {
+            path: "dump.sql".into(),
+            sha256: "a".repeat(64),
+            size: 1 << 30,
+        }),
+        from_run: 1,
+    }];
+    coordinator.send(In::Assign(fetching)).await;
+    coordinator
+        .until(|event| matches!(event, Event::Fetch(_)).then_some(()))
+        .await;
+
+    coordinator
+        .send(In::Cancel(Cancel {
+            run_id: "fetching".to_owned(),
+            attempt: 1,
+            grace_ms: 1000,
+            reason: String::new(),
+        }))
+        .await;
+    // Bounded as a whole: heartbeats keep coming while an ignored cancel leaves it hanging.
+    let log = within(async {
+        coordinator
+            .until(|event| matches!(event, Event::FetchDropped).then_some(()))
+            .await;
+        coordinator.run_log("fetching").await
+    })
+    .await;
+    assert!(log.started.is_none(), "the command never started");
+    assert!(log.finished().cancelled);
+    assert_eq!(log.finished().error, "cancelled");
+    assert!(!marker.exists());
+}

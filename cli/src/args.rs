@@ -112,6 +112,22 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the rota(1) man page (roff): `rota man > /usr/local/share/man/man1/rota.1`.
     Man,
+    /// From inside a run: add files to its artifacts (`rota artifact upload FILE...`).
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+}
+
+/// `rota artifact ...`.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCommand {
+    /// Upload files (paths relative to RUN_DIR) as artifacts of the run this runs in; uses
+    /// the ROTA_ARTIFACT_URL, ROTA_ARTIFACT_TOKEN (and ROTA_ARTIFACT_CA) its agent set,
+    /// valid only while the run's attempt runs.
+    Upload {
+        /// Files, relative to RUN_DIR (the working directory a run starts in), no `..`.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+    },
 }
 
 /// `rota prune`.

@@ -23,19 +23,24 @@ const MAX_MESSAGE: usize = 512 << 20;
 
 /// Connects eagerly, so an unreachable coordinator is reported once, up front, with its URL.
 pub async fn connect(url: &str, access: &Access) -> anyhow::Result<Client> {
+    let bearer = access.bearer().map_err(anyhow::Error::msg)?;
+    let channel = channel(url, access).await?;
+    Ok(ControlServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
+}
+
+/// A connected channel to `url` (TLS with `access`'s CA for `https://`), for any service.
+pub async fn channel(url: &str, access: &Access) -> anyhow::Result<Channel> {
     let url = normalize_url(url);
     let endpoint = access
         .endpoint(&url)
         .map_err(anyhow::Error::msg)?
         .connect_timeout(CONNECT_TIMEOUT);
-    let bearer = access.bearer().map_err(anyhow::Error::msg)?;
-    let channel = endpoint
+    endpoint
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))?;
-    Ok(ControlServiceClient::with_interceptor(channel, bearer)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE))
+        .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))
 }
 
 /// `host:port` is accepted as `http://host:port`: people type the listen address they gave

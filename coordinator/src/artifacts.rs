@@ -8,6 +8,8 @@
 //! files are listed (and, for retention, deleted) by [`ArtifactStore::run_files`] and
 //! [`ArtifactStore::remove_unreferenced`].
 
+pub mod capability;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _};
 use std::os::unix::fs::FileExt as _;
@@ -18,6 +20,10 @@ use std::path::{Path, PathBuf};
 pub enum ArtifactError {
     #[error("artifact {path}: its content does not hash to {sha256}")]
     Checksum { path: String, sha256: String },
+    /// The data dir has no room for it above `--reserve-mib` (RESOURCE_EXHAUSTED for an
+    /// upload; the agent stream ends, as for a log chunk, and the agent resends later).
+    #[error("artifact {path} not stored: {message}")]
+    Full { path: String, message: String },
     #[error("artifact {path}: {source}")]
     Io {
         path: String,
@@ -30,11 +36,39 @@ pub enum ArtifactError {
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     root: PathBuf,
+    /// Artifact bytes are not written while the filesystem has less free space than this
+    /// (half of `--reserve-mib`, as for logs), so the room results need stays.
+    reserve: u64,
 }
 
 impl ArtifactStore {
-    pub fn new(root: PathBuf) -> Self {
-        ArtifactStore { root }
+    pub fn new(root: PathBuf, reserve: u64) -> Self {
+        ArtifactStore { root, reserve }
+    }
+
+    /// Whether `more` bytes fit above the reserve: checked before the first byte of a write
+    /// (and by an upload for its whole size), so a full disk stores nothing of it.
+    pub fn check_room(&self, path: &str, more: u64) -> Result<(), ArtifactError> {
+        // The data dir itself when `artifacts/` does not exist yet. No answer from statvfs
+        // is no reason to refuse: the write itself reports a full disk.
+        let at = if self.root.exists() {
+            self.root.as_path()
+        } else {
+            self.root.parent().unwrap_or(&self.root)
+        };
+        let free = crate::datadir::free_bytes(at).unwrap_or(u64::MAX);
+        if free < self.reserve.saturating_add(more) {
+            return Err(ArtifactError::Full {
+                path: path.to_owned(),
+                message: format!(
+                    "{} has {} KiB free, the reserve is {} KiB",
+                    at.display(),
+                    free >> 10,
+                    self.reserve >> 10
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The stored content of `sha256` (a checked, lowercase hex digest).
@@ -72,6 +106,9 @@ impl ArtifactStore {
             path: path.to_owned(),
             source,
         };
+        if offset + data.len() as u64 > self.partial_len(sha256, size) {
+            self.check_room(path, data.len() as u64)?;
+        }
         let partial = self.partial(sha256);
         for dir in [self.root.join("partial"), self.root.join("content")] {
             fs::create_dir_all(&dir).map_err(io_err)?;
@@ -99,6 +136,12 @@ impl ArtifactStore {
         file.sync_all().map_err(io_err)?;
         fs::rename(&partial, self.content(sha256)).map_err(io_err)?;
         Ok(true)
+    }
+
+    /// Drops what arrived of a content whose upload failed: an upload that is refused leaves
+    /// nothing behind.
+    pub fn discard_partial(&self, sha256: &str) {
+        let _ = fs::remove_file(self.partial(sha256));
     }
 
     /// Opens stored content for reading.
@@ -169,7 +212,7 @@ mod tests {
     #[test]
     fn content_counts_only_when_whole_and_matching_its_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::new(dir.path().to_path_buf());
+        let store = ArtifactStore::new(dir.path().to_path_buf(), 0);
         let data = b"hello artifact";
         let sha = hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
         assert!(!store.write("a.txt", &sha, 14, 0, &data[..5]).unwrap());
@@ -184,5 +227,20 @@ mod tests {
         assert!(matches!(err, ArtifactError::Checksum { .. }), "{err}");
         assert!(!store.has(&wrong, 3));
         assert!(is_sha256(&sha) && !is_sha256(&wrong.replace('0', "G")));
+    }
+
+    #[test]
+    fn below_the_reserve_nothing_of_an_artifact_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // A reserve larger than any disk: every write is below it.
+        let store = ArtifactStore::new(dir.path().join("artifacts"), u64::MAX / 2);
+        let data = b"hello artifact";
+        let sha = hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+        let err = store.write("a.txt", &sha, 14, 0, data).unwrap_err();
+        assert!(matches!(err, ArtifactError::Full { .. }), "{err}");
+        assert!(err.to_string().contains("the reserve is"), "{err}");
+        assert!(!store.has(&sha, 14));
+        assert_eq!(store.partial_len(&sha, 14), 0, "no partial file either");
+        assert!(!dir.path().join("artifacts").exists());
     }
 }

@@ -376,6 +376,12 @@ impl Opened {
             shutdown: stop_rx.clone(),
             tls: config.tls.is_some(),
         });
+        // Not guarded: a run holds no token, its upload carries its own capability.
+        let uploads =
+            pb::run_service_server::RunServiceServer::new(crate::service::artifacts::RunService {
+                engine: engine.clone(),
+            })
+            .max_decoding_message_size(2 * rota_proto::ARTIFACT_CHUNK);
         let agents = auth.guard(
             pb::agent_service_server::AgentServiceServer::new(AgentService {
                 engine,
@@ -389,7 +395,8 @@ impl Opened {
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             .add_service(control)
-            .add_service(agents);
+            .add_service(agents)
+            .add_service(uploads);
         // Every gRPC call counted by method and code (`rota_rpcs_total`).
         let routes = tonic::service::Routes::from(routes.into_axum_router().layer(
             axum::middleware::from_fn_with_state(metrics, crate::metrics::rpc::track),

@@ -1,7 +1,8 @@
 //! Real binaries: `rota import dsari DSARI_DATA_DIR` brings a dsari history (its SQLite `runs`
 //! table, built here with dsari's schema, and `runs/JOB/RUN_ID/output.txt`) into rota: the
 //! runs show in `rota runs`/`show`/`logs`, count as the job's previous runs, and importing
-//! again adds nothing.
+//! again adds nothing. Output dsari reads compressed (`output.txt.gz`, `.xz`) is imported
+//! unpacked.
 
 use std::path::Path;
 use std::time::Duration;
@@ -137,4 +138,56 @@ fn import_dsari_brings_runs_and_logs_and_a_second_import_adds_nothing() {
         format!("{R3} {R2} 2"),
     );
     sys.stop_coordinator();
+}
+
+#[test]
+fn import_dsari_reads_output_compressed_as_dsari_reads_it() {
+    use std::io::Write as _;
+    let dsari = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dsari.path().join("dsari.sqlite3")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE runs (job_name text, run_id text, schedule_time real, start_time real, \
+         stop_time real, exit_code integer, trigger_type text, trigger_data text, run_data text);",
+    )
+    .unwrap();
+    for (i, id) in [R1, R2, R3].into_iter().enumerate() {
+        let stop = 1000.0 + i as f64;
+        conn.execute(
+            "INSERT INTO runs VALUES ('backup', ?1, ?2, ?3, ?4, 0, 'schedule', '{}', '{}')",
+            rusqlite::params![id, stop - 10.0, stop - 5.0, stop],
+        )
+        .unwrap();
+    }
+    let dir = |id: &str| {
+        let d = dsari.path().join("runs/backup").join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    // dsari.utils.read_output: output.txt, else output.txt.gz, else output.txt.xz.
+    let text: Vec<u8> = (0..200_000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&text).unwrap();
+    std::fs::write(dir(R1).join("output.txt.gz"), gz.finish().unwrap()).unwrap();
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut &b"packed with xz\n"[..], &mut xz).unwrap();
+    std::fs::write(dir(R2).join("output.txt.xz"), xz).unwrap();
+    std::fs::write(dir(R3).join("output.txt.gz"), b"not gzip at all").unwrap();
+
+    let sys = System::start_with(bins!(), STEADY);
+    let path = dsari.path().to_str().unwrap();
+    let first = sys.json(&["import", "dsari", path]);
+    assert_eq!(first["imported"], 2, "{first}");
+    let refused = first["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{first}");
+    assert!(
+        refused[0]
+            .as_str()
+            .unwrap()
+            .contains("output.txt.gz: not a gzip file"),
+        "{first}"
+    );
+    assert_eq!(logs(&sys, R1), text);
+    assert_eq!(logs(&sys, R2), b"packed with xz\n");
 }

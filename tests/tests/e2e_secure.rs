@@ -71,6 +71,29 @@ fn a_job_runs_end_to_end_over_tls_with_the_token() {
 }
 
 #[test]
+fn a_run_uploads_an_artifact_over_tls_with_its_capability_and_no_token() {
+    let mut sys = secure_system();
+    sys.start_agent("a", 1, &[]);
+    sys.wait_agents(&["a"]);
+    let script = format!(
+        "test -z \"$ROTA_TOKEN$ROTA_TOKEN_FILE\" && echo uploaded > up.txt && {} artifact upload up.txt",
+        bins!().rota
+    );
+    let run = sys.submit(&["--shell", "--", &script]);
+    let n = run["number"].to_string();
+    let done = sys.wait_run(&n, DEADLINE, "final", |v| v["finished_at_ms"].is_u64());
+    assert_eq!(done["state"], "success", "{done}");
+    let logs = sys.rota(&["logs", &n]);
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        format!("up.txt (9 bytes) kept with run {n}\n")
+    );
+    let listed = sys.json(&["artifacts", &n]);
+    assert_eq!(listed[0]["path"], "up.txt", "{listed}");
+    assert_eq!(listed[0]["size"], 9, "{listed}");
+}
+
+#[test]
 fn a_client_without_the_token_is_refused_in_one_line() {
     let mut sys = secure_system();
     sys.client_env.retain(|(k, _)| k != "ROTA_TOKEN_FILE");
@@ -125,10 +148,12 @@ fn a_bad_tls_key_stops_the_coordinator_before_it_listens_with_one_clear_line() {
 }
 
 /// The probe a run makes from inside: one line per leak path, saying what it got. `$URL`,
-/// `$CA` and `$RB` (the rota binary) come from the run's own environment.
+/// `$CA` and `$RB` (the rota binary) come from the run's own environment. The agent's own
+/// `ROTA_*` variables are counted; `ROTA_ARTIFACT_*` are the run's own capability for
+/// `rota artifact upload` (no token: the next line checks the token is nowhere in it).
 const PROBE: &str = r#"
 echo "uid=$(id -u) home=$HOME user=$USER logname=$LOGNAME"
-echo "rota vars: $(env | grep -c '^ROTA_')"
+echo "rota vars: $(env | grep '^ROTA_' | grep -vc '^ROTA_ARTIFACT_')"
 env | grep -v '^SECRET=' | grep -q "$SECRET" && echo "env: has the token"
 echo "own /proc owner: $(stat -c %u /proc/$$)"
 if cat /proc/$PPID/environ >/dev/null 2>&1; then echo "environ: read"; else echo "environ: refused"; fi

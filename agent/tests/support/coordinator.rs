@@ -34,6 +34,10 @@ pub enum Event {
     Hello(Hello),
     /// An agent sent this after its `Hello`.
     Message(Msg),
+    /// An agent asked for an artifact's bytes (its inputs' fetch began).
+    Fetch(rota_proto::FetchArtifactRequest),
+    /// The agent gave up a fetch's stream before it ended.
+    FetchDropped,
 }
 
 struct Shared {
@@ -50,12 +54,25 @@ impl AgentService for Service {
     type ConnectStream = ReceiverStream<Result<CoordinatorMessage, Status>>;
     type FetchArtifactStream = ReceiverStream<Result<rota_proto::ArtifactData, Status>>;
 
-    /// This fake keeps no artifacts.
+    /// This fake keeps no artifacts: it sends one byte of any and then stalls until the
+    /// agent gives up the stream (a fetch that is slow for as long as a test needs).
     async fn fetch_artifact(
         &self,
-        _: Request<rota_proto::FetchArtifactRequest>,
+        request: Request<rota_proto::FetchArtifactRequest>,
     ) -> Result<Response<Self::FetchArtifactStream>, Status> {
-        Err(Status::not_found("the fake coordinator keeps no artifacts"))
+        let _ = self.0.events.send(Event::Fetch(request.into_inner()));
+        let (tx, rx) = mpsc::channel(1);
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            let first = rota_proto::ArtifactData {
+                data: vec![0u8].into(),
+            };
+            if tx.send(Ok(first)).await.is_ok() {
+                tx.closed().await;
+            }
+            let _ = shared.events.send(Event::FetchDropped);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn artifact_status(
@@ -287,7 +304,7 @@ impl FakeCoordinator {
     pub async fn hello(&mut self) -> Hello {
         self.until(|event| match event {
             Event::Hello(hello) => Some(hello.clone()),
-            Event::Message(_) => None,
+            _ => None,
         })
         .await
     }
@@ -306,7 +323,7 @@ impl FakeCoordinator {
     pub async fn message<T>(&mut self, mut pick: impl FnMut(&Msg) -> Option<T>) -> T {
         self.until(|event| match event {
             Event::Message(msg) => pick(msg),
-            Event::Hello(_) => None,
+            _ => None,
         })
         .await
     }

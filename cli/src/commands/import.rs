@@ -221,26 +221,32 @@ fn uuid_text(id: &str) -> Option<String> {
     ))
 }
 
-/// A run's `output.txt` (empty when there is none: dsari keeps runs whose output was removed).
-/// A compressed one (`output.txt.gz`/`.xz`, dsari's report compression) is refused by name.
+/// A run's output as dsari reads it (`dsari.utils.read_output`): `output.txt`, else
+/// `output.txt.gz`, else `output.txt.xz` (dsari writes the plain file; people compress old
+/// ones, and dsari-info and dsari-render still show them). Empty when there is none: dsari
+/// keeps runs whose output was removed.
 fn read_output(data_dir: &Path, job: &str, id: &str) -> anyhow::Result<Vec<u8>> {
     let dir: PathBuf = data_dir.join("runs").join(job).join(id);
-    let path = dir.join("output.txt");
-    if !path.exists() {
-        for ext in ["gz", "xz"] {
-            let packed = dir.join(format!("output.txt.{ext}"));
-            if packed.exists() {
-                anyhow::bail!(
-                    "{}: compressed output is not imported; unpack it first",
-                    packed.display()
-                );
-            }
-        }
-        return Ok(Vec::new());
-    }
+    let plain = dir.join("output.txt");
+    let gz = dir.join("output.txt.gz");
+    let xz = dir.join("output.txt.xz");
+    let open = |path: &Path| {
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))
+    };
     let mut bytes = Vec::new();
-    std::fs::File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    if plain.exists() {
+        open(&plain)?
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", plain.display()))?;
+    } else if gz.exists() {
+        // Multi-member: `gzip` of concatenated pieces is one valid file too.
+        flate2::read::MultiGzDecoder::new(open(&gz)?)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{}: not a gzip file", gz.display()))?;
+    } else if xz.exists() {
+        let mut input = std::io::BufReader::new(open(&xz)?);
+        lzma_rs::xz_decompress(&mut input, &mut bytes)
+            .map_err(|e| anyhow::anyhow!("{}: not an xz file: {e}", xz.display()))?;
+    }
     Ok(bytes)
 }

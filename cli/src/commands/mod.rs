@@ -3,6 +3,7 @@
 
 mod agents;
 mod apply;
+mod artifact_upload;
 mod artifacts;
 mod audit;
 mod cancel;
@@ -95,6 +96,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Notifications(a) => ok(notifications::notifications(&ctx, a).await),
         Command::Audit(a) => ok(audit::audit(&ctx, a).await),
         Command::Prune(a) => ok(prune::prune(&ctx, a).await),
+        Command::Artifact(c) => ok(artifact_upload::artifact(&ctx, c).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }

@@ -50,7 +50,8 @@ pub struct JobDef {
     /// is not known before the run exists.
     pub command_append_run: bool,
     /// dsari's `jenkins_environment`: the run also gets `BUILD_ID`, `BUILD_NUMBER`, `BUILD_TAG`,
-    /// `BUILD_URL`, `EXECUTOR_NUMBER`, `NODE_NAME` and `WORKSPACE` (see `JENKINS_SCRIPT`).
+    /// `BUILD_URL`, `EXECUTOR_NUMBER`, `JENKINS_URL`, `NODE_NAME` and `WORKSPACE` (see
+    /// `JENKINS_SCRIPT`).
     pub jenkins_environment: bool,
     /// The job's own variables, not merged with the file's (see [`JobDef::to_run_spec`]).
     pub environment: BTreeMap<String, String>,
@@ -102,12 +103,15 @@ const APPEND_RUN_SCRIPT: &str = "exec \"$@\" \"$JOB_NAME\" \"$RUN_ID\"";
 /// number are the run id, the tag `dsari-JOB-RUN`, the executor 0 on node `master`, and the
 /// workspace (and the build URL) the run's working directory. A variable the run already has
 /// (from `environment` or a trigger) wins, as in dsari. It runs on the agent because only there
-/// the run id and working directory are known. dsari's `JENKINS_URL` (its data dir) has no
-/// counterpart on an agent and is not set.
+/// the run id and working directory are known. `JENKINS_URL` is, as dsari's (`file://` of its
+/// data dir, under which `runs/JOB/RUN` is each run's directory), a `file://` URL of the
+/// directory the run directories are in: the agent's work dir, `RUN_DIR` without its
+/// `/runs/RUN.ATTEMPT`.
 const JENKINS_SCRIPT: &str = "export BUILD_ID=\"${BUILD_ID-$RUN_ID}\" \
 BUILD_NUMBER=\"${BUILD_NUMBER-$RUN_ID}\" BUILD_TAG=\"${BUILD_TAG-dsari-$JOB_NAME-$RUN_ID}\" \
 BUILD_URL=\"${BUILD_URL-file://$PWD/}\" EXECUTOR_NUMBER=\"${EXECUTOR_NUMBER-0}\" \
-NODE_NAME=\"${NODE_NAME-master}\" WORKSPACE=\"${WORKSPACE-$PWD}\"; ";
+NODE_NAME=\"${NODE_NAME-master}\" WORKSPACE=\"${WORKSPACE-$PWD}\" \
+JENKINS_URL=\"${JENKINS_URL-file://${RUN_DIR%/runs/*}/}\"; ";
 
 impl JobDef {
     /// The RunSpec `rota run` submits for this job: name, command (argv, shell=false since the

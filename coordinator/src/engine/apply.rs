@@ -45,8 +45,21 @@ impl State {
                         self.metrics
                             .dispatched(millis(now.saturating_sub(rec.submitted_at)));
                     }
+                    if attempt > 1 {
+                        let old: Vec<String> = b
+                            .read()
+                            .artifacts(run)?
+                            .into_iter()
+                            .map(|a| a.sha256)
+                            .collect();
+                        if !old.is_empty() {
+                            b.clear_artifacts(run)?;
+                            self.remove_artifact_contents(b, &old);
+                        }
+                    }
                     let mut msg = assign_message(&rec, &self.previous(b, &rec)?);
                     msg.artifacts = rec.spec.artifacts.clone();
+                    msg.artifact_token = self.upload_key.mint(&rec.id, attempt);
                     // The pinned run's files are in the RUN_DIR this run starts in: no copy.
                     let inputs_of = rec
                         .spec
@@ -283,6 +296,8 @@ fn assign_message(r: &RunRecord, previous: &HashMap<&'static str, String>) -> pb
         run_dir_attempt: 0,
         artifacts: vec![],
         inputs: vec![],
+        // Minted by the caller, which holds the key.
+        artifact_token: String::new(),
     }
 }
 

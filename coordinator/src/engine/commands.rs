@@ -224,6 +224,12 @@ impl State {
                 answer!(reply, self.agent_finished(b, agent, msg))
             }
             Command::AgentGone { agent, lost } => self.agent_gone(agent, lost),
+            Command::AddArtifact {
+                run,
+                attempt,
+                file,
+                reply,
+            } => answer!(reply, self.add_artifact(b, &run, attempt, file)),
         }
         Ok(())
     }

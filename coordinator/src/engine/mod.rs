@@ -19,6 +19,7 @@ mod records;
 mod return_data;
 mod status;
 mod submit;
+mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use rota_proto as pb;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::artifacts::capability::UploadKey;
 use crate::artifacts::ArtifactStore;
 use crate::error::{Error, Result};
 use crate::logs::LogHub;
@@ -98,6 +100,15 @@ pub enum Command {
     AgentGone {
         agent: AgentId,
         lost: bool,
+    },
+    /// `rota artifact upload` from inside a run (its capability checked, its content stored
+    /// whole): the file joins the run's artifacts if that attempt still runs. Reply: the
+    /// run's number.
+    AddArtifact {
+        run: crate::logs::RunId,
+        attempt: u32,
+        file: crate::store::ArtifactRecord,
+        reply: Reply<u64>,
     },
 }
 
@@ -186,6 +197,8 @@ pub struct EngineHandle {
     /// Artifact bytes: written by the agent-stream tasks as log bytes are, read by the
     /// artifact streams; which run has which is the engine's (the store).
     pub artifacts: ArtifactStore,
+    /// Checks the capabilities runs upload their own artifacts with (minted in `Assign`).
+    pub upload_key: UploadKey,
     pub config: EngineConfig,
     /// The registry `/metrics` encodes; events update it as they happen.
     pub metrics: Arc<Metrics>,
@@ -250,6 +263,7 @@ struct State {
     events: broadcast::Sender<pb::Run>,
     logs: LogHub,
     artifacts: ArtifactStore,
+    upload_key: UploadKey,
     effects: Vec<Effect>,
     /// Runs changed in this batch, broadcast after commit.
     changed: Vec<u64>,
@@ -280,7 +294,9 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (deliveries_tx, deliveries) = tokio::sync::mpsc::unbounded_channel();
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
-    let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"));
+    // Artifacts likewise: an upload that does not fit above half the reserve is refused.
+    let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"), config.reserve_bytes / 2);
+    let upload_key = UploadKey::load_or_create(&config.data_dir);
     let metrics = Arc::new(Metrics::new(logs.stored_bytes()));
     let now = config.clock.now_millis();
     let mut engine = Engine {
@@ -297,6 +313,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             events: events.clone(),
             logs: logs.clone(),
             artifacts: artifacts.clone(),
+            upload_key: upload_key.clone(),
             effects: Vec::new(),
             changed: Vec::new(),
             recently_finished: HashMap::new(),
@@ -324,6 +341,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         events,
         logs,
         artifacts,
+        upload_key,
         config,
         metrics,
         _link: Arc::new(LinkGuard(link)),

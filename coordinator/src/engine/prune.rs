@@ -321,7 +321,14 @@ impl State {
 
     /// A batch's files are gone: delete its rows.
     pub(super) fn prune_files_gone(&mut self, b: &Batch<'_>, removed: Removed) -> Result<()> {
+        let mut contents = Vec::new();
+        for &n in &removed.numbers {
+            contents.extend(b.read().artifacts(n)?.into_iter().map(|a| a.sha256));
+        }
+        contents.sort_unstable();
+        contents.dedup();
         b.delete_runs(&removed.numbers)?;
+        self.remove_artifact_contents(b, &contents);
         for n in &removed.batch {
             self.retention.in_flight.remove(n);
         }
@@ -333,6 +340,23 @@ impl State {
             "pruned"
         );
         Ok(())
+    }
+
+    /// Removes the content files of these digests that no run keeps now that the batch's rows
+    /// are deleted (in this transaction): a content shared with a run that stays (or one
+    /// still queued) stays. Done here, before the commit, rather than by the files thread:
+    /// only the engine sees every artifact row, so no result recorded meanwhile can name a
+    /// content removed behind it. A crash before the commit leaves the runs queued with
+    /// their rows, and the next start does this again (a content already gone is fine), so
+    /// no kill leaves a content no row names.
+    pub(super) fn remove_artifact_contents(&self, b: &Batch<'_>, contents: &[String]) {
+        // A read that fails keeps the content: better a file too many than one too few.
+        let still_used = |sha: &str| b.read().artifact_content_used(sha).unwrap_or(true);
+        if let Err(e) = self.artifacts.remove_unreferenced(contents, still_used) {
+            // Logged, not fatal: the rows go either way, and a content no row names is never
+            // served (it is only space).
+            tracing::error!("cannot remove the artifact content of a pruned run: {e}");
+        }
     }
 
     /// Once per batch, after dispatch: notes the runs that finished (their key may now hold

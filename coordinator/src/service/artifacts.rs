@@ -72,3 +72,129 @@ pub async fn of_run(
     };
     content(&engine.artifacts, &file.sha256, 0)
 }
+
+/// `RunService`: what a run may ask itself (`rota artifact upload`). Outside the token guard
+/// (a run holds no token); each call is checked against the capability it carries instead.
+#[derive(Debug, Clone)]
+pub struct RunService {
+    pub engine: EngineHandle,
+}
+
+#[tonic::async_trait]
+impl pb::run_service_server::RunService for RunService {
+    async fn upload_artifact(
+        &self,
+        request: tonic::Request<tonic::Streaming<pb::UploadArtifactRequest>>,
+    ) -> Result<tonic::Response<pb::UploadArtifactResponse>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument("an upload names its file first"));
+        };
+        let (run, attempt) = self
+            .engine
+            .upload_key
+            .check(&first.capability)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let file = crate::store::ArtifactRecord {
+            path: first.path.clone(),
+            sha256: first.sha256.clone(),
+            size: first.size,
+        };
+        super::validate::artifact_file(&run.to_string(), &file.path, &file.sha256, file.size)?;
+        // Refused before any byte is stored: an attempt that ended, a disk without room.
+        let found = self
+            .engine
+            .ask(|t| Command::GetRun(run.to_string(), t))
+            .await?;
+        if found.attempt != attempt || !matches!(found.state.as_str(), "assigned" | "running") {
+            return Err(Status::failed_precondition(format!(
+                "run {} attempt {attempt} is not running (it is {} at attempt {}): a run \
+                 uploads artifacts only while that attempt runs",
+                found.number, found.state, found.attempt
+            )));
+        }
+        let store = self.engine.artifacts.clone();
+        if !store.has(&file.sha256, file.size) {
+            store
+                .check_room(&file.path, file.size)
+                .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+            if let Err(status) = receive(&store, &file, first.data, &mut stream).await {
+                store.discard_partial(&file.sha256);
+                return Err(status);
+            }
+        }
+        let number = self
+            .engine
+            .ask(|reply| Command::AddArtifact {
+                run,
+                attempt,
+                file: file.clone(),
+                reply,
+            })
+            .await?;
+        Ok(tonic::Response::new(pb::UploadArtifactResponse {
+            run_number: number,
+            file: Some(pb::ArtifactFile {
+                path: file.path,
+                sha256: file.sha256,
+                size: file.size,
+            }),
+        }))
+    }
+}
+
+/// Writes an upload's bytes in order into the content store until it is whole and checked.
+async fn receive(
+    store: &ArtifactStore,
+    file: &crate::store::ArtifactRecord,
+    mut data: prost::bytes::Bytes,
+    stream: &mut tonic::Streaming<pb::UploadArtifactRequest>,
+) -> Result<(), Status> {
+    let mut offset = 0u64;
+    loop {
+        if data.len() > rota_proto::ARTIFACT_CHUNK {
+            return Err(Status::invalid_argument(format!(
+                "artifact {}: a message carries at most {} bytes",
+                file.path,
+                rota_proto::ARTIFACT_CHUNK
+            )));
+        }
+        if offset + data.len() as u64 > file.size {
+            return Err(Status::invalid_argument(format!(
+                "artifact {}: more bytes than its size {}",
+                file.path, file.size
+            )));
+        }
+        if !data.is_empty() || file.size == 0 {
+            let (store, f, at) = (store.clone(), file.clone(), offset);
+            let piece = data.clone();
+            let whole = tokio::task::spawn_blocking(move || {
+                store.write(&f.path, &f.sha256, f.size, at, &piece)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| match e {
+                crate::artifacts::ArtifactError::Full { .. } => {
+                    Status::resource_exhausted(e.to_string())
+                }
+                crate::artifacts::ArtifactError::Checksum { .. } => {
+                    Status::invalid_argument(e.to_string())
+                }
+                crate::artifacts::ArtifactError::Io { .. } => Status::internal(e.to_string()),
+            })?;
+            offset += data.len() as u64;
+            if whole {
+                return Ok(());
+            }
+        }
+        match stream.message().await? {
+            Some(next) => data = next.data,
+            None => {
+                return Err(Status::invalid_argument(format!(
+                    "artifact {}: the upload ended after {offset} of {} bytes",
+                    file.path, file.size
+                )))
+            }
+        }
+    }
+}

@@ -378,7 +378,8 @@ pub fn artifact_chunk(c: &pb::ArtifactChunk) -> Result<()> {
     Ok(())
 }
 
-fn artifact_file(run_id: &str, path: &str, sha256: &str, size: u64) -> Result<()> {
+/// An artifact a chunk, a result or an upload (`rota artifact upload`) names.
+pub fn artifact_file(run_id: &str, path: &str, sha256: &str, size: u64) -> Result<()> {
     if !rota_proto::is_artifact_path(path) {
         return Err(Error::InvalidArgument(format!(
             "run {}: artifact path {} is not a relative path inside RUN_DIR",

@@ -16,17 +16,30 @@ pub struct ArtifactRecord {
 }
 
 impl Batch<'_> {
-    /// Records the artifacts of a run's successful attempt (replacing earlier ones).
+    /// Records the artifacts of a run's successful attempt, beside what that attempt
+    /// uploaded while it ran (a path sent again replaces the upload). Earlier attempts' rows
+    /// went when this attempt was assigned ([`Batch::clear_artifacts`]).
     pub fn put_artifacts(&self, run: u64, artifacts: &[ArtifactRecord]) -> Result<()> {
-        self.tx
-            .prepare_cached("DELETE FROM artifacts WHERE run = ?1")?
-            .execute(params![run])?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT OR REPLACE INTO artifacts(run, path, sha256, size) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for a in artifacts {
             stmt.execute(params![run, a.path, a.sha256, a.size])?;
         }
+        Ok(())
+    }
+
+    /// One file uploaded by a running attempt (`rota artifact upload`).
+    pub fn add_artifact(&self, run: u64, a: &ArtifactRecord) -> Result<()> {
+        self.put_artifacts(run, std::slice::from_ref(a))
+    }
+
+    /// Forgets a run's artifacts when a new attempt of it is assigned: a run keeps those of
+    /// its latest attempt (the engine then removes content no run names any more).
+    pub fn clear_artifacts(&self, run: u64) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM artifacts WHERE run = ?1")?
+            .execute(params![run])?;
         Ok(())
     }
 }

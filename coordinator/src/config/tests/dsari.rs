@@ -126,7 +126,7 @@ fn jenkins_environment_sets_dsaris_variables_unless_the_run_has_them() {
     let defs = load(
         "r.yaml",
         "jobs:\n  a: {command: [sh, -c, 'echo $BUILD_ID $BUILD_NUMBER $BUILD_TAG $BUILD_URL \
-         $EXECUTOR_NUMBER $NODE_NAME $WORKSPACE'], jenkins_environment: true}\n",
+         $EXECUTOR_NUMBER $NODE_NAME $WORKSPACE $JENKINS_URL'], jenkins_environment: true}\n",
     );
     let spec = job(&defs, "a").to_run_spec(&Default::default());
     let dir = tempfile::tempdir().unwrap();
@@ -138,6 +138,7 @@ fn jenkins_environment_sets_dsaris_variables_unless_the_run_has_them() {
             .env("PWD", &cwd)
             .env("JOB_NAME", "a")
             .env("RUN_ID", "r-7")
+            .env("RUN_DIR", cwd.join("runs/r-7.1"))
             .envs(extra.iter().copied())
             .output()
             .unwrap();
@@ -146,10 +147,11 @@ fn jenkins_environment_sets_dsaris_variables_unless_the_run_has_them() {
     let ws = cwd.display();
     assert_eq!(
         run(&[]),
-        format!("r-7 r-7 dsari-a-r-7 file://{ws}/ 0 master {ws}\n")
+        format!("r-7 r-7 dsari-a-r-7 file://{ws}/ 0 master {ws} file://{ws}/\n")
     );
     // An explicit variable wins, as in dsari.
-    assert!(run(&[("WORKSPACE", "/src")]).ends_with(" master /src\n"));
+    let tail = format!(" master /src file://{ws}/\n");
+    assert!(run(&[("WORKSPACE", "/src")]).ends_with(&tail));
     // With command_append_run too, the job name and run id still come last.
     let both = load(
         "r.yaml",
