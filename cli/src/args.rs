@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 // Shared with config files, so `--priority high` and `--timeout 90s` mean what they mean there.
-use rota_coordinator::config::{parse_duration, parse_priority};
+use rota_proto::duration::parse_duration;
+use rota_proto::priority::parse_priority;
 
 use crate::output::OutputFormat;
 
