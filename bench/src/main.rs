@@ -16,6 +16,7 @@ mod hook;
 mod procfs;
 mod report;
 mod serve;
+mod spawn;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +31,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every workload: W1 to W7, W11, W12.
+    /// Every workload: W1 to W7, W11, W12, W8, W9, W2'.
     All(workloads::Options),
     /// W1 throughput: 2,000 runs of `true` on one agent with 4 slots, vs `xargs -P 4`.
     W1(workloads::Options),
@@ -53,6 +54,12 @@ enum Command {
     /// W10 soak (not part of `all`): 1,000,000 runs of `true` with keep_last 1,000 (`--runs N`
     /// for fewer); RSS and data-dir size after a tenth and at the end, W1 while pruning.
     W10(workloads::Options),
+    /// W8 CLI call: 2,000 sequential `rota submit` (no agent) vs `tsp true` and /usr/bin/true.
+    W8(workloads::Options),
+    /// W9 CLI read: `rota runs --limit 20` on a 100,000-run queue, p50 vs the spawn floor.
+    W9(workloads::Options),
+    /// W2': 200 x `rota submit -- sleep 0.05`, one call each, 8 slots; vs tsp and xargs.
+    W2cli(workloads::Options),
     /// (internal) A coordinator process, as `rota-coordinator`.
     #[command(hide = true)]
     ServeCoordinator(serve::CoordinatorArgs),
@@ -81,6 +88,9 @@ fn main() -> anyhow::Result<()> {
         Command::W11(o) => (vec!["w11"], o),
         Command::W12(o) => (vec!["w12"], o),
         Command::W10(o) => (vec!["w10"], o),
+        Command::W8(o) => (vec!["w8"], o),
+        Command::W9(o) => (vec!["w9"], o),
+        Command::W2cli(o) => (vec!["w2cli"], o),
     };
     let (names, options) = selected;
     init_tracing();

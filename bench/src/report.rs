@@ -18,6 +18,8 @@ pub enum Target {
     Yes,
     /// Shown for context; no target.
     None,
+    /// rota / baseline must be at most this (a time against a floor).
+    RatioAtMost(f64),
 }
 
 /// One line of the table.
@@ -96,6 +98,7 @@ impl Row {
     fn judged(mut self) -> Row {
         self.pass = match (self.target, self.rota, self.ratio) {
             (Target::RatioAtLeast(t), _, Some(ratio)) => Some(ratio >= t),
+            (Target::RatioAtMost(t), _, Some(ratio)) => Some(ratio <= t),
             (Target::AtLeast(t), Some(v), _) => Some(v >= t),
             (Target::AtMost(t), Some(v), _) => Some(v <= t),
             (Target::Yes, Some(v), _) => Some(v == 1.0),
@@ -115,6 +118,7 @@ impl Row {
     fn target_text(&self) -> String {
         match self.target {
             Target::RatioAtLeast(t) => format!(">= {}x baseline", number(t)),
+            Target::RatioAtMost(t) => format!("<= {}x baseline", number(t)),
             Target::AtLeast(t) => format!(">= {} {}", number(t), self.unit),
             Target::AtMost(t) => format!("<= {} {}", number(t), self.unit),
             Target::Yes => "yes".into(),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 // Shared with config files, so `--priority high` and `--timeout 90s` mean what they mean there.
-use rota_coordinator::config::{parse_duration, parse_priority};
+use rota_proto::duration::parse_duration;
+use rota_proto::priority::parse_priority;
 
 use crate::output::OutputFormat;
 
@@ -56,8 +57,11 @@ impl Cli {
     }
 }
 
-/// Every `rota` command; one module per verb under `commands/`.
+/// Every `rota` command; one module per verb under `commands/`. Deferred: a command's flags are
+/// built only when it is the one called (or for help, completions and the man page), since
+/// building all of them was a third of a `rota submit`'s instructions (issue 14).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a config file's jobs as one jobset, to the end (in-process without --coordinator).
     Run(RunArgs),

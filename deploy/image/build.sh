@@ -25,7 +25,8 @@ repo=$(cd "$here/../.." && pwd)
 tag=${1:-rota:dev}
 docker=${DOCKER:-docker}
 rota_uid=10001
-binaries=(rota rota-coordinator rota-agent)
+# rota-local: `rota run` and `rota apply`, which the thin rota execs beside itself.
+binaries=(rota rota-local rota-coordinator rota-agent)
 
 cd "$repo"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
@@ -34,8 +35,8 @@ case $target_dir in /*) ;; *) target_dir=$repo/$target_dir ;; esac
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 
 if [[ ${ROTA_SKIP_CARGO:-} != 1 ]]; then
-    log "cargo build --release (rota-cli, rota-coordinator, rota-agent)"
-    cargo build --release -p rota-cli -p rota-coordinator -p rota-agent
+    log "cargo build --release (rota-cli, rota-local, rota-coordinator, rota-agent)"
+    cargo build --release -p rota-cli -p rota-local -p rota-coordinator -p rota-agent
 fi
 for bin in "${binaries[@]}"; do
     [[ -x $target_dir/release/$bin ]] || { log "missing $target_dir/release/$bin"; exit 1; }

@@ -11,6 +11,7 @@ pub mod access;
 pub mod duration;
 pub mod flags;
 pub mod logging;
+pub mod priority;
 pub mod signals;
 
 /// Encoded `FileDescriptorSet` of every rota proto, served by gRPC reflection.

@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rota_local::cluster::{self, Task};
 use rota_proto as pb;
 use rota_proto::control_service_client::ControlServiceClient;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub mod browser;
@@ -53,12 +52,12 @@ pub async fn client(url: &str) -> Client {
         .max_encoding_message_size(512 << 20)
 }
 
-/// An in-process coordinator on 127.0.0.1:0.
+/// An in-process coordinator on 127.0.0.1:0 (started as `rota run` starts its own:
+/// `rota_local::cluster`).
 pub struct Coordinator {
     pub addr: SocketAddr,
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Task,
 }
 
 impl Coordinator {
@@ -66,79 +65,48 @@ impl Coordinator {
         data_dir: &Path,
         tune: impl FnOnce(&mut rota_coordinator::CoordinatorConfig),
     ) -> Coordinator {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let mut config = rota_coordinator::CoordinatorConfig::new(data_dir);
         config.retry_backoff = Duration::from_millis(50);
         tune(&mut config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rota_coordinator::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let (addr, task) = cluster::start_coordinator(config).await.expect("bind");
         Coordinator {
             addr,
             url: format!("http://{addr}"),
-            stop: Some(stop),
-            task: Some(task),
+            task,
         }
     }
 
     /// Stops serving and waits until it has stopped.
     pub async fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await
-                .expect("coordinator task")
-                .expect("coordinator result");
-        }
+        self.task.stop().await.expect("coordinator result");
     }
 }
 
 /// An in-process agent.
 pub struct Agent {
     pub name: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Task,
 }
 
 impl Agent {
     pub fn start(url: &str, name: &str, slots: u32, groups: &[&str], spool: &Path) -> Agent {
-        let config = rota_agent::AgentConfig {
-            coordinator: url.to_string(),
-            name: name.to_string(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+        let config = cluster::agent_config(
+            url,
+            name,
             slots,
-            labels: Default::default(),
-            spool_dir: spool.join(name),
-            work_dir: spool.join(format!("{name}-work")),
-            keep_run_dirs: Duration::from_secs(3600),
-            drain_timeout: Duration::from_secs(30),
-            access: Default::default(),
-            run_as: None,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rota_agent::run(config, async move {
-            let _ = stopped.await;
-        }));
+            groups.iter().map(|g| g.to_string()).collect(),
+            &spool.join(name),
+            &spool.join(format!("{name}-work")),
+        );
         Agent {
             name: name.to_string(),
-            stop: Some(stop),
-            task: Some(task),
+            task: cluster::start_agent(config),
         }
     }
 
     /// Drains and waits for the agent to exit.
     pub async fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("agent task").expect("agent result");
-        }
+        self.task.stop().await.expect("agent result");
     }
 }
 

@@ -6,11 +6,14 @@ mod w11_metrics;
 mod w12_dashboard;
 mod w1_throughput;
 mod w2_latency;
+mod w2cli_calls;
 mod w3_log_volume;
 mod w4_queue_scale;
 mod w5_live_limit;
 mod w6_fan_in;
 mod w7_restart;
+mod w8_cli_call;
+mod w9_cli_read;
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +25,9 @@ use crate::cluster::Site;
 use crate::report::{self, Machine, Report, Row};
 
 /// Every workload, in the order `all` runs them.
-pub const ALL: [&str; 9] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w11", "w12"];
+pub const ALL: [&str; 12] = [
+    "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w11", "w12", "w8", "w9", "w2cli",
+];
 
 /// Flags shared by every workload command.
 #[derive(Debug, Clone, Args)]
@@ -78,6 +83,9 @@ fn title(name: &str) -> &'static str {
         "w11" => "W11 metrics",
         "w12" => "W12 dashboard",
         "w10" => "W10 soak",
+        "w8" => "W8 CLI call",
+        "w9" => "W9 CLI read",
+        "w2cli" => "W2' CLI per run",
         _ => "unknown",
     }
 }
@@ -95,6 +103,9 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w11" => w11_metrics::run(ctx, w).await,
         "w12" => w12_dashboard::run(ctx, w).await,
         "w10" => w10_soak::run(ctx, w, ctx.runs).await,
+        "w8" => w8_cli_call::run(ctx, w).await,
+        "w9" => w9_cli_read::run(ctx, w).await,
+        "w2cli" => w2cli_calls::run(ctx, w).await,
         other => anyhow::bail!("no workload {other:?}"),
     }
 }

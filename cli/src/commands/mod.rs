@@ -1,8 +1,8 @@
 //! One module per verb (docs/style.md rule 3). Each takes the shared [`Context`] and its own parsed
-//! arguments, calls the coordinator and prints through `crate::output`.
+//! arguments, calls the coordinator and prints through `crate::output`. `run` and `apply` are
+//! `rota-local`'s (cli/local/, see [`crate::companion`]).
 
 mod agents;
-mod apply;
 mod artifact_upload;
 mod artifacts;
 mod audit;
@@ -19,7 +19,6 @@ mod notifications;
 mod prune;
 mod retire;
 mod retry;
-mod run;
 mod runs;
 mod show;
 mod status;
@@ -47,6 +46,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// What the global flags say: URL, output format, token and CA.
+    pub fn from_cli(cli: &Cli) -> anyhow::Result<Context> {
+        Ok(Context {
+            url: client::normalize_url(&cli.coordinator_url()),
+            explicit_coordinator: cli.coordinator.is_some(),
+            output: cli.output,
+            access: rota_proto::access::Access::load(cli.token_file.as_deref(), cli.ca.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        })
+    }
+
     /// A connected client; fails with one line naming the URL when nothing answers there.
     pub async fn client(&self) -> anyhow::Result<Client> {
         client::connect(&self.url, &self.access).await
@@ -64,16 +74,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man => return generate::man().map(|()| ExitCode::SUCCESS),
         _ => {}
     }
-    let ctx = Context {
-        url: client::normalize_url(&cli.coordinator_url()),
-        explicit_coordinator: cli.coordinator.is_some(),
-        output: cli.output,
-        access: rota_proto::access::Access::load(cli.token_file.as_deref(), cli.ca.as_deref())
-            .map_err(anyhow::Error::msg)?,
-    };
+    let ctx = Context::from_cli(&cli)?;
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Run(a) => run::run(&ctx, a).await,
         Command::Submit(a) => ok(submit::submit(&ctx, a).await),
         Command::Jobset(c) => ok(jobset::jobset(&ctx, c).await),
         Command::Runs(a) => ok(runs::runs(&ctx, a).await),
@@ -88,7 +91,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Groups => ok(groups::groups(&ctx).await),
         Command::Group(c) => ok(group::group(&ctx, c).await),
         Command::Drain(a) => ok(drain::drain(&ctx, a).await),
-        Command::Apply(a) => ok(apply::apply(&ctx, a).await),
         Command::Jobs => ok(jobs::jobs(&ctx).await),
         Command::Trigger(a) => ok(trigger::trigger(&ctx, a).await),
         Command::Status => ok(status::status(&ctx).await),
@@ -98,5 +100,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(a) => ok(prune::prune(&ctx, a).await),
         Command::Artifact(c) => ok(artifact_upload::artifact(&ctx, c).await),
         Command::Completions(_) | Command::Man => unreachable!("handled above"),
+        Command::Run(_) | Command::Apply(_) => crate::companion::exec(),
     }
 }

@@ -7,10 +7,10 @@ use chrono_tz::Tz;
 use super::error::{ConfigError, Scope};
 use super::model::JobDef;
 use super::names::{is_valid_name, NAME_RULE};
-use super::priority::parse_priority;
 use super::raw::{Command, DurationValue, PriorityValue, RawJob, RawNotify, Scalar};
 use super::shell::split_shell_words;
 use crate::cron::{CronError, Schedule};
+use rota_proto::priority::parse_priority;
 
 /// Builds job `name` from `raw`. Errors are reported in `scope`: the job itself, or the job group
 /// whose keys it was expanded from (that is where the mistake is written). `group` is the job

@@ -8,9 +8,9 @@ use std::time::Duration;
 use rota_proto::{LogStream, LogsRequest, Run};
 use serde::Serialize;
 
-use crate::client::{Client, Reply, RpcError};
-use crate::output::render::{exit_text, run_duration, STATE_ORDER};
-use crate::output::{human_duration, views, Table};
+use rota_cli::client::{Client, Reply, RpcError};
+use rota_cli::output::render::{exit_text, run_duration, STATE_ORDER};
+use rota_cli::output::{human_duration, views, Table};
 
 /// How many stderr lines of a failed run an in-process `rota run` prints.
 pub const TAIL_LINES: usize = 10;

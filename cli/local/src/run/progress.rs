@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rota_proto::Run;
 
-use crate::output::render::exit_text;
-use crate::output::{human_duration, span_ms};
+use rota_cli::output::render::exit_text;
+use rota_cli::output::{human_duration, span_ms};
 
 /// States a run never leaves (unless someone retries it).
 pub fn is_finished(state: &str) -> bool {
@@ -121,7 +121,7 @@ impl Tracker {
             line.push_str("  ");
             line.push_str(&detail);
         }
-        crate::output::one_line(line.trim_end())
+        rota_cli::output::one_line(line.trim_end())
     }
 }
 

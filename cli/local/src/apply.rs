@@ -6,10 +6,10 @@
 use rota_proto::{ApplyRequest, ConfigFile};
 use serde::Serialize;
 
-use super::Context;
-use crate::args::ApplyArgs;
-use crate::client::Reply;
-use crate::output::{emit, Ids};
+use rota_cli::args::ApplyArgs;
+use rota_cli::client::Reply;
+use rota_cli::commands::Context;
+use rota_cli::output::{emit, Ids};
 
 /// `-o json` of apply.
 #[derive(Debug, Serialize)]

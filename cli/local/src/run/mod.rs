@@ -24,10 +24,10 @@ use tonic::Streaming;
 
 use self::local::{LocalCluster, LocalOptions};
 use self::progress::{Display, Tracker};
-use super::Context;
-use crate::args::RunArgs;
-use crate::client::{self, Client, Reply, RpcError};
-use crate::output::{self, OutputFormat};
+use rota_cli::args::RunArgs;
+use rota_cli::client::{self, Client, Reply, RpcError};
+use rota_cli::commands::Context;
+use rota_cli::output::{self, OutputFormat};
 
 /// Exit code after Ctrl-C, as shells report a SIGINT death (128 + 2).
 const INTERRUPTED: u8 = 130;

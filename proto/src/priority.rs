@@ -1,4 +1,5 @@
-//! Priorities: seed 000's `normal`/`high`, dsari-style words, or any integer.
+//! Priorities, shared by config files (the coordinator) and `rota submit --priority` (the CLI,
+//! which links no coordinator code): seed 000's `normal`/`high`, dsari-style words, or any integer.
 
 /// `high` = 10, `normal` = 0, `low` = -10, or an integer (`5`, `-3`); larger runs first.
 ///
