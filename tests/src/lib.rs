@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub mod browser;
+pub mod docker;
 pub mod http;
 pub mod procs;
 pub mod proxy;
