@@ -482,7 +482,10 @@ fn docker_restart_of_the_coordinator_mid_run_keeps_the_run_and_its_whole_log() {
     for name in ["coordinator", "host-a"] {
         let logs = farm.logs(name);
         assert!(logs.contains(" INFO "), "{name} logged: {logs}");
-        assert!(!logs.contains('\x1b'), "{name}'s docker logs have no escape codes");
+        assert!(
+            !logs.contains('\x1b'),
+            "{name}'s docker logs have no escape codes"
+        );
     }
 }
 
