@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Builds the rota container images without pulling anything: release binaries from this
-# workspace, the shared libraries they link (as `ldd` resolves them on this host), a static
-# busybox for /bin/sh, assembled into a root filesystem in a temporary directory, then
-# `docker build` of deploy/image/Dockerfile (FROM scratch) on it.
+# Builds the rota container images without pulling anything: binaries from this workspace
+# (release by default), the shared libraries they link (as `ldd` resolves them on this host),
+# a static busybox for the basic tools and dash for /bin/sh, assembled into a root filesystem
+# in a temporary directory, then `docker build` of deploy/image/Dockerfile (FROM scratch) on it.
 #
 # Usage: deploy/image/build.sh [TAG]          TAG defaults to rota:dev
 # Makes: TAG (coordinator), TAG-agent (agent), TAG-cli (the rota CLI); one shared layer.
 #
 # Environment:
 #   CARGO_TARGET_DIR   where cargo puts the binaries (default: <repo>/target)
-#   ROTA_SKIP_CARGO=1  use the release binaries already built, do not run cargo
+#   ROTA_PROFILE       the cargo profile to build and take the binaries from: release (the
+#                      default) or debug (`cargo build`, <target>/debug), e.g. for tests
+#   ROTA_SKIP_CARGO=1  use the binaries already built for ROTA_PROFILE, do not run cargo
+#   ROTA_BIN_DIR       take rota, rota-coordinator and rota-agent from this directory (files or
+#                      symlinks to them) and do not run cargo: the test suite passes the
+#                      binaries `cargo test` built, so it needs no second (release) build
+#   ROTA_SH            the image's /bin/sh (default: this host's /bin/dash; busybox's ash if absent)
+#   ROTA_STRIP=1       strip debug info from the binaries in the image (a debug build's
+#                      300 MB become about 80 MB; the build dir's copies keep theirs)
 #   ROTA_KEEP_ROOTFS=1 keep the temporary build context and print its path
 #   DOCKER             the docker client to use (default: docker)
 #   CA_BUNDLE          the CA certificates the images trust for TLS to the coordinator
@@ -34,12 +42,23 @@ case $target_dir in /*) ;; *) target_dir=$repo/$target_dir ;; esac
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 
-if [[ ${ROTA_SKIP_CARGO:-} != 1 ]]; then
-    log "cargo build --release (rota-cli, rota-local, rota-coordinator, rota-agent)"
-    cargo build --release -p rota-cli -p rota-local -p rota-coordinator -p rota-agent
+profile=${ROTA_PROFILE:-release}
+case $profile in
+    release) cargo_flags=(--release) ;;
+    debug | dev) profile=debug cargo_flags=() ;;
+    *) log "ROTA_PROFILE=$profile: release or debug"; exit 1 ;;
+esac
+if [[ -n ${ROTA_BIN_DIR:-} ]]; then
+    bin_dir=$(cd "$ROTA_BIN_DIR" && pwd)
+else
+    bin_dir=$target_dir/$profile
+    if [[ ${ROTA_SKIP_CARGO:-} != 1 ]]; then
+        log "cargo build ${cargo_flags[*]} (rota-cli, rota-local, rota-coordinator, rota-agent)"
+        cargo build "${cargo_flags[@]}" -p rota-cli -p rota-local -p rota-coordinator -p rota-agent
+    fi
 fi
 for bin in "${binaries[@]}"; do
-    [[ -x $target_dir/release/$bin ]] || { log "missing $target_dir/release/$bin"; exit 1; }
+    [[ -x $bin_dir/$bin ]] || { log "missing $bin_dir/$bin"; exit 1; }
 done
 
 # A static busybox gives the image /bin/sh (agents run `--shell` commands with it) and the
@@ -79,8 +98,9 @@ copy_libraries() {
 }
 
 for bin in "${binaries[@]}"; do
-    install -m 0755 "$target_dir/release/$bin" "$rootfs/usr/local/bin/$bin"
-    copy_libraries "$target_dir/release/$bin"
+    install -m 0755 "$bin_dir/$bin" "$rootfs/usr/local/bin/$bin"
+    [[ ${ROTA_STRIP:-} != 1 ]] || strip --strip-debug "$rootfs/usr/local/bin/$bin"
+    copy_libraries "$bin_dir/$bin"
 done
 
 install -m 0755 "$busybox" "$rootfs/bin/busybox"
@@ -89,6 +109,19 @@ for applet in $("$busybox" --list); do
     [[ $applet == busybox ]] || ln -sf busybox "$rootfs/bin/$applet"
 done
 ln -sf ../../bin/busybox "$rootfs/usr/bin/env" # for `#!/usr/bin/env sh` scripts
+
+# /bin/sh is this host's dash (Debian's /bin/sh, linking only glibc), not busybox's ash: that
+# ash runs its own applets before anything on PATH, so a derived image's GNU `seq` or `tar`
+# in /opt/tools/bin would never run from a `--shell` job (`seq -f` failed in one). dash looks
+# commands up on PATH; busybox still provides the tools in /bin. Without dash, busybox's ash.
+shell=${ROTA_SH:-/bin/dash}
+if [[ -x $shell ]]; then
+    rm -f "$rootfs/bin/sh"
+    install -m 0755 "$shell" "$rootfs/bin/sh"
+    copy_libraries "$shell"
+else
+    log "no $shell: /bin/sh is busybox's ash (it prefers its applets to PATH)"
+fi
 
 # The CA bundle: without one the agent and CLI find no trust roots and every https://
 # coordinator fails with a transport error, even with --ca. rustls reads SSL_CERT_FILE (set in
@@ -100,6 +133,7 @@ if [[ ! -s $ca_bundle && -z ${CA_BUNDLE:-} ]] && [[ $(id -u) == 0 ]] && command 
 fi
 [[ -s $ca_bundle ]] || { log "no CA bundle at $ca_bundle: install ca-certificates or set CA_BUNDLE"; exit 1; }
 mkdir -p "$rootfs/etc/ssl/certs"
+# shellcheck disable=SC2086 # ROTA_EXTRA_CA is a space-separated list of files
 cat "$ca_bundle" ${ROTA_EXTRA_CA:-} >"$rootfs/etc/ssl/certs/ca-certificates.crt"
 log "CA bundle: $(grep -c 'BEGIN CERTIFICATE' "$rootfs/etc/ssl/certs/ca-certificates.crt") certificates"
 

@@ -13,6 +13,7 @@ use rota_proto::control_service_client::ControlServiceClient;
 use tonic::transport::Channel;
 
 pub mod browser;
+pub mod docker;
 pub mod http;
 pub mod procs;
 pub mod proxy;

@@ -126,6 +126,8 @@ pub fn alive(pid: i32) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Bins {
     pub rota: &'static str,
+    /// `rota-local`, which `rota run` and `rota apply` exec (the images carry it too).
+    pub local: &'static str,
     pub coordinator: &'static str,
     pub agent: &'static str,
 }
@@ -136,6 +138,7 @@ macro_rules! bins {
     () => {
         $crate::procs::Bins {
             rota: env!("CARGO_BIN_EXE_e2e-rota"),
+            local: env!("CARGO_BIN_EXE_e2e-rota-local"),
             coordinator: env!("CARGO_BIN_EXE_e2e-rota-coordinator"),
             agent: env!("CARGO_BIN_EXE_e2e-rota-agent"),
         }
@@ -400,6 +403,98 @@ impl System {
             .unwrap_or_else(|| panic!("no agent {name}"))
     }
 
+    /// The `rota` CLI against this coordinator, with [`Self::client_env`].
+    pub fn cli(&self) -> Cli<'_> {
+        Cli {
+            bin: self.bins.rota,
+            url: &self.url,
+            env: &self.client_env,
+        }
+    }
+
+    /// Runs `rota --coordinator URL ARGS...` to completion, stdin empty.
+    pub fn rota(&self, args: &[&str]) -> Output {
+        self.cli().rota(args)
+    }
+
+    /// Runs `rota --coordinator URL ARGS...` with `input` on its stdin.
+    pub fn rota_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        self.cli().rota_with_stdin(args, input)
+    }
+
+    /// A `rota` command line against this coordinator (see [`Cli::rota_command`]).
+    pub fn rota_command(&self, args: &[&str]) -> Command {
+        self.cli().rota_command(args)
+    }
+
+    /// `rota -o json ARGS...`, which must succeed; its parsed output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        self.cli().json(args)
+    }
+
+    /// `rota submit ARGS...` of one run; the run as JSON.
+    pub fn submit(&self, args: &[&str]) -> serde_json::Value {
+        self.cli().submit(args)
+    }
+
+    /// `rota submit --jobset JOBSET --from FILE` of `lines` (one run per line, written to a
+    /// file in the temp dir); the runs as JSON.
+    pub fn submit_lines(&self, jobset: &str, lines: &str) -> Vec<serde_json::Value> {
+        let file = self.path(&format!("{jobset}.txt"));
+        std::fs::write(&file, lines).expect("write the runs file");
+        let runs = self.json(&[
+            "submit",
+            "--jobset",
+            jobset,
+            "--from",
+            file.to_str().unwrap(),
+        ]);
+        runs.as_array().cloned().expect("submit prints a list")
+    }
+
+    /// `rota show RUN -o json`.
+    pub fn show(&self, run: &str) -> serde_json::Value {
+        self.cli().show(run)
+    }
+
+    /// Waits until `rota show RUN` satisfies `done`; returns that view.
+    pub fn wait_run(
+        &self,
+        run: &str,
+        deadline: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        self.cli().wait_run(run, deadline, what, done)
+    }
+
+    /// Waits until the run is in `state`.
+    pub fn wait_state(&self, run: &str, state: &str, deadline: Duration) -> serde_json::Value {
+        self.cli().wait_state(run, state, deadline)
+    }
+
+    /// The agents as `rota agents -o json` lists them.
+    pub fn agents(&self) -> Vec<serde_json::Value> {
+        self.cli().agents()
+    }
+
+    /// Waits until every named agent is connected.
+    pub fn wait_agents(&self, names: &[&str]) {
+        self.cli().wait_agents(names)
+    }
+}
+
+/// The real `rota` CLI against one coordinator: what [`System`] and the Docker farm
+/// (`crate::docker`) drive their coordinators with, so both read run records the same way.
+#[derive(Clone, Copy)]
+pub struct Cli<'a> {
+    pub bin: &'a str,
+    pub url: &'a str,
+    /// Environment for every command (e.g. `ROTA_TOKEN_FILE`, `ROTA_CA`).
+    pub env: &'a [(String, String)],
+}
+
+impl Cli<'_> {
     /// Runs `rota --coordinator URL ARGS...` to completion, stdin empty.
     pub fn rota(&self, args: &[&str]) -> Output {
         self.rota_with_stdin(args, b"")
@@ -427,13 +522,13 @@ impl System {
     /// A `rota` command line against this coordinator, for tests that need the child itself
     /// (`rota logs -f`). Tracing is left at its default so stderr carries only output.
     pub fn rota_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.bins.rota);
+        let mut cmd = Command::new(self.bin);
         cmd.arg("--coordinator")
-            .arg(&self.url)
+            .arg(self.url)
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("ROTA_COORDINATOR")
-            .envs(self.client_env.iter().map(|(k, v)| (k, v)));
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -462,21 +557,6 @@ impl System {
         let runs = self.json(&all);
         assert_eq!(runs.as_array().map(Vec::len), Some(1), "one run: {runs}");
         runs[0].clone()
-    }
-
-    /// `rota submit --jobset JOBSET --from FILE` of `lines` (one run per line, written to a
-    /// file in the temp dir); the runs as JSON.
-    pub fn submit_lines(&self, jobset: &str, lines: &str) -> Vec<serde_json::Value> {
-        let file = self.path(&format!("{jobset}.txt"));
-        std::fs::write(&file, lines).expect("write the runs file");
-        let runs = self.json(&[
-            "submit",
-            "--jobset",
-            jobset,
-            "--from",
-            file.to_str().unwrap(),
-        ]);
-        runs.as_array().cloned().expect("submit prints a list")
     }
 
     /// `rota show RUN -o json`.
