@@ -73,11 +73,7 @@ fn digest(path: &Path) -> io::Result<(String, u64)> {
         size += n as u64;
         ctx.update(&buf[..n]);
     }
-    Ok((hex(ctx.finish().as_ref()), size))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((rota_proto::digest::hex(ctx.finish().as_ref()), size))
 }
 
 /// Sends each artifact in chunks into `out`; returns what `RunFinished` lists. A file that
@@ -232,7 +228,7 @@ pub async fn fetch(
             out.write_all(&piece.data)
                 .map_err(|e| missing(e.to_string()))?;
         }
-        if size != file.size || hex(ctx.finish().as_ref()) != file.sha256 {
+        if size != file.size || rota_proto::digest::hex(ctx.finish().as_ref()) != file.sha256 {
             return Err(missing("the bytes fetched do not match its digest".into()));
         }
     }

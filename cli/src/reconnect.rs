@@ -34,6 +34,12 @@ pub struct Reconnect {
     since: Option<Instant>,
 }
 
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Reconnect {
     pub fn new() -> Self {
         Reconnect {

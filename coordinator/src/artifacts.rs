@@ -11,9 +11,9 @@
 pub mod capability;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _};
+use std::io;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why an artifact chunk was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -177,25 +177,7 @@ impl ArtifactStore {
     }
 }
 
-/// Lowercase hex SHA-256 of a file, read in 1 MiB pieces.
-pub fn sha256_of(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(hex(ctx.finish().as_ref()))
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use rota_proto::digest::{hex, sha256_of};
 
 /// Whether `text` is a lowercase hex SHA-256 (it names a file, so it is checked first).
 pub fn is_sha256(text: &str) -> bool {

@@ -44,7 +44,7 @@ pub async fn artifact(ctx: &Context, command: ArtifactCommand) -> anyhow::Result
     let mut client = RunServiceClient::new(channel(&url, &access).await?);
     let mut uploaded = Vec::new();
     for path in paths {
-        let sha256 = rota_coordinator::artifacts::sha256_of(std::path::Path::new(&path))
+        let sha256 = rota_proto::digest::sha256_of(std::path::Path::new(&path))
             .with_context(|| format!("cannot read {path}"))?;
         let size = std::fs::metadata(&path)
             .with_context(|| format!("cannot read {path}"))?
