@@ -91,7 +91,6 @@ impl Sessions {
             csrf: session.csrf,
             logged_in: true,
             open: false,
-            peer: None,
         }))
     }
 
