@@ -12,13 +12,19 @@ use fantoccini::{Client, ClientBuilder, Locator};
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// One browser at a time in a test binary: two Chromiums on a small machine slow each
+    /// other past the tests' deadlines.
+    _one: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session, or None (after
     /// printing SKIPPED, or panicking under ROTA_REQUIRE_TOOLS=1) without chromedriver.
     pub async fn start() -> Option<Browser> {
         let driver_path = crate::tools::tool("chromedriver", "chromium-driver")?;
+        let one = ONE_BROWSER.lock().await;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -53,7 +59,11 @@ impl Browser {
             },
         )
         .await;
-        Some(Browser { client, driver })
+        Some(Browser {
+            client,
+            driver,
+            _one: one,
+        })
     }
 
     /// The text of the first element matching `css`, once it satisfies `ok` (30 s at most).

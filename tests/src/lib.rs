@@ -210,6 +210,29 @@ pub async fn wait_jobset(c: &mut Client, jobset: &str, deadline: Duration) -> pb
     .into_inner()
 }
 
+/// The first run (of any jobset, newest first as listed) that satisfies `ok`, once one does.
+pub async fn eventually_run(
+    c: &Client,
+    deadline: Duration,
+    what: &str,
+    ok: impl Fn(&pb::Run) -> bool,
+) -> pb::Run {
+    eventually(deadline, what, || {
+        let mut c = c.clone();
+        let ok = &ok;
+        async move {
+            let runs = c
+                .list_runs(pb::ListRunsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .runs;
+            runs.into_iter().find(|r| ok(r))
+        }
+    })
+    .await
+}
+
 /// Path of a file in the test's temp dir.
 pub fn path_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)

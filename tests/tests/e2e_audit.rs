@@ -78,6 +78,19 @@ fn the_audit_trail_names_the_token_that_cancelled_a_run() {
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("submitted by ci at "), "{text}");
     assert!(text.contains("cancelled by ops-token at "), "{text}");
+    // `-o json` carries the same history, oldest first, beside the run's fields.
+    let shown = sys.json(&["show", &n]);
+    assert_eq!(shown["number"], run["number"]);
+    let history = shown["history"].as_array().expect("a history array");
+    let said: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| (e["method"].as_str().unwrap(), e["caller"].as_str().unwrap()))
+        .collect();
+    assert_eq!(said, [("Submit", "ci"), ("Cancel", "ops-token")], "{shown}");
+    assert!(history[1]["peer"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
 
     // A change refused by its role leaves no entry; --since in the future lists nothing.
     let out = sys.rota(&["cancel", &n]);

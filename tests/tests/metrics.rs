@@ -372,3 +372,45 @@ async fn runs_by_state_survive_a_restart_and_counters_start_again() {
     assert_eq!(sample(&text, "rota_runs_submitted_total", ""), Some(1.0));
     coordinator.stop().await;
 }
+
+/// The data dir's footprint, in `/metrics` and `rota status` alike: the store's size, the log
+/// and artifact bytes held, the free space and the oldest run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrape_and_status_show_the_data_dirs_footprint() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a1", 1, &[]);
+    let mut c = cluster.client().await;
+    let mut run = sh(
+        "dump",
+        "mkdir out && head -c 3000 /dev/zero > out/a.bin && echo dumped",
+    );
+    run.artifacts = vec!["out/*".into()];
+    let submitted = c.submit(submit("f", vec![run])).await.unwrap().into_inner();
+    wait_jobset(&mut c, "f", Duration::from_secs(20)).await;
+    let status = c.status(pb::StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.artifact_bytes, 3000, "{status:?}");
+    assert_eq!(status.log_bytes, "dumped\n".len() as u64, "{status:?}");
+
+    let text = get(cluster.coordinator.addr, "/metrics", &[]).await.text();
+    let s = |name: &str| sample(&text, name, "").unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+    assert_eq!(s("rota_artifact_bytes"), 3000.0);
+    assert_eq!(s("rota_log_bytes"), status.log_bytes as f64);
+    assert_eq!(
+        s("rota_oldest_run_submitted_timestamp_seconds"),
+        (submitted.runs[0].submitted_at_ms / 1000) as f64
+    );
+    let store = s("rota_store_size_bytes");
+    assert!(store > 0.0, "{text}");
+    assert!(
+        (store - status.store_bytes as f64).abs() < (1 << 20) as f64,
+        "{store} vs status {}",
+        status.store_bytes
+    );
+    let free = s("rota_data_dir_free_bytes");
+    assert!(
+        free > 0.0 && (free - status.data_dir_free_bytes as f64).abs() < (256 << 20) as f64,
+        "{free} vs status {}",
+        status.data_dir_free_bytes
+    );
+    cluster.stop().await;
+}

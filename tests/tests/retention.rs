@@ -236,3 +236,56 @@ async fn keep_last_keeps_the_newest_finished_runs_of_each_jobset_and_a_job_polic
     agent.stop().await;
     coord.stop().await;
 }
+
+/// An audit entry that names no run (a group's max, a jobset's parallel) has no run to be
+/// pruned with: it goes once older than `max_age`, and a younger one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_naming_no_run_go_by_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::adjustable();
+    let mut coord = Coordinator::start(&dir.path().join("data"), |c| {
+        c.clock = clock.clone();
+        c.retention = Policy {
+            max_age: Some(Duration::from_secs(600)),
+            ..Default::default()
+        };
+    })
+    .await;
+    let c = rota_tests::client(&coord.url).await;
+    let set_max = |max: u32| {
+        let mut c = c.clone();
+        async move {
+            c.set_group_max(pb::SetGroupMaxRequest {
+                name: "db".into(),
+                max,
+            })
+            .await
+            .expect("set group max");
+        }
+    };
+    set_max(2).await;
+    clock.advance(Duration::from_secs(601));
+    // The next batch starts an age sweep (its timer is past): the old entry goes, this one
+    // (made now) stays.
+    set_max(3).await;
+    let targets = |c: &Client| {
+        let mut c = c.clone();
+        async move {
+            c.list_audit(pb::ListAuditRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(|e| e.target)
+                .collect::<Vec<_>>()
+        }
+    };
+    let left = eventually(DEADLINE, "the old group-max entry to go", || async {
+        let left = targets(&c).await;
+        (left.len() == 1).then_some(left)
+    })
+    .await;
+    assert_eq!(left, ["group db max 3"]);
+    coord.stop().await;
+}

@@ -64,22 +64,11 @@ async fn reason_beside(why: &Path) -> String {
 
 /// The finished run of trigger type "file", once there is one.
 async fn file_run(c: &Client, deadline: Duration) -> pb::Run {
-    eventually(
+    rota_tests::eventually_run(
+        c,
         deadline,
         "a run started by a trigger file to finish",
-        || {
-            let mut c = c.clone();
-            async move {
-                let runs = c
-                    .list_runs(pb::ListRunsRequest::default())
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .runs;
-                runs.into_iter()
-                    .find(|r| r.trigger_type == "file" && r.state == "success")
-            }
-        },
+        |r| r.trigger_type == "file" && r.state == "success",
     )
     .await
 }

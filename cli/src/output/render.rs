@@ -202,7 +202,7 @@ pub fn status_details(s: &StatusResponse) -> String {
         s.notifications_attempts_failed,
         s.notifications_given_up
     );
-    let fields: [(&str, String); 14] = [
+    let fields: [(&str, String); 15] = [
         ("version", s.version.clone()),
         ("protocol", s.protocol_version.to_string()),
         ("uptime", human_duration(Duration::from_millis(s.uptime_ms))),
@@ -215,6 +215,7 @@ pub fn status_details(s: &StatusResponse) -> String {
         ("oldest run", local_time(s.oldest_run_submitted_ms)),
         ("webhooks", webhooks),
         ("log size", human_bytes(s.log_bytes)),
+        ("artifacts", human_bytes(s.artifact_bytes)),
         ("retention", s.retention.clone()),
         ("pruned", format!("{} runs since start", s.pruned_runs)),
     ];
@@ -567,6 +568,7 @@ pub mod tests {
             retention: "keep_last 1000".into(),
             log_bytes: 2048,
             pruned_runs: 7,
+            artifact_bytes: 5 << 20,
             ..Default::default()
         };
         assert_eq!(
@@ -583,6 +585,7 @@ pub mod tests {
              oldest run:  -\n\
              webhooks:    4 delivered, 1 pending, 0 failed tries, 0 given up\n\
              log size:    2.0 KiB\n\
+             artifacts:   5.0 MiB\n\
              retention:   keep_last 1000\n\
              pruned:      7 runs since start\n"
         );

@@ -147,6 +147,7 @@ pub struct StatusView {
     pub retention: String,
     pub log_bytes: u64,
     pub pruned_runs: u64,
+    pub artifact_bytes: u64,
 }
 
 /// `rota prune`: the runs deleted (or, with `--dry-run`, that would be) and the policy.
@@ -349,6 +350,7 @@ impl From<&StatusResponse> for StatusView {
             retention: s.retention.clone(),
             log_bytes: s.log_bytes,
             pruned_runs: s.pruned_runs,
+            artifact_bytes: s.artifact_bytes,
         }
     }
 }

@@ -63,6 +63,9 @@ pub fn runs_text(runs: &[u64]) -> String {
     }
 }
 
+/// Most audit entries one retention sweep deletes.
+const PRUNE_BATCH: u32 = 5000;
+
 /// What a listing gives when the request sets no limit.
 const DEFAULT_LIMIT: u32 = 1000;
 
@@ -86,6 +89,17 @@ impl State {
             target,
             runs: runs.to_vec(),
         })?;
+        Ok(())
+    }
+
+    /// Deletes entries naming no run from before `cutoff` (entries naming runs go with
+    /// them): at most [`PRUNE_BATCH`] per call, so the batch stays short; called as each
+    /// retention age sweep starts, so a backlog goes over a few sweeps.
+    pub(super) fn prune_audit(&self, b: &Batch<'_>, cutoff: u64) -> Result<()> {
+        let gone = b.prune_audit(cutoff, PRUNE_BATCH)?;
+        if gone > 0 {
+            tracing::debug!(entries = gone, "pruned audit entries naming no run");
+        }
         Ok(())
     }
 

@@ -198,7 +198,7 @@ impl State {
                 answer!(reply, v)
             }
             Command::Status(reply) => answer_read!(reply, self.status(b)),
-            Command::Metrics(reply) => answer!(reply, Ok(self.metrics_snapshot())),
+            Command::Metrics(reply) => answer_read!(reply, self.metrics_snapshot(b)),
             Command::ListNotifications(req, reply) => {
                 answer_read!(reply, self.list_notifications(b, &req))
             }

@@ -386,6 +386,10 @@ impl State {
             && self.shortest_max_age().is_some()
         {
             self.retention.cursor.sweep_after = Some((0, 0));
+            // Audit entries naming no run have no run to go with: they age out here.
+            if let Some(age) = self.policy_of(None).max_age {
+                self.prune_audit(b, self.now.saturating_sub(age.as_millis() as u64))?;
+            }
         }
         let mut cursor = std::mem::take(&mut self.retention.cursor);
         let was_sweeping = cursor.sweep_after.is_some();

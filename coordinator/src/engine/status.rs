@@ -25,15 +25,14 @@ impl State {
                 count: count_of(s),
             })
             .collect();
-        let dir = &self.config.data_dir;
-        let file_len = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        let disk = crate::metrics::footprint::measure(&self.config.data_dir);
         Ok(pb::StatusResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             protocol_version: rota_proto::PROTOCOL_VERSION,
             uptime_ms: self.now.saturating_sub(self.started_at),
             store_kind: "sqlite".into(),
-            store_bytes: file_len("rota.db") + file_len("rota.db-wal"),
-            data_dir_free_bytes: crate::datadir::free_bytes(dir).unwrap_or(0),
+            store_bytes: disk.store_bytes,
+            data_dir_free_bytes: disk.free_bytes,
             agents: vec![
                 pb::StateCount {
                     state: "connected".into(),
@@ -54,6 +53,7 @@ impl State {
             retention: self.retention_line(),
             log_bytes: self.retention.log_bytes,
             pruned_runs: self.retention.pruned,
+            artifact_bytes: disk.artifact_bytes,
         })
     }
 }

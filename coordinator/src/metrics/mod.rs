@@ -15,6 +15,7 @@
 //! (see `rpc`). No run ids.
 
 pub mod counts;
+pub mod footprint;
 pub mod rpc;
 
 use std::sync::Mutex;
@@ -26,6 +27,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use footprint::Footprint;
 
 /// At most this many jobsets get their own `rota_jobset_runs` series.
 pub const MAX_JOBSET_SERIES: usize = 20;
@@ -87,6 +90,25 @@ pub struct Metrics {
     slots_busy: Gauge,
     notifications: Family<Labels, Counter>,
     notifications_pending: Gauge,
+    // -- the data dir's footprint (`footprint`), measured at scrape time
+    store_bytes: Gauge,
+    log_bytes: Gauge,
+    artifact_bytes: Gauge,
+    free_bytes: Gauge,
+    oldest_run: Gauge,
+    /// Open dashboard streams (`/events`, log tails): moved by [`StreamGuard`]s.
+    dashboard_streams: Gauge,
+}
+
+/// One open dashboard stream, counted in `rota_dashboard_streams` until it is dropped (when
+/// the response body is: the tab closed, the connection broke, or the stream ended).
+#[derive(Debug)]
+pub struct StreamGuard(Gauge);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The engine's state numbers at one moment, made in O(groups + agents + queue classes).
@@ -111,6 +133,10 @@ pub struct Snapshot {
     pub notifications: [(&'static str, u64); 3],
     /// Webhooks in the outbox still to deliver.
     pub notifications_pending: u64,
+    /// Bytes of log files held (as `rota status` shows them).
+    pub log_bytes: u64,
+    /// When the oldest run held was submitted (unix ms); 0 for none.
+    pub oldest_run_submitted_ms: u64,
 }
 
 impl Metrics {
@@ -138,6 +164,12 @@ impl Metrics {
             slots_busy: Gauge::default(),
             notifications: Family::default(),
             notifications_pending: Gauge::default(),
+            store_bytes: Gauge::default(),
+            log_bytes: Gauge::default(),
+            artifact_bytes: Gauge::default(),
+            free_bytes: Gauge::default(),
+            oldest_run: Gauge::default(),
+            dashboard_streams: Gauge::default(),
         };
         // Series that exist from the start at zero, so a rate over them works from the first
         // event on.
@@ -232,6 +264,36 @@ impl Metrics {
             "Webhooks in the outbox still to deliver",
             m.notifications_pending.clone(),
         );
+        r.register(
+            "store_size_bytes",
+            "Bytes of the SQLite store on disk (rota.db and its WAL)",
+            m.store_bytes.clone(),
+        );
+        r.register(
+            "log_bytes",
+            "Bytes of the log files the data dir holds (a running attempt's count once it ends)",
+            m.log_bytes.clone(),
+        );
+        r.register(
+            "artifact_bytes",
+            "Bytes of stored artifact content (each distinct content once)",
+            m.artifact_bytes.clone(),
+        );
+        r.register(
+            "data_dir_free_bytes",
+            "Bytes an unprivileged writer may still use on the data dir's filesystem",
+            m.free_bytes.clone(),
+        );
+        r.register(
+            "oldest_run_submitted_timestamp_seconds",
+            "When the oldest run the store holds was submitted (unix seconds; 0 when it holds none)",
+            m.oldest_run.clone(),
+        );
+        r.register(
+            "dashboard_streams",
+            "Open dashboard streams (live updates and log tails); a closed tab's goes",
+            m.dashboard_streams.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
@@ -243,6 +305,12 @@ impl Metrics {
     /// A first attempt was assigned `waited` after its submit.
     pub fn dispatched(&self, waited: Duration) {
         self.dispatch_latency.observe(waited.as_secs_f64());
+    }
+
+    /// A dashboard stream opened: counted until the guard drops.
+    pub fn stream_opened(&self) -> StreamGuard {
+        self.dashboard_streams.inc();
+        StreamGuard(self.dashboard_streams.clone())
     }
 
     /// A run ended in `state`; `ran` is how long since it was assigned, if it ran.
@@ -273,9 +341,9 @@ impl Metrics {
         self.batch_size.observe(commands as f64);
     }
 
-    /// The exposition of every metric, with the state gauges from `snap`: OpenMetrics when
-    /// the scraper asked for it, else the Prometheus text format (0.0.4).
-    pub fn render(&self, snap: &Snapshot, openmetrics: bool) -> String {
+    /// The exposition of every metric, with the state gauges from `snap` and `disk`:
+    /// OpenMetrics when the scraper asked for it, else the Prometheus text format (0.0.4).
+    pub fn render(&self, snap: &Snapshot, disk: &Footprint, openmetrics: bool) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         set_all(
             &self.runs,
@@ -324,6 +392,12 @@ impl Metrics {
         }
         self.notifications_pending
             .set(gauge_value(snap.notifications_pending));
+        self.store_bytes.set(gauge_value(disk.store_bytes));
+        self.log_bytes.set(gauge_value(snap.log_bytes));
+        self.artifact_bytes.set(gauge_value(disk.artifact_bytes));
+        self.free_bytes.set(gauge_value(disk.free_bytes));
+        self.oldest_run
+            .set(gauge_value(snap.oldest_run_submitted_ms / 1000));
         let mut out = String::new();
         let encoded = if openmetrics {
             openmetrics_text::encode(&mut out, &self.registry)

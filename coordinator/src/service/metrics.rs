@@ -9,6 +9,7 @@ use prometheus_client::encoding::prometheus_text;
 
 use super::http::{HttpState, Refused};
 use crate::engine::Command;
+use crate::metrics::footprint;
 
 /// What OpenMetrics scrapers get (Prometheus asks for it first in its `Accept`).
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -29,7 +30,12 @@ pub async fn scrape(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let body = state.engine.metrics.render(&snapshot, openmetrics);
+    // A few `stat`s, off the runtime's threads.
+    let dir = state.engine.config.data_dir.clone();
+    let disk = tokio::task::spawn_blocking(move || footprint::measure(&dir))
+        .await
+        .unwrap_or_default();
+    let body = state.engine.metrics.render(&snapshot, &disk, openmetrics);
     let content_type = if openmetrics {
         OPENMETRICS
     } else {

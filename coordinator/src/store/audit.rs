@@ -1,7 +1,8 @@
 //! The audit trail: one row per state-changing call, written in the batch that made the
 //! change, with the runs it named in `audit_runs` (so `rota audit --run N` is an index
-//! lookup). Retention prunes by time (`DELETE FROM audit WHERE at < ?`) and by run
-//! (`DELETE FROM audit_runs WHERE run < ?`).
+//! lookup). Retention deletes an entry with the last run it names (`Batch::delete_runs`) and
+//! one naming no run (a group's max, a drain, an apply) once it is older than the policy's
+//! `max_age` ([`Batch::prune_audit`]).
 
 use rusqlite::params;
 
@@ -35,6 +36,17 @@ impl Batch<'_> {
             stmt.execute(params![run, id])?;
         }
         Ok(id)
+    }
+
+    /// Deletes up to `limit` of the oldest entries from before `cutoff` (unix ms) that name no
+    /// run (those go with their runs), through the `audit_by_time` index; returns how many.
+    pub fn prune_audit(&self, cutoff: u64, limit: u32) -> Result<usize> {
+        let mut stmt = self.tx.prepare_cached(
+            "DELETE FROM audit WHERE id IN (SELECT a.id FROM audit a INDEXED BY audit_by_time \
+             WHERE a.at < ?1 AND NOT EXISTS (SELECT 1 FROM audit_runs r WHERE r.audit = a.id) \
+             ORDER BY a.at LIMIT ?2)",
+        )?;
+        Ok(stmt.execute(params![cutoff, limit])?)
     }
 }
 

@@ -5,7 +5,7 @@
 //! use (`session::check_post`). Success goes back to the page; a failure shows its message.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{Extensions, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use rota_proto as pb;
@@ -13,7 +13,7 @@ use rota_proto::control_service_server::ControlService as _;
 use serde::Deserialize;
 
 use super::session::{check_post, local_path};
-use super::{failure, request, Web};
+use super::{failure, peer_of, request, Viewer, Web};
 
 /// Every field any action's form may send; each action reads the ones it needs.
 #[derive(Deserialize, Default)]
@@ -49,6 +49,7 @@ pub async fn act(
     State(web): State<Web>,
     headers: HeaderMap,
     uri: Uri,
+    extensions: Extensions,
     Path(verb): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
@@ -60,7 +61,10 @@ pub async fn act(
             .into_response();
     };
     let viewer = match web.viewer(&headers, method, local_path(&f.back)) {
-        Ok(v) => v,
+        Ok(v) => Viewer {
+            peer: peer_of(&extensions),
+            ..v
+        },
         Err(refused) => return *refused,
     };
     if let Err(refused) = check_post(&headers, &uri, &viewer, &f.csrf) {

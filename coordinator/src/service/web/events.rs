@@ -178,7 +178,7 @@ pub async fn stream(
         };
         futures::future::ready(event.map(Ok::<_, Infallible>))
     });
-    Sse::new(events)
+    Sse::new(super::counted(&web, events))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -178,7 +178,7 @@ pub async fn tail(
         .chain(futures::stream::once(async {
             Ok(Event::default().event("end").data("the attempt has ended"))
         }));
-    Sse::new(events)
+    Sse::new(super::counted(&web, events))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

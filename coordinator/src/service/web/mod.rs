@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rota_proto::access::Caller;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Request;
 
 use super::control::ControlService;
@@ -82,6 +83,8 @@ pub struct Viewer {
     pub logged_in: bool,
     /// Whether the coordinator has no token (so the page says anyone can act).
     pub open: bool,
+    /// The connection's peer, for the audit trail of an action (set by `actions`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Web {
@@ -99,6 +102,7 @@ impl Web {
                 csrf: self.sessions.open_csrf(self.http.credentials.is_open()),
                 logged_in: false,
                 open: self.http.credentials.is_open(),
+                peer: None,
             }),
             Err(refused)
                 if refused.0.code() == tonic::Code::Unauthenticated
@@ -114,11 +118,43 @@ impl Web {
 }
 
 /// A request to a `ControlService` method as `viewer`: the handler finds the caller where the
-/// gRPC guard would have put it.
+/// gRPC guard would have put it, and the peer where tonic's server would have (so
+/// `Request::remote_addr` and with it the audit trail name the browser's address).
 fn request<T>(viewer: &Viewer, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.extensions_mut().insert(viewer.caller.clone());
+    if let Some(peer) = viewer.peer {
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(peer),
+        });
+    }
     request
+}
+
+/// The peer of the connection an HTTP request came on: tonic's server puts its connect info
+/// into every request's extensions, the axum routes' too (TLS wraps it).
+fn peer_of(extensions: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(|i| i.remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr)
+        })
+}
+
+/// `stream`, counted in `rota_dashboard_streams` for as long as the response body holding it
+/// lives: hyper drops the body when the connection closes, so a closed tab leaves the count
+/// (and holds no receiver, see `events`).
+fn counted<S: futures::Stream>(web: &Web, stream: S) -> impl futures::Stream<Item = S::Item> {
+    use futures::StreamExt as _;
+    let open = web.http.engine.metrics.stream_opened();
+    stream.map(move |item| {
+        let _counted = &open;
+        item
+    })
 }
 
 /// A failed `ControlService` call as a page: its one-line message, with the HTTP status its

@@ -91,6 +91,7 @@ impl Sessions {
             csrf: session.csrf,
             logged_in: true,
             open: false,
+            peer: None,
         }))
     }
 
