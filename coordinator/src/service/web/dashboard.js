@@ -3,7 +3,8 @@
 // One EventSource on /events (filtered to the page's jobset or run) patches the cells of the
 // rows it names (their `data-f` children) and, a moment later, refreshes the page's
 // `data-refresh` sections (counts, attempts) from a fresh copy of the page, at most every
-// 5 s on a busy page (rows are live; counts may lag that much). A run page whose
+// 5 s on a busy page (rows are live; counts may lag that much), and once each time the stream
+// opens. A run page whose
 // attempt is running also follows its log over /runs/N/tail, appending server-rendered
 // (escaped) chunks at the offsets it holds. Text is set with textContent; the only HTML
 // inserted is what the server rendered and escaped.
@@ -78,7 +79,13 @@
   if (table) query = "?jobset=" + encodeURIComponent(table.dataset.jobset);
   else if (runRoot) query = "?run=" + encodeURIComponent(runRoot.dataset.run);
   var events = new EventSource("/events" + query);
-  events.onopen = function () { status("live", "on"); };
+  // Changes made between this page's render and the stream's (re)opening never reach it
+  // as events (a cancel whose redirect rendered the page just before the run ended, or
+  // anything while the stream was down): each open takes one fresh copy of the sections.
+  events.onopen = function () {
+    status("live", "on");
+    refreshSoon(0);
+  };
   events.onerror = function () { status("reconnecting", "off"); };
   // Every change of one engine batch together, oldest first.
   events.addEventListener("runs", function (e) { JSON.parse(e.data).forEach(patch); });

@@ -160,7 +160,9 @@ fn body(
     let live = !is_final_state(&run.state) && attempt == run.attempt && attempt > 0;
     html! {
         div data-run=(run.number) {
-            h1 { "Run #" (run.number) " " (run.name) " " (layout::badge(&run.state)) }
+            // Refreshed with the sections too: a change the live feed missed (one made before
+            // the page's event stream opened) still reaches the heading.
+            h1 id="title" data-refresh { "Run #" (run.number) " " (run.name) " " (layout::badge(&run.state)) }
             section.actions id="actions" data-refresh {
                 @if !cells.finished {
                     (layout::action(viewer, "cancel", &back, &[("run", &run.id)], "Cancel"))
