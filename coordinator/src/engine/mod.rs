@@ -23,6 +23,7 @@ mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -193,6 +194,10 @@ pub struct EngineHandle {
     /// rows wait here until then.
     pub deliveries: Arc<Mutex<Option<UnboundedReceiver<crate::notify::Delivery>>>>,
     pub events: broadcast::Sender<pb::Run>,
+    /// How many batches have changed runs, counted whether or not anyone listens to `events`:
+    /// a page shows it at render time and its event stream at opening, so the page knows
+    /// whether it missed a change in between (see `service::web::events`).
+    pub published: Arc<AtomicU64>,
     pub logs: LogHub,
     /// Artifact bytes: written by the agent-stream tasks as log bytes are, read by the
     /// artifact streams; which run has which is the engine's (the store).
@@ -261,6 +266,7 @@ struct State {
     jobs: jobs::Jobs,
     notify: notify::Notify,
     events: broadcast::Sender<pb::Run>,
+    published: Arc<AtomicU64>,
     logs: LogHub,
     artifacts: ArtifactStore,
     upload_key: UploadKey,
@@ -291,6 +297,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let store = Store::open(&config.data_dir.join("rota.db"))?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
+    let published = Arc::new(AtomicU64::new(0));
     let (deliveries_tx, deliveries) = tokio::sync::mpsc::unbounded_channel();
     // Logs of accepted runs may use half the reserve; the other half is for their results.
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
@@ -311,6 +318,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             jobs: Default::default(),
             notify: notify::Notify::new(deliveries_tx),
             events: events.clone(),
+            published: published.clone(),
             logs: logs.clone(),
             artifacts: artifacts.clone(),
             upload_key: upload_key.clone(),
@@ -339,6 +347,7 @@ pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
         tx,
         deliveries: Arc::new(Mutex::new(Some(deliveries))),
         events,
+        published,
         logs,
         artifacts,
         upload_key,
@@ -455,6 +464,11 @@ impl State {
     fn publish(&mut self) {
         for effect in self.effects.drain(..) {
             effect();
+        }
+        if !self.changed.is_empty() {
+            // Before the events: a stream that reads the count after subscribing either
+            // receives this batch's events or sees the count moved.
+            self.published.fetch_add(1, Ordering::SeqCst);
         }
         if self.events.receiver_count() > 0 {
             let changed = std::mem::take(&mut self.changed);

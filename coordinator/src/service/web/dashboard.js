@@ -3,8 +3,8 @@
 // One EventSource on /events (filtered to the page's jobset or run) patches the cells of the
 // rows it names (their `data-f` children) and, a moment later, refreshes the page's
 // `data-refresh` sections (counts, attempts) from a fresh copy of the page, at most every
-// 5 s on a busy page (rows are live; counts may lag that much), and once each time the stream
-// opens. A run page whose
+// 5 s on a busy page (rows are live; counts may lag that much), and when the stream opens
+// after a change the page missed. A run page whose
 // attempt is running also follows its log over /runs/N/tail, appending server-rendered
 // (escaped) chunks at the offsets it holds. Text is set with textContent; the only HTML
 // inserted is what the server rendered and escaped.
@@ -41,14 +41,15 @@
       .then(function (html) {
         if (html === null) return;
         var doc = new DOMParser().parseFromString(html, "text/html");
-        document.querySelectorAll("[data-refresh][id]").forEach(function (section) {
-          var fresh = doc.getElementById(section.id);
-          if (fresh) section.replaceWith(document.adoptNode(fresh));
-        });
-        if (table) {
-          var freshRows = doc.querySelector("#runs tbody");
-          if (freshRows) table.querySelector("tbody").replaceWith(document.adoptNode(freshRows));
+        // Only what changed is replaced: a button the user is about to press stays the
+        // same element when its section is unchanged.
+        function swap(old, fresh) {
+          if (fresh && fresh.outerHTML !== old.outerHTML) old.replaceWith(document.adoptNode(fresh));
         }
+        document.querySelectorAll("[data-refresh][id]").forEach(function (section) {
+          swap(section, doc.getElementById(section.id));
+        });
+        if (table) swap(table.querySelector("tbody"), doc.querySelector("#runs tbody"));
       })
       .catch(function () {});
   }
@@ -78,20 +79,33 @@
   var query = "";
   if (table) query = "?jobset=" + encodeURIComponent(table.dataset.jobset);
   else if (runRoot) query = "?run=" + encodeURIComponent(runRoot.dataset.run);
-  var events = new EventSource("/events" + query);
-  // Changes made between this page's render and the stream's (re)opening never reach it
-  // as events (a cancel whose redirect rendered the page just before the run ended, or
-  // anything while the stream was down): each open takes one fresh copy of the sections.
-  events.onopen = function () {
-    status("live", "on");
-    refreshSoon(0);
-  };
-  events.onerror = function () { status("reconnecting", "off"); };
-  // Every change of one engine batch together, oldest first.
-  events.addEventListener("runs", function (e) { JSON.parse(e.data).forEach(patch); });
-  events.addEventListener("reload", function () { refreshSoon(0); });
-  events.addEventListener("bye", function () { events.close(); status("coordinator stopped", "off"); });
+  // Changes made between this page's render and the stream's (re)opening never reach it as
+  // events (a cancel whose redirect rendered the page just before the run ended, anything
+  // while the stream was down or the page was in the back/forward cache). The page holds the
+  // engine's change count from its render, the stream says the count at opening: if they
+  // differ, one fresh copy of the sections.
+  var seen = live.dataset.seq;
+  var events = null;
+  function watch() {
+    events = new EventSource("/events" + query);
+    events.onopen = function () { status("live", "on"); };
+    events.onerror = function () { status("reconnecting", "off"); };
+    events.addEventListener("hello", function (e) {
+      if (e.data !== seen) refreshSoon(0);
+      seen = e.data;
+    });
+    // Every change of one engine batch together, oldest first.
+    events.addEventListener("runs", function (e) { JSON.parse(e.data).forEach(patch); });
+    events.addEventListener("reload", function () { refreshSoon(0); });
+    events.addEventListener("bye", function () {
+      events.close();
+      events = null;
+      status("coordinator stopped", "off");
+    });
+  }
 
+  var source = null;
+  var retry = null;
   function follow() {
     var panes = {};
     var url = tail.dataset.src;
@@ -99,7 +113,7 @@
       panes[pre.dataset.stream] = pre;
       url += "&" + pre.dataset.stream + "_offset=" + pre.dataset.offset;
     });
-    var source = new EventSource(url);
+    source = new EventSource(url);
     source.addEventListener("log", function (e) {
       var chunk = JSON.parse(e.data);
       var pre = panes[chunk.stream];
@@ -110,15 +124,35 @@
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     });
     source.addEventListener("end", function () {
-      source.close();
+      stopFollowing();
       tail.removeAttribute("data-live");
       refreshSoon(100);
     });
     // Reopened from the offsets held, so nothing is shown twice.
     source.onerror = function () {
-      source.close();
-      setTimeout(follow, 2000);
+      stopFollowing();
+      retry = setTimeout(follow, 2000);
     };
   }
+  function stopFollowing() {
+    if (source) source.close();
+    source = null;
+    clearTimeout(retry);
+  }
+
+  watch();
   if (tail && tail.dataset.live) follow();
+  // A page the browser keeps in its back/forward cache must not keep its streams open: a
+  // browser allows six HTTP/1.1 connections to one host, and cached pages holding theirs
+  // stall every later page of the dashboard until one times out (a minute in Chromium).
+  window.addEventListener("pagehide", function () {
+    if (events) events.close();
+    events = null;
+    stopFollowing();
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    watch();
+    if (tail && tail.dataset.live) follow();
+  });
 })();

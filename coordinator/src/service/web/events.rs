@@ -8,6 +8,7 @@
 //! feed keeps is told to reload its sections (`reload`) instead of being buffered for.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
@@ -143,6 +144,9 @@ pub async fn stream(
     let rx = web
         .feed
         .subscribe(&web.http.engine, web.http.shutdown.clone());
+    // Read after subscribing: a later change arrives as an event, an earlier one moved it.
+    let seq = web.http.engine.published.load(Ordering::SeqCst);
+    let hello = Event::default().event("hello").data(seq.to_string());
     // Watch's own shape (a stream that ends at shutdown), then filtered and shown.
     let changes: BoxStream<Option<Arc<Changes>>> =
         Box::pin(futures::stream::unfold(rx, |mut rx| async move {
@@ -178,6 +182,7 @@ pub async fn stream(
         };
         futures::future::ready(event.map(Ok::<_, Infallible>))
     });
+    let events = futures::stream::once(futures::future::ready(Ok(hello))).chain(events);
     Sse::new(super::counted(&web, events))
         .keep_alive(KeepAlive::default())
         .into_response()

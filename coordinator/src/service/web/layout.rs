@@ -20,7 +20,7 @@ pub fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                         a href="/" { "Overview" }
                         a href="/jobs" { "Jobs" }
                     }
-                    span.live-state id="live-state" title="live updates" {}
+                    span.live-state id="live-state" title="live updates" data-seq=(viewer.seq) {}
                     @if viewer.logged_in {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(viewer.csrf);

@@ -19,6 +19,8 @@ mod run;
 mod session;
 mod text;
 
+use std::sync::atomic::Ordering;
+
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -85,6 +87,9 @@ pub struct Viewer {
     pub open: bool,
     /// The connection's peer, for the audit trail of an action (set by `actions`).
     pub peer: Option<std::net::SocketAddr>,
+    /// The engine's change count when the request began, before the page read anything:
+    /// the page's event stream compares it with its own at opening (`events.rs`).
+    pub seq: u64,
 }
 
 impl Web {
@@ -93,8 +98,9 @@ impl Web {
     /// message with its HTTP status.
     fn viewer(&self, headers: &HeaderMap, method: &str, path: &str) -> Result<Viewer, Denied> {
         let grpc_method = format!("/rota.v1.ControlService/{method}");
+        let seq = self.http.engine.published.load(Ordering::SeqCst);
         if let Some(viewer) = self.sessions.viewer(headers, &grpc_method)? {
-            return Ok(viewer);
+            return Ok(Viewer { seq, ..viewer });
         }
         match self.http.authorize(headers, &grpc_method) {
             Ok(caller) => Ok(Viewer {
@@ -103,6 +109,7 @@ impl Web {
                 logged_in: false,
                 open: self.http.credentials.is_open(),
                 peer: None,
+                seq,
             }),
             Err(refused)
                 if refused.0.code() == tonic::Code::Unauthenticated

@@ -92,6 +92,7 @@ impl Sessions {
             logged_in: true,
             open: false,
             peer: None,
+            seq: 0,
         }))
     }
 
