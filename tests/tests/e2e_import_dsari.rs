@@ -51,9 +51,24 @@ fn dsari_history(dir: &Path, big: &[u8]) {
         ("not-a-uuid", 2600.0, 0, "schedule", "{}"),
     ];
     for (id, stop, code, trigger, data) in rows {
+        // R1 left return data (dsari keeps it in run_data).
+        let run_data = if id == R1 {
+            r#"{"return_data": {"artifact": "backup.tar", "size": 42}}"#
+        } else {
+            "{}"
+        };
         conn.execute(
-            "INSERT INTO runs VALUES ('backup', ?1, ?2, ?3, ?4, ?5, ?6, ?7, '{}')",
-            rusqlite::params![id, stop - 10.0, stop - 5.0, stop, code, trigger, data],
+            "INSERT INTO runs VALUES ('backup', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                id,
+                stop - 10.0,
+                stop - 5.0,
+                stop,
+                code,
+                trigger,
+                data,
+                run_data
+            ],
         )
         .unwrap();
     }
@@ -115,6 +130,9 @@ fn import_dsari_brings_runs_and_logs_and_a_second_import_adds_nothing() {
     let r1 = sys.json(&["show", R1]);
     assert_eq!(r1["state"], "success");
     assert_eq!(r1["env"]["GIT_COMMIT"], "abc", "{r1}");
+    assert_eq!(r1["return_data"]["artifact"], "backup.tar", "{r1}");
+    assert_eq!(r1["return_data"]["size"], 42, "{r1}");
+    assert!(r2["return_data"].is_null(), "none left: {r2}");
 
     assert_eq!(logs(&sys, R1), b"first\n");
     assert_eq!(logs(&sys, R3), big, "the output sent in pieces is whole");

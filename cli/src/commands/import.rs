@@ -135,7 +135,7 @@ fn read_runs(db: &Path) -> anyhow::Result<(Vec<ImportedRun>, ImportView)> {
     let mut stmt = conn
         .prepare(
             "SELECT job_name, run_id, schedule_time, start_time, stop_time, exit_code, \
-             trigger_type, trigger_data FROM runs ORDER BY stop_time, run_id",
+             trigger_type, trigger_data, run_data FROM runs ORDER BY stop_time, run_id",
         )
         .with_context(|| format!("{}: not a dsari database (no runs table?)", db.display()))?;
     let mut view = ImportView::default();
@@ -148,13 +148,14 @@ fn read_runs(db: &Path) -> anyhow::Result<(Vec<ImportedRun>, ImportView)> {
         let exit_code: Option<i64> = r.get(5)?;
         let trigger_type: Option<String> = r.get(6)?;
         let trigger_data: Option<String> = r.get(7)?;
+        let run_data: Option<String> = r.get(8)?;
         match row(
             job.clone(),
             id.clone(),
             times,
             exit_code,
             trigger_type,
-            trigger_data,
+            [trigger_data, run_data],
         ) {
             Ok(run) => out.push(run),
             Err(why) => view.refused.push(format!("run {id:?} of {job:?}: {why}")),
@@ -169,7 +170,7 @@ fn row(
     times: [Option<f64>; 3],
     exit_code: Option<i64>,
     trigger_type: Option<String>,
-    trigger_data: Option<String>,
+    [trigger_data, run_data]: [Option<String>; 2],
 ) -> Result<ImportedRun, String> {
     if job.is_empty() || job == "." || job == ".." || job.contains(['/', '\0']) {
         return Err("the job name is not a directory name".into());
@@ -191,6 +192,26 @@ fn row(
         .and_then(|v| v.get("environment").cloned())
         .and_then(|e| serde_json::from_value(e).ok())
         .unwrap_or_default();
+    // dsari: run_data is JSON; the run's RUN_DIR/return_data.{json,yaml}, as dsari loaded it,
+    // is its "return_data".
+    let return_data = match run_data
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.get("return_data").cloned())
+    {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(v) => {
+            let json = v.to_string();
+            if json.len() > rota_proto::MAX_RETURN_DATA {
+                return Err(format!(
+                    "its return data is {} bytes, at most {}",
+                    json.len(),
+                    rota_proto::MAX_RETURN_DATA
+                ));
+            }
+            json
+        }
+    };
     Ok(ImportedRun {
         id: uuid,
         job,
@@ -200,6 +221,7 @@ fn row(
         exit_code,
         trigger_type: trigger_type.unwrap_or_else(|| "schedule".into()),
         env,
+        return_data,
         ..Default::default()
     })
 }

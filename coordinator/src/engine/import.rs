@@ -8,7 +8,7 @@ use rota_proto as pb;
 use super::State;
 use crate::error::Result;
 use crate::service::import::IMPORTED_ATTEMPT;
-use crate::store::{AttemptRecord, Batch, RunRecord, RunSpecData};
+use crate::store::{AttemptRecord, Batch, ReturnDataRecord, RunRecord, RunSpecData};
 
 /// The agent an imported run shows: it ran before rota.
 const IMPORTED_AGENT: &str = "imported";
@@ -74,6 +74,17 @@ impl State {
                 signal: None,
                 error: String::new(),
             })?;
+            if !run.return_data.is_empty() {
+                // Checked as JSON by the service (`validate::import_runs`).
+                b.put_return_data(
+                    number,
+                    &ReturnDataRecord {
+                        attempt: IMPORTED_ATTEMPT,
+                        data: run.return_data,
+                        problem: String::new(),
+                    },
+                )?;
+            }
             self.next_number += 1;
             imported += 1;
         }

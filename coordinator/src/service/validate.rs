@@ -319,6 +319,22 @@ pub fn import_runs(req: &pb::ImportRunsRequest) -> Result<()> {
         check_name("job", &r.job)?;
         text("trigger type", &r.trigger_type)?;
         env(&r.env)?;
+        if r.return_data.len() > rota_proto::MAX_RETURN_DATA {
+            return Err(Error::InvalidArgument(format!(
+                "imported run {}: return data of {} bytes, at most {}",
+                r.id,
+                r.return_data.len(),
+                rota_proto::MAX_RETURN_DATA
+            )));
+        }
+        if !r.return_data.is_empty() {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&r.return_data) {
+                return Err(Error::InvalidArgument(format!(
+                    "imported run {}: return data is not JSON: {e}",
+                    r.id
+                )));
+            }
+        }
         let end = r.output_offset.checked_add(r.output.len() as u64);
         if end.is_none_or(|end| end > r.output_len) || r.output_len > MAX_RUN_NUMBER {
             return Err(Error::InvalidArgument(format!(
@@ -510,7 +526,12 @@ mod tests {
         };
         let one = |r: pb::ImportedRun| pb::ImportRunsRequest { runs: vec![r] };
         import_runs(&one(good())).unwrap();
-        let bad: [fn(&mut pb::ImportedRun); 7] = [
+        let mut with_data = good();
+        with_data.return_data = r#"{"rows": 3}"#.into();
+        import_runs(&one(with_data)).unwrap();
+        let bad: [fn(&mut pb::ImportedRun); 9] = [
+            |r| r.return_data = "{not json".into(),
+            |r| r.return_data = format!("\"{}\"", "x".repeat(rota_proto::MAX_RETURN_DATA)),
             |r| r.id = "../../etc".into(),
             |r| r.id = r.id.to_uppercase(),
             |r| r.job = "a/b".into(),
