@@ -171,6 +171,8 @@ if [ -n "$file" ]; then
 fi
 tok=$(tr '\0' '\n' </proc/$PPID/environ 2>/dev/null | sed -n 's/^ROTA_TOKEN=//p')
 if ROTA_TOKEN="${ROTA_TOKEN:-$tok}" "$RB" --coordinator "$URL" --ca "$CA" runs >/dev/null 2>&1; then echo "cli: accepted"; else echo "cli: refused"; fi
+echo probe > probe.out
+if "$RB" artifact upload probe.out >/dev/null 2>&1; then echo "own upload: accepted"; else echo "own upload: refused"; fi
 "#;
 
 /// Submits [`PROBE`] and returns what the run printed.
@@ -243,7 +245,8 @@ fn with_run_as_the_token_is_out_of_reach_from_inside_a_run() {
              watchdog environ: refused\n\
              token file: refused\n\
              cli with the file: refused\n\
-             cli: refused\n"
+             cli: refused\n\
+             own upload: accepted\n"
         ),
         "what a run could reach"
     );
@@ -291,6 +294,9 @@ fn an_agent_of_the_runs_own_user_keeps_its_token_from_inside_a_run() {
             // The watchdog is a fork of the agent, with its memory: not dumpable either.
             "watchdog environ: refused",
             "cli: refused",
+            // What a run may do with the coordinator: upload its own artifacts, with the
+            // attempt's capability over the agent's TLS.
+            "own upload: accepted",
         ],
         "what a run could reach: {seen}"
     );
