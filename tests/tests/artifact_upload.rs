@@ -267,3 +267,114 @@ async fn an_upload_is_refused_for_another_run_a_bad_digest_or_no_room_and_stores
     assert_eq!(partial, 0, "nothing half-stored");
     cluster.stop().await;
 }
+
+/// An upload cut off midway (the uploading process killed, its connection gone) keeps
+/// nothing: no artifact is listed and no half-written content stays on disk, while the run
+/// goes on and can upload the file again whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_off_midway_keeps_nothing_and_can_be_made_again() {
+    let mut cluster = Cluster::start().await;
+    cluster.add_agent("a", 1, &[]);
+    cluster.wait_agents(1).await;
+    let mut c = cluster.client().await;
+    let dir = cluster.dir.path().to_path_buf();
+    let (token_file, flag) = (dir.join("token"), dir.join("go"));
+    let run = submit(
+        &mut c,
+        "cut",
+        vec![sh(
+            "uploader",
+            &format!(
+                "echo $ROTA_ARTIFACT_TOKEN > {t}.tmp && mv {t}.tmp {t}; \
+                 while [ ! -e {} ]; do sleep 0.02; done",
+                flag.display(),
+                t = token_file.display()
+            ),
+        )],
+    )
+    .await
+    .remove(0);
+    let token = eventually(DEADLINE, "the run's capability", || async {
+        std::fs::read_to_string(&token_file)
+            .ok()
+            .map(|t| t.trim().to_string())
+    })
+    .await;
+
+    // Two chunks of three: the first sent, then the connection dropped.
+    let data: Vec<u8> = (0..3 * rota_proto::ARTIFACT_CHUNK)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let url = cluster.coordinator.url.clone();
+    let uploading = tokio::spawn(async move {
+        let mut up = uploads(&url).await;
+        up.upload_artifact(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let chunk =
+        |i: usize| data[i * rota_proto::ARTIFACT_CHUNK..][..rota_proto::ARTIFACT_CHUNK].to_vec();
+    tx.send(pb::UploadArtifactRequest {
+        capability: token.clone(),
+        path: "big.bin".into(),
+        sha256: sha256_hex(&data),
+        size: data.len() as u64,
+        data: chunk(0).into(),
+    })
+    .await
+    .unwrap();
+    tx.send(pb::UploadArtifactRequest {
+        data: chunk(1).into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let partial_dir = dir.join("data/artifacts/partial");
+    let held = || {
+        std::fs::read_dir(&partial_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    eventually(DEADLINE, "part of the upload on disk", || async {
+        (held() >= 2 * rota_proto::ARTIFACT_CHUNK as u64).then_some(())
+    })
+    .await;
+    uploading.abort();
+    let _ = uploading.await;
+    drop(tx);
+    eventually(DEADLINE, "the half-written content gone", || async {
+        (held() == 0).then_some(())
+    })
+    .await;
+    assert!(get(&mut c, &run.id).await.artifacts.is_empty());
+
+    // The run is still running and uploads it again, whole.
+    let mut up = uploads(&cluster.coordinator.url).await;
+    let first = pb::UploadArtifactRequest {
+        capability: token,
+        path: "big.bin".into(),
+        sha256: sha256_hex(&data),
+        size: data.len() as u64,
+        data: chunk(0).into(),
+    };
+    let rest = (1..3).map(|i| pb::UploadArtifactRequest {
+        data: chunk(i).into(),
+        ..Default::default()
+    });
+    let messages: Vec<_> = std::iter::once(first).chain(rest).collect();
+    up.upload_artifact(futures::stream::iter(messages))
+        .await
+        .unwrap();
+    std::fs::write(&flag, "").unwrap();
+    wait_jobset(&mut c, "cut", DEADLINE).await;
+    let done = get(&mut c, &run.id).await;
+    assert_eq!(done.state, "success");
+    let paths: Vec<&str> = done.artifacts.iter().map(|a| a.path.as_str()).collect();
+    assert_eq!(paths, ["big.bin"]);
+    assert_eq!(held(), 0);
+    cluster.stop().await;
+}
