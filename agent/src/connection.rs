@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::Stream;
 use rota_proto as pb;
@@ -368,7 +368,7 @@ impl Connection {
 
     fn heartbeat(&mut self) {
         let draining = *self.agent.draining().borrow();
-        let sent_at_ms = unix_millis();
+        let sent_at_ms = rota_proto::clock::now_millis();
         let heartbeat = pb::Heartbeat {
             sent_at_ms,
             draining,
@@ -473,14 +473,6 @@ fn millis_or(ms: u64, default: Duration) -> Duration {
     } else {
         Duration::from_millis(ms)
     }
-}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// An error with its causes: tonic's transport errors say little at the top level.

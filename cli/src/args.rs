@@ -466,10 +466,8 @@ pub fn parse_since(s: &str) -> Result<u64, String> {
     let ago = parse_duration(s).map_err(|_| {
         format!("expected an RFC 3339 time (2026-12-02T12:00:00Z) or a duration (1h), got {s:?}")
     })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Ok(now.saturating_sub(ago).as_millis() as u64)
+    let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+    Ok(rota_proto::clock::now_millis().saturating_sub(ago))
 }
 
 /// `K=V` → (K, V); the value may contain `=` and be empty, the key may not.

@@ -1,14 +1,8 @@
 //! Wall-clock helpers. The scheduler core never reads the clock; the shell reads it here and
 //! passes milliseconds in.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// Milliseconds since the Unix epoch, now: the one reading the binaries share.
+pub use rota_proto::clock::now_millis;
 
 /// RFC 3339 in UTC, to the second, for messages.
 pub fn format_millis(ms: u64) -> String {

@@ -8,6 +8,7 @@ pub mod v1 {
 }
 
 pub mod access;
+pub mod clock;
 pub mod digest;
 pub mod duration;
 pub mod flags;

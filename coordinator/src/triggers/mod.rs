@@ -19,7 +19,7 @@ mod file;
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use rota_proto as pb;
@@ -111,9 +111,7 @@ fn job_of(root: &Path, path: &Path) -> Option<String> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    rota_proto::clock::now_millis()
 }
 
 /// What became of a job's trigger directory.
@@ -184,12 +182,7 @@ async fn handle_job(engine: &EngineHandle, root: &Path, job: &str) -> Outcome {
     // dsari: with no schedule_time, the file's mtime is the schedule time.
     let scheduled = trigger.schedule_time_ms.or_else(|| {
         let mtime = std::fs::symlink_metadata(&path).ok()?.modified().ok()?;
-        Some(
-            mtime
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()?
-                .as_millis() as u64,
-        )
+        Some(rota_proto::clock::millis_of(mtime))
     });
     if let Some(t) = trigger.schedule_time_ms.filter(|t| *t > now_ms()) {
         tracing::info!(job, path = %path.display(), "trigger file waits for its schedule_time");
