@@ -21,6 +21,10 @@ struct Args {
     /// Directory of the SQLite store and the logs.
     #[arg(long, default_value = "rota-data", env = "ROTA_DATA_DIR")]
     data_dir: PathBuf,
+    /// Keep runs, jobsets, groups and definitions in this PostgreSQL database instead of
+    /// SQLite in --data-dir (which still holds the logs): postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+    #[arg(long, env = "ROTA_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Job definitions to apply at start (with the files of its `config_d`); SIGHUP re-reads
     /// and applies them, as `rota apply` does.
     #[arg(long)]
@@ -141,6 +145,7 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
+    config.postgres = args.store.clone();
     config.config_file = args.config.clone();
     config.reload_on_sighup = true;
     config.lease = args.lease;

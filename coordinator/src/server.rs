@@ -21,6 +21,9 @@ use crate::service::{agent_stream::AgentService, control::ControlService};
 pub struct CoordinatorConfig {
     /// Where the SQLite store and the log files live.
     pub data_dir: PathBuf,
+    /// Keep the store in this PostgreSQL database (`postgres://USER@HOST/DB`) instead of
+    /// SQLite in `data_dir`; the logs stay in `data_dir`.
+    pub postgres: Option<String>,
     /// A config file of job definitions (with its `config_d` files) to apply at start.
     pub config_file: Option<PathBuf>,
     /// Re-read and apply `config_file` on SIGHUP (set by the binary; in-process tests leave
@@ -94,6 +97,7 @@ impl CoordinatorConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         CoordinatorConfig {
             data_dir: data_dir.into(),
+            postgres: None,
             config_file: None,
             reload_on_sighup: false,
             lease: Duration::from_secs(15),
@@ -264,9 +268,12 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
     } else {
         None
     };
-    let data_dir = DataDir::open(&config.data_dir, config.fresh)?;
+    // A lost rota.db is looked for only where the store is SQLite: with PostgreSQL there is
+    // no rota.db, and the database is looked after by its own backups.
+    let data_dir = DataDir::open(&config.data_dir, config.fresh || config.postgres.is_some())?;
     let engine = engine::start(EngineConfig {
         data_dir: config.data_dir.clone(),
+        postgres: config.postgres.clone(),
         reserve_bytes: config.reserve_bytes,
         max_log_bytes: config.max_log_bytes,
         lease: config.lease,

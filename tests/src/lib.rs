@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 pub mod browser;
 pub mod docker;
 pub mod http;
+pub mod pg;
 pub mod procs;
 pub mod proxy;
 pub mod receiver;

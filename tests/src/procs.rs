@@ -206,6 +206,12 @@ impl System {
         System::start_with(bins, STEADY)
     }
 
+    /// A coordinator with these flags on this store (see [`crate::on_both_stores`]).
+    pub fn start_on(bins: Bins, store: &crate::pg::Backend, flags: &[&str]) -> System {
+        let flags = store.flags(flags);
+        System::start_with(bins, &flags.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// A coordinator with these flags (besides `--listen` and `--data-dir`).
     pub fn start_with(bins: Bins, flags: &[&str]) -> System {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -684,8 +690,9 @@ fn spawn_coordinator(
         }
         None => {
             proc.kill9();
+            let log = std::fs::read_to_string(dir.join("coordinator.log")).unwrap_or_default();
             Err(format!(
-                "rota-coordinator did not start listening on {listen}: {line:?}"
+                "rota-coordinator did not start listening on {listen}: {line:?}; its log:\n{log}"
             ))
         }
     }

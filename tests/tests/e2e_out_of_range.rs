@@ -47,6 +47,7 @@ fn run_numbers_past_the_store_are_refused_by_every_command_and_the_coordinator_s
 async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine::start(EngineConfig {
+        postgres: None,
         data_dir: dir.path().to_path_buf(),
         lease: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(1),

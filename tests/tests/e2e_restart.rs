@@ -1,14 +1,16 @@
 //! Real binaries: the coordinator is `kill -9`ed and restarted on the same data dir and port;
 //! nothing pending, running or finished is lost, run numbers do not change, and agents
-//! reconnect by themselves and resend their logs from where the coordinator stopped.
+//! reconnect by themselves and resend their logs from where the coordinator stopped. The
+//! kill -9 tests run on both stores, SQLite in the data dir and PostgreSQL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use rota_tests::procs::{until, System};
-use rota_tests::{bins, pseudo_random_bytes};
+use rota_tests::pg::Backend;
+use rota_tests::procs::{until, System, STEADY};
+use rota_tests::{bins, on_both_stores, pseudo_random_bytes};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -30,9 +32,8 @@ fn wait_jobset_finished(sys: &System, jobset: &str, deadline: Duration) {
     });
 }
 
-#[test]
-fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run() {
-    let mut sys = System::start(bins!());
+fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run(store: Backend) {
+    let mut sys = System::start_on(bins!(), &store, STEADY);
     sys.start_agent("a", 2, &[]);
     sys.wait_agents(&["a"]);
     sys.submit_lines("done", "echo one\nexit 3\nprintf 'two\\n' >&2\n");
@@ -133,9 +134,8 @@ fn spooled_len(sys: &System, run_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result() {
-    let mut sys = System::start(bins!());
+fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result(store: Backend) {
+    let mut sys = System::start_on(bins!(), &store, STEADY);
     sys.start_agent("a", 10, &[]);
     sys.start_agent("b", 10, &[]);
     let data = pseudo_random_bytes(42, PIECE * PIECES);
@@ -211,11 +211,10 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
 /// A cancel is answered once stored: a run that ignores SIGTERM is still running (in its grace)
 /// when the coordinator is `kill -9`ed; after the restart its agent reports it killed, and it
 /// ends `cancelled` with one attempt, not queued again as if its agent had stopped it.
-#[test]
-fn a_cancel_in_its_grace_survives_a_kill_9_of_the_coordinator() {
-    let mut flags = rota_tests::procs::STEADY.to_vec();
+fn a_cancel_in_its_grace_survives_a_kill_9_of_the_coordinator(store: Backend) {
+    let mut flags = STEADY.to_vec();
     flags.extend(["--cancel-grace", "3"]);
-    let mut sys = System::start_with(bins!(), &flags);
+    let mut sys = System::start_on(bins!(), &store, &flags);
     sys.start_agent("a", 1, &[]);
     sys.wait_agents(&["a"]);
     let pid_file = sys.path("stubborn.pid");
@@ -307,3 +306,9 @@ fn a_coordinator_away_for_30_s_loses_no_byte_of_runs_that_kept_printing() {
         );
     }
 }
+
+on_both_stores!(
+    kill_9_of_the_coordinator_loses_no_queued_or_finished_run,
+    kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result,
+    a_cancel_in_its_grace_survives_a_kill_9_of_the_coordinator,
+);

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::logs::LogHub;
 use crate::metrics::{counts::RunCounts, Metrics, Snapshot};
 use crate::sched::{AgentId, SchedConfig, Scheduler};
-use crate::store::{RunRecord, Store};
+use crate::store::{RunRecord, Store, StoreLocation};
 
 pub use agents::{AgentHello, Assigned, Assignment, HelloReply};
 pub use audit::Actor;
@@ -171,6 +171,8 @@ impl From<pb::TriggerRequest> for JobTrigger {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
+    /// The store's PostgreSQL URL; None: SQLite at `data_dir/rota.db`.
+    pub postgres: Option<String>,
     /// Free bytes the data dir keeps for what was already accepted (see `datadir`).
     pub reserve_bytes: u64,
     /// Per-stream log cap of runs whose job sets none (see `logs::cap`).
@@ -288,13 +290,28 @@ struct State {
     retention: prune::Retention,
 }
 
-/// Starts the engine thread on the store at `config.data_dir`.
+/// Starts the engine thread on its store: SQLite in `config.data_dir`, or PostgreSQL.
+///
+/// The engine is made on a thread of its own too, outside the caller's async runtime: the
+/// PostgreSQL client blocks on a runtime of its own, which tokio refuses to start inside
+/// another, and opening the store, recovering runs and resuming the outbox all use it.
 pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
+    std::thread::scope(|s| {
+        s.spawn(|| start_here(config))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn start_here(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     std::fs::create_dir_all(&config.data_dir)?;
     // Made now so the free space of its filesystem can be asked before the first chunk.
     // Best effort: on a full disk the start must not need space.
     let _ = std::fs::create_dir_all(config.data_dir.join("logs"));
-    let store = Store::open(&config.data_dir.join("rota.db"))?;
+    let store = Store::open_at(&match &config.postgres {
+        Some(url) => StoreLocation::Postgres(url.clone()),
+        None => StoreLocation::Sqlite(config.data_dir.join("rota.db")),
+    })?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
     let published = Arc::new(AtomicU64::new(0));

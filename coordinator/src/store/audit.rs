@@ -4,7 +4,7 @@
 //! one naming no run (a group's max, a drain, an apply) once it is older than the policy's
 //! `max_age` ([`Batch::prune_audit`]).
 
-use rusqlite::params;
+use super::sql::args;
 
 use super::{Batch, Reader, Result};
 
@@ -22,47 +22,37 @@ pub struct AuditRecord {
 }
 
 impl Batch<'_> {
-    /// Inserts a row (its `id` is ignored) and its runs.
     pub fn insert_audit(&self, a: &AuditRecord) -> Result<u64> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO audit(at, caller, role, peer, method, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        let id: u64 = self.db.value(
+            "INSERT INTO audit(at, caller, role, peer, method, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            args![a.at, a.caller, a.role, a.peer, a.method, a.target],
         )?;
-        stmt.execute(params![a.at, a.caller, a.role, a.peer, a.method, a.target])?;
-        let id = self.tx.last_insert_rowid() as u64;
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT OR IGNORE INTO audit_runs(run, audit) VALUES (?1, ?2)")?;
         for run in &a.runs {
-            stmt.execute(params![run, id])?;
+            self.db.exec(
+                "INSERT INTO audit_runs(run, audit) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![run, id],
+            )?;
         }
         Ok(id)
     }
 
-    /// Deletes up to `limit` of the oldest entries from before `cutoff` (unix ms) that name no
-    /// run (those go with their runs), through the `audit_by_time` index; returns how many.
     pub fn prune_audit(&self, cutoff: u64, limit: u32) -> Result<usize> {
-        let mut stmt = self.tx.prepare_cached(
-            "DELETE FROM audit WHERE id IN (SELECT a.id FROM audit a INDEXED BY audit_by_time \
-             WHERE a.at < ?1 AND NOT EXISTS (SELECT 1 FROM audit_runs r WHERE r.audit = a.id) \
-             ORDER BY a.at LIMIT ?2)",
+        let n = self.db.exec(
+            &format!(
+                "DELETE FROM audit WHERE id IN (SELECT a.id FROM audit a {} \
+                 WHERE a.at < ?1 AND NOT EXISTS (SELECT 1 FROM audit_runs r WHERE r.audit = a.id) \
+                 ORDER BY a.at LIMIT ?2)",
+                self.db.dialect().indexed_by("audit_by_time")
+            ),
+            args![cutoff, limit],
         )?;
-        Ok(stmt.execute(params![cutoff, limit])?)
+        Ok(n as usize)
     }
 }
 
 impl Reader<'_> {
-    /// Newest first: of one run when `run` is not 0, from `since` (unix ms) on; each with its
-    /// first 1,000 runs (its `target` says how many it named).
     pub fn audit(&self, run: u64, since: u64, limit: u32) -> Result<Vec<AuditRecord>> {
-        let sql = if run == 0 {
-            "SELECT id, at, caller, role, peer, method, target FROM audit \
-             WHERE at >= ?2 AND ?1 = 0 ORDER BY id DESC LIMIT ?3"
-        } else {
-            "SELECT a.id, a.at, a.caller, a.role, a.peer, a.method, a.target FROM audit_runs r \
-             JOIN audit a ON a.id = r.audit WHERE r.run = ?1 AND a.at >= ?2 ORDER BY a.id DESC LIMIT ?3"
-        };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![run, since, limit], |r| {
+        let entry = |r: &super::sql::Row| {
             Ok(AuditRecord {
                 id: r.get(0)?,
                 at: r.get(1)?,
@@ -73,15 +63,28 @@ impl Reader<'_> {
                 target: r.get(6)?,
                 runs: vec![],
             })
-        })?;
-        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut runs = self.conn.prepare_cached(
-            "SELECT run FROM audit_runs WHERE audit = ?1 ORDER BY run LIMIT 1000",
-        )?;
+        };
+        let mut out = if run == 0 {
+            self.db.map(
+                "SELECT id, at, caller, role, peer, method, target FROM audit \
+                 WHERE at >= ?1 ORDER BY id DESC LIMIT ?2",
+                args![since, limit],
+                entry,
+            )?
+        } else {
+            self.db.map(
+                "SELECT a.id, a.at, a.caller, a.role, a.peer, a.method, a.target FROM audit_runs r \
+                 JOIN audit a ON a.id = r.audit WHERE r.run = ?1 AND a.at >= ?2 ORDER BY a.id DESC LIMIT ?3",
+                args![run, since, limit],
+                entry,
+            )?
+        };
         for a in &mut out {
-            a.runs = runs
-                .query_map(params![a.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            a.runs = self.db.map(
+                "SELECT run FROM audit_runs WHERE audit = ?1 ORDER BY run LIMIT 1000",
+                args![a.id],
+                |r| r.get(0),
+            )?;
         }
         Ok(out)
     }

@@ -1,22 +1,28 @@
-//! The embedded SQL store (SQLite, WAL, synchronous=FULL): runs, attempts, jobsets, group
-//! limits, job definitions. Log bytes are not here; they live in files (see `logs`).
+//! The store: runs, attempts, jobsets, group limits, job definitions, the outbox and the
+//! audit trail, in SQLite embedded in `--data-dir` (WAL, synchronous=FULL; the default) or in
+//! PostgreSQL (`--store postgres://…`). Log bytes are not here; they live in files (see `logs`).
 //!
-//! The store is owned by the engine thread alone, so it needs no locking. Writes happen inside
-//! [`Store::batch`]: one transaction per dispatch cycle, so durability costs one fsync per
-//! batch, not one per run.
+//! The queries are written once against [`sql::Sql`]; the two backends ([`sqlite`],
+//! [`pg`]) differ only in how they connect, migrate and commit. The store is owned by
+//! the engine thread alone, so it needs no locking. Writes happen inside [`Store::batch`]: one
+//! transaction per dispatch cycle, so durability costs one fsync per batch, not one per run.
 
 mod artifacts;
 mod audit;
 mod model;
 mod outbox;
+mod pg;
+mod pg_schema;
 mod prune;
 mod return_data;
 mod runs;
 mod schema;
+pub mod sql;
+mod sqlite;
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use sql::{args, Backend, Sql};
 
 pub use artifacts::ArtifactRecord;
 pub use audit::AuditRecord;
@@ -36,6 +42,16 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("store: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("store at {location}: cannot connect: {}", postgres_message(.source))]
+    Connect {
+        location: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("--store {url}: not a PostgreSQL URL ({reason}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    Url { url: String, reason: String },
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
     #[error(
@@ -55,85 +71,65 @@ pub enum StoreError {
     },
 }
 
+/// A PostgreSQL error with its cause: the driver's own Display says only "db error" or
+/// "error connecting to server" and keeps the server's message in its source.
+fn postgres_message(e: &postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded SQLite database at this path (`DATA_DIR/rota.db`).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database, by its connection URL.
+    Postgres(String),
+}
+
 pub struct Store {
-    conn: Connection,
-    /// `<db>-wal`, fsynced by hand after a relaxed batch that turned out to need durability.
-    wal_path: std::path::PathBuf,
+    db: Box<dyn Backend>,
     /// How long the last batch's commit (and its fsync) took, for the commit-latency metric.
     last_commit: std::time::Duration,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store")
+        write!(f, "Store({})", self.db.location())
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open_err)?;
-        // WAL + synchronous=FULL: a committed transaction survives kill -9 and power loss.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        // After a checkpoint the WAL is cut back to this size, so one large batch (a 100,000
-        // run submit) does not leave a WAL of its size on disk for the life of the process.
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
-            .map_err(open_err)?;
-        // Pages of deleted runs go back to the filesystem in small steps after each prune
-        // batch (`PRAGMA incremental_vacuum`), never in one long VACUUM. This takes effect at
-        // once on a new store (before its first table).
-        // Only on a new store: setting it writes the header, which a start on a full disk
-        // must not need.
-        let tables: u32 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if tables == 0 {
-            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-                .map_err(open_err)?;
-        }
-        schema::migrate(&conn, path)?;
-        match enable_incremental_vacuum(&conn, path) {
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
-                tracing::warn!(path = %path.display(), "no space to switch the store to incremental vacuum, tried again at the next start: {e}");
-            }
-            other => other.map_err(open_err)?,
-        }
-        // One small write now, so a store that cannot be written (read-only file or mount)
-        // fails the start before the address is announced, not the first submit. A full disk
-        // is not such a store: the coordinator starts and refuses new work until space returns.
-        let probe = conn.execute(
-            "INSERT INTO config(key, value) VALUES ('opened_at', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![crate::time::now_millis().to_string()],
-        );
-        match probe {
-            Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
-                tracing::warn!(path = %path.display(), "store opened on a full disk: {e}");
-            }
-            Err(e) => return Err(open_err(e)),
-        }
-        let mut wal_path = path.as_os_str().to_owned();
-        wal_path.push("-wal");
-        Ok(Store {
-            conn,
-            wal_path: wal_path.into(),
-            last_commit: std::time::Duration::ZERO,
-        })
+        Ok(Store::with(Box::new(sqlite::Sqlite::open(path)?)))
     }
 
-    /// Runs `f` in one transaction; commits when it returns Ok, with an fsync.
+    /// Opens the store at `location`, migrating its schema.
+    pub fn open_at(location: &StoreLocation) -> Result<Store> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path),
+            StoreLocation::Postgres(url) => Ok(Store::with(Box::new(pg::Postgres::connect(url)?))),
+        }
+    }
+
+    fn with(db: Box<dyn Backend>) -> Store {
+        Store {
+            db,
+            last_commit: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Where the store is, for messages (a PostgreSQL URL without its password).
+    pub fn location(&self) -> String {
+        self.db.location()
+    }
+
+    /// Runs `f` in one transaction; commits when it returns Ok, durably.
     pub fn batch<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&Batch<'_>) -> std::result::Result<T, E>,
@@ -142,40 +138,26 @@ impl Store {
     }
 
     /// Runs `f` in one transaction, which `f` ends by saying whether it must be durable
-    /// before this returns. With `relaxed` the commit skips SQLite's fsync (synchronous=NORMAL;
-    /// SQLite refuses to change that inside a transaction, hence the up-front guess), and when
-    /// `f` nevertheless says durable, the WAL is fsynced here, which is what FULL would have
-    /// done. A commit without fsync is still atomic and ordered: the next fsynced commit makes
-    /// it durable too, and a crash before that loses only it, so it is only for changes nobody
+    /// before this returns. With `relaxed` the backend may commit without waiting for the
+    /// disk when `f` says it need not be durable: such a commit is still atomic and ordered,
+    /// and a crash loses only it (and relaxed ones after it), so it is only for changes nobody
     /// was told are durable.
     pub fn batch_then<T, E: From<StoreError>>(
         &mut self,
         relaxed: bool,
         f: impl FnOnce(&Batch<'_>) -> std::result::Result<(T, bool), E>,
     ) -> std::result::Result<T, E> {
-        if relaxed {
-            self.conn
-                .pragma_update(None, "synchronous", "NORMAL")
-                .map_err(StoreError::from)?;
-        }
-        let mut committing = None;
-        let result = (|| -> std::result::Result<(T, bool), E> {
-            let tx = self.conn.transaction().map_err(StoreError::from)?;
-            let (out, durable) = f(&Batch { tx: &tx })?;
-            committing = Some(std::time::Instant::now());
-            tx.commit().map_err(StoreError::from)?;
-            Ok((out, durable))
-        })();
-        if relaxed {
-            self.conn
-                .pragma_update(None, "synchronous", "FULL")
-                .map_err(StoreError::from)?;
-        }
-        let (out, durable) = result?;
-        if relaxed && durable {
-            self.sync_wal().map_err(E::from)?;
-        }
-        self.last_commit = committing.map_or(std::time::Duration::ZERO, |t| t.elapsed());
+        self.db.begin(relaxed)?;
+        let (out, durable) = match f(&Batch { db: &*self.db }) {
+            Ok(done) => done,
+            Err(e) => {
+                self.db.rollback();
+                return Err(e);
+            }
+        };
+        let committing = std::time::Instant::now();
+        self.db.commit(durable)?;
+        self.last_commit = committing.elapsed();
         Ok(out)
     }
 
@@ -184,69 +166,32 @@ impl Store {
         self.last_commit
     }
 
-    fn sync_wal(&self) -> Result<()> {
-        std::fs::File::open(&self.wal_path)
-            .and_then(|wal| wal.sync_data())
-            .map_err(|source| StoreError::Sync {
-                path: self.wal_path.display().to_string(),
-                source,
-            })
-    }
-
     /// Read access outside a batch.
     pub fn read(&self) -> Reader<'_> {
-        Reader { conn: &self.conn }
+        Reader { db: &*self.db }
     }
 }
-
-/// A store made before retention has `auto_vacuum = NONE`, which only a VACUUM can change.
-/// Below [`VACUUM_AT_OPEN_MAX`] that is done at open, once (seconds at most); a larger store is
-/// left as it is with a warning, and docs/operations.md says how to switch it while stopped.
-fn enable_incremental_vacuum(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
-    let mode: u32 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
-    if mode == 2 {
-        return Ok(());
-    }
-    let bytes: u64 = conn.query_row(
-        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-        [],
-        |r| r.get(0),
-    )?;
-    if bytes > VACUUM_AT_OPEN_MAX {
-        tracing::warn!(path = %path.display(), bytes, "store does not return deleted space to the filesystem (auto_vacuum NONE); stop the coordinator and run: sqlite3 rota.db 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'");
-        return Ok(());
-    }
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
-    tracing::info!(path = %path.display(), bytes, "store switched to incremental vacuum");
-    Ok(())
-}
-
-/// Bytes the WAL keeps after a checkpoint (`PRAGMA journal_size_limit`).
-const WAL_SIZE_LIMIT: i64 = 4 << 20;
-
-/// The largest store switched to incremental vacuum at open (a VACUUM rewrites it whole).
-const VACUUM_AT_OPEN_MAX: u64 = 1 << 30;
 
 /// Writes (and reads) inside one transaction.
 pub struct Batch<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    db: &'a dyn Sql,
 }
 
 /// Reads on the store's connection.
 pub struct Reader<'a> {
-    conn: &'a Connection,
+    db: &'a dyn Sql,
 }
 
 impl Batch<'_> {
     pub fn read(&self) -> Reader<'_> {
-        Reader { conn: self.tx }
+        Reader { db: self.db }
     }
 
     pub fn upsert_jobset(&self, js: &JobsetRecord) -> Result<()> {
-        self.tx.execute(
+        self.db.exec(
             "INSERT INTO jobsets(name, parallel, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(name) DO UPDATE SET parallel = excluded.parallel",
-            params![js.name, js.parallel, js.created_at],
+            args![js.name, js.parallel, js.created_at],
         )?;
         Ok(())
     }
@@ -254,19 +199,19 @@ impl Batch<'_> {
     /// Sets a group's max; None removes the definition (back to the implicit 1).
     pub fn set_group_max(&self, name: &str, max: Option<u32>) -> Result<()> {
         match max {
-            Some(m) => self.tx.execute(
+            Some(m) => self.db.exec(
                 "INSERT INTO groups(name, max) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET max = excluded.max",
-                params![name, m],
+                args![name, m],
             )?,
-            None => self.tx.execute("DELETE FROM groups WHERE name = ?1", params![name])?,
+            None => self.db.exec("DELETE FROM groups WHERE name = ?1", args![name])?,
         };
         Ok(())
     }
 
     pub fn set_config(&self, key: &str, value: &str) -> Result<()> {
-        self.tx.execute(
+        self.db.exec(
             "INSERT INTO config(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
+            args![key, value],
         )?;
         Ok(())
     }
@@ -274,96 +219,77 @@ impl Batch<'_> {
 
 impl Reader<'_> {
     pub fn jobset(&self, name: &str) -> Result<Option<JobsetRecord>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT name, parallel, created_at FROM jobsets WHERE name = ?1",
-                params![name],
-                |r| {
-                    Ok(JobsetRecord {
-                        name: r.get(0)?,
-                        parallel: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db.first(
+            "SELECT name, parallel, created_at FROM jobsets WHERE name = ?1",
+            args![name],
+            jobset_from_row,
+        )
     }
 
     pub fn jobsets(&self) -> Result<Vec<JobsetRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, parallel, created_at FROM jobsets ORDER BY created_at, name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(JobsetRecord {
-                name: r.get(0)?,
-                parallel: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.map(
+            "SELECT name, parallel, created_at FROM jobsets ORDER BY created_at, name",
+            &[],
+            jobset_from_row,
+        )
     }
 
     /// Run counts per state of one jobset.
     pub fn jobset_counts(&self, name: &str) -> Result<Vec<(String, u64)>> {
         self.pairs(
             "SELECT state, COUNT(*) FROM runs WHERE jobset = ?1 GROUP BY state",
-            params![name],
+            args![name],
         )
     }
 
     /// Run counts per state over the whole store, from the `runs_by_state` index.
     pub fn run_counts(&self) -> Result<Vec<(String, u64)>> {
-        self.pairs("SELECT state, COUNT(*) FROM runs GROUP BY state", [])
+        self.pairs("SELECT state, COUNT(*) FROM runs GROUP BY state", &[])
     }
 
-    /// Rows of two columns, from a cached statement.
-    fn pairs<A, B>(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<(A, B)>>
-    where
-        A: rusqlite::types::FromSql,
-        B: rusqlite::types::FromSql,
-    {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    /// Rows of two columns.
+    fn pairs<A: sql::FromValue, B: sql::FromValue>(
+        &self,
+        sql: &str,
+        args: &[sql::Value],
+    ) -> Result<Vec<(A, B)>> {
+        self.db.map(sql, args, |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     pub fn groups(&self) -> Result<Vec<(String, u32)>> {
-        self.pairs("SELECT name, max FROM groups ORDER BY name", [])
+        self.pairs("SELECT name, max FROM groups ORDER BY name", &[])
     }
 
     pub fn config(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT value FROM config WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.db
+            .first("SELECT value FROM config WHERE key = ?1", args![key], |r| {
+                r.get(0)
+            })
     }
 
     /// When the oldest run held was submitted (numbers grow with time: the lowest number is
     /// the oldest, one primary-key lookup); `None` for an empty store.
     pub fn oldest_submitted_at(&self) -> Result<Option<u64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT submitted_at FROM runs ORDER BY number LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.db.first(
+            "SELECT submitted_at FROM runs ORDER BY number LIMIT 1",
+            &[],
+            |r| r.get(0),
+        )
     }
 
     /// The highest run number ever given out (numbers are gap-free from 1).
     pub fn max_number(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(number), 0) FROM runs", [], |r| {
-                r.get(0)
-            })?)
+        self.db
+            .value("SELECT COALESCE(MAX(number), 0) FROM runs", &[])
     }
+}
+
+fn jobset_from_row(r: &sql::Row) -> Result<JobsetRecord> {
+    Ok(JobsetRecord {
+        name: r.get(0)?,
+        parallel: r.get(1)?,
+        created_at: r.get(2)?,
+    })
 }
 
 #[cfg(test)]

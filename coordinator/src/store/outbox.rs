@@ -3,7 +3,7 @@
 //! engine as the sender reports; they carry the run number and times, so retention can prune
 //! them with the runs (`DELETE FROM outbox WHERE run < ?` or `created_at < ?`).
 
-use rusqlite::{params, Row};
+use super::sql::{args, Row};
 
 use super::{Batch, Reader, Result, StoreError};
 
@@ -34,7 +34,7 @@ pub struct OutboxRecord {
 const COLUMNS: &str = "id, created_at, run, jobset, event, url, format, secret_file, payload, \
                        state, attempts, next_at, last_status, last_error, delivered_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRecord> {
+fn from_row(r: &Row) -> Result<OutboxRecord> {
     Ok(OutboxRecord {
         id: r.get(0)?,
         created_at: r.get(1)?,
@@ -55,27 +55,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRecord> {
 }
 
 impl Batch<'_> {
-    /// Inserts a row (its `id` is ignored); returns the id it got.
     pub fn insert_outbox(&self, o: &OutboxRecord) -> Result<u64> {
-        let mut stmt = self.tx.prepare_cached(
+        self.db.value(
             "INSERT INTO outbox(created_at, run, jobset, event, url, format, secret_file, payload, state, attempts, next_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9)",
-        )?;
-        stmt.execute(params![
-            o.created_at,
-            o.run,
-            o.jobset,
-            o.event,
-            o.url,
-            o.format,
-            o.secret_file,
-            o.payload,
-            o.next_at
-        ])?;
-        Ok(self.tx.last_insert_rowid() as u64)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9) RETURNING id",
+            args![
+                o.created_at,
+                o.run,
+                o.jobset,
+                o.event,
+                o.url,
+                o.format,
+                o.secret_file,
+                o.payload,
+                o.next_at
+            ],
+        )
     }
 
-    /// Records how a try ended.
     #[allow(clippy::too_many_arguments)]
     pub fn outbox_outcome(
         &self,
@@ -87,55 +84,52 @@ impl Batch<'_> {
         error: &str,
         delivered_at: u64,
     ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
+        self.db.exec(
             "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, last_status = ?5, last_error = ?6, \
              delivered_at = ?7 WHERE id = ?1",
+            args![id, state, attempts, next_at, status, error, delivered_at],
         )?;
-        stmt.execute(params![
-            id,
-            state,
-            attempts,
-            next_at,
-            status,
-            error,
-            delivered_at
-        ])?;
         Ok(())
     }
 
-    /// Replaces a jobset's webhooks (JSON list of `notify::Target`).
     pub fn set_jobset_notify(&self, jobset: &str, targets: &str) -> Result<()> {
-        self.tx.execute(
+        self.db.exec(
             "INSERT INTO jobset_notify(jobset, targets) VALUES (?1, ?2) \
              ON CONFLICT(jobset) DO UPDATE SET targets = excluded.targets",
-            params![jobset, targets],
+            args![jobset, targets],
         )?;
         Ok(())
     }
 }
 
 impl Reader<'_> {
-    /// Rows still to deliver (from the partial index), oldest first.
     pub fn pending_outbox(&self) -> Result<Vec<OutboxRecord>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.map(
+            &format!("SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"),
+            &[],
+            from_row,
+        )
     }
 
-    /// The newest `limit` rows, of one run when `run` is not 0.
+    /// The newest deliveries, of run `run` (0: of every run).
     pub fn outbox(&self, run: u64, limit: u32) -> Result<Vec<OutboxRecord>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE (?1 = 0 OR run = ?1) ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![run, limit], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        if run == 0 {
+            self.db.map(
+                &format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"),
+                args![limit],
+                from_row,
+            )
+        } else {
+            self.db.map(
+                &format!("SELECT {COLUMNS} FROM outbox WHERE run = ?1 ORDER BY id DESC LIMIT ?2"),
+                args![run, limit],
+                from_row,
+            )
+        }
     }
 
-    /// Every jobset's webhooks, as stored.
     pub fn jobset_notify(&self) -> Result<Vec<(String, String)>> {
-        self.pairs("SELECT jobset, targets FROM jobset_notify", [])
+        self.pairs("SELECT jobset, targets FROM jobset_notify", &[])
     }
 }
 

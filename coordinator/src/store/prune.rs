@@ -9,19 +9,16 @@
 //! A start finds what a crash left in `prune_queue` ([`Reader::prune_queue`]) and does 2 and 3
 //! again; both are idempotent.
 
-use rusqlite::{params, Row};
-
+use super::sql::{args, Dialect, Row};
 use super::{Batch, Reader, Result};
 
 /// The SQL of "finished", written exactly as in the `runs_done_by_finish` index's WHERE so
-/// SQLite can use that partial index.
+/// the database can use that partial index.
 const FINISHED: &str = "state IN ('success', 'errored', 'cancelled', 'skipped', 'retired')";
 
-/// The job of a run, written exactly as the `runs_by_job` index's expression.
-const JOB: &str = "json_extract(spec, '$.job')";
-
-/// Pages handed back to the filesystem after each prune batch (4 KiB pages: 8 MiB), so the
-/// store shrinks as it is pruned without one long vacuum.
+/// Pages handed back to the filesystem after each prune batch (4 KiB pages: 8 MiB), so an
+/// SQLite store shrinks as it is pruned without one long vacuum. (PostgreSQL's autovacuum
+/// does this by itself.)
 const VACUUM_PAGES: u32 = 2048;
 
 /// What retention reads of a finished run.
@@ -35,10 +32,14 @@ pub struct PruneCandidate {
     pub finished_at: u64,
 }
 
-const CANDIDATE_COLUMNS: &str =
-    "number, id, jobset, json_extract(spec, '$.job'), state, finished_at";
+fn candidate_columns(d: Dialect) -> String {
+    format!(
+        "number, id, jobset, {}, state, finished_at",
+        d.job_of_spec()
+    )
+}
 
-fn candidate(r: &Row<'_>) -> rusqlite::Result<PruneCandidate> {
+fn candidate(r: &Row) -> Result<PruneCandidate> {
     Ok(PruneCandidate {
         number: r.get(0)?,
         id: r.get(1)?,
@@ -58,13 +59,18 @@ impl Reader<'_> {
         after: (u64, u64),
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM runs INDEXED BY runs_done_by_finish \
-             WHERE {FINISHED} AND finished_at < ?1 AND (finished_at, number) > (?2, ?3) \
-             ORDER BY finished_at, number LIMIT ?4"
-        ))?;
-        let rows = stmt.query_map(params![cutoff, after.0, after.1, limit as i64], candidate)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let d = self.db.dialect();
+        self.db.map(
+            &format!(
+                "SELECT {} FROM runs {} \
+                 WHERE {FINISHED} AND finished_at < ?1 AND (finished_at, number) > (?2, ?3) \
+                 ORDER BY finished_at, number LIMIT ?4",
+                candidate_columns(d),
+                d.indexed_by("runs_done_by_finish")
+            ),
+            args![cutoff, after.0, after.1, limit],
+            candidate,
+        )
     }
 
     /// Finished runs of defined job `job`, newest first, skipping the newest `skip`: one
@@ -75,7 +81,8 @@ impl Reader<'_> {
         skip: u64,
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
-        self.newest_finished(&format!("{JOB} = ?1"), JOB, job, skip, limit)
+        let job_of = self.db.dialect().job_of_spec();
+        self.newest_finished(&format!("{job_of} = ?1"), job_of, job, skip, limit)
     }
 
     /// Finished ad hoc runs (of no defined job) of jobset `jobset`, newest first, skipping the
@@ -86,12 +93,15 @@ impl Reader<'_> {
         skip: u64,
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
-        let filter = format!("jobset = ?1 AND {JOB} IS NULL");
+        let filter = format!(
+            "jobset = ?1 AND {} IS NULL",
+            self.db.dialect().job_of_spec()
+        );
         self.newest_finished(&filter, "jobset", jobset, skip, limit)
     }
 
     /// Finished runs matching `filter` (on `?1` = `key`), newest first past `skip`, ordered
-    /// by `index_column, number` so SQLite walks that index backwards.
+    /// by `index_column, number` so the database walks that index backwards.
     fn newest_finished(
         &self,
         filter: &str,
@@ -100,28 +110,31 @@ impl Reader<'_> {
         skip: u64,
         limit: usize,
     ) -> Result<Vec<PruneCandidate>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM runs WHERE {filter} AND {FINISHED} \
-             ORDER BY {index_column} DESC, number DESC LIMIT ?3 OFFSET ?2"
-        ))?;
-        let rows = stmt.query_map(params![key, skip as i64, limit as i64], candidate)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.map(
+            &format!(
+                "SELECT {} FROM runs WHERE {filter} AND {FINISHED} \
+                 ORDER BY {index_column} DESC, number DESC LIMIT ?3 OFFSET ?2",
+                candidate_columns(self.db.dialect())
+            ),
+            args![key, skip, limit],
+            candidate,
+        )
     }
 
     /// Runs queued for deletion whose rows are not yet deleted: (number, id).
     pub fn prune_queue(&self) -> Result<Vec<(u64, String)>> {
-        self.pairs("SELECT number, id FROM prune_queue ORDER BY number", [])
+        self.pairs("SELECT number, id FROM prune_queue ORDER BY number", &[])
     }
 }
 
 impl Batch<'_> {
     /// Step 1: records that these runs are being deleted.
     pub fn queue_prune(&self, runs: &[(u64, String)]) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT OR IGNORE INTO prune_queue(number, id) VALUES (?1, ?2)")?;
         for (number, id) in runs {
-            stmt.execute(params![number, id])?;
+            self.db.exec(
+                "INSERT INTO prune_queue(number, id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![number, id],
+            )?;
         }
         Ok(())
     }
@@ -130,46 +143,42 @@ impl Batch<'_> {
     /// of their jobsets that no run is left in, then returns freed pages to the filesystem.
     pub fn delete_runs(&self, numbers: &[u64]) -> Result<()> {
         let mut jobsets = std::collections::BTreeSet::new();
-        {
-            let mut jobset_of = self
-                .tx
-                .prepare_cached("SELECT jobset FROM runs WHERE number = ?1")?;
-            let mut deletes = [
-                "DELETE FROM attempts WHERE run = ?1",
-                "DELETE FROM cancel_requests WHERE run = ?1",
-                // Webhook deliveries that are done with (a pending one is still sent: its
-                // payload is in the row) and the run's links into the audit trail; return data
-                // and artifact rows go by their foreign keys' ON DELETE CASCADE.
-                "DELETE FROM outbox WHERE run = ?1 AND state != 'pending'",
-                // An audit entry goes with the last run it names (entries naming no run, such
-                // as a group's max, are kept).
-                "DELETE FROM audit WHERE id IN (SELECT audit FROM audit_runs WHERE run = ?1) \
-                 AND NOT EXISTS (SELECT 1 FROM audit_runs o WHERE o.audit = audit.id AND o.run != ?1)",
-                "DELETE FROM audit_runs WHERE run = ?1",
-                "DELETE FROM runs WHERE number = ?1",
-                "DELETE FROM prune_queue WHERE number = ?1",
-            ]
-            .map(|sql| self.tx.prepare_cached(sql))
-            .into_iter()
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-            for &n in numbers {
-                let mut rows = jobset_of.query(params![n])?;
-                if let Some(row) = rows.next()? {
-                    jobsets.insert(row.get::<_, String>(0)?);
-                }
-                for stmt in &mut deletes {
-                    stmt.execute(params![n])?;
-                }
+        let deletes = [
+            "DELETE FROM attempts WHERE run = ?1",
+            "DELETE FROM cancel_requests WHERE run = ?1",
+            // Webhook deliveries that are done with (a pending one is still sent: its
+            // payload is in the row) and the run's links into the audit trail; return data
+            // and artifact rows go by their foreign keys' ON DELETE CASCADE.
+            "DELETE FROM outbox WHERE run = ?1 AND state != 'pending'",
+            // An audit entry goes with the last run it names (entries naming no run, such
+            // as a group's max, are kept).
+            "DELETE FROM audit WHERE id IN (SELECT audit FROM audit_runs WHERE run = ?1) \
+             AND NOT EXISTS (SELECT 1 FROM audit_runs o WHERE o.audit = audit.id AND o.run != ?1)",
+            "DELETE FROM audit_runs WHERE run = ?1",
+            "DELETE FROM runs WHERE number = ?1",
+            "DELETE FROM prune_queue WHERE number = ?1",
+        ];
+        for &n in numbers {
+            let jobset: Option<String> =
+                self.db
+                    .first("SELECT jobset FROM runs WHERE number = ?1", args![n], |r| {
+                        r.get(0)
+                    })?;
+            jobsets.extend(jobset);
+            for sql in deletes {
+                self.db.exec(sql, args![n])?;
             }
         }
-        let mut drop_empty = self.tx.prepare_cached(
-            "DELETE FROM jobsets WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM runs WHERE jobset = ?1)",
-        )?;
         for js in &jobsets {
-            drop_empty.execute(params![js])?;
+            self.db.exec(
+                "DELETE FROM jobsets WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM runs WHERE jobset = ?1)",
+                args![js],
+            )?;
         }
-        self.tx
-            .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+        if self.db.dialect() == Dialect::Sqlite {
+            self.db
+                .rows(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"), &[])?;
+        }
         Ok(())
     }
 }

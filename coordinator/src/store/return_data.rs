@@ -4,7 +4,7 @@
 //! A table of its own rather than columns of `runs`: most runs leave none, and the run rows
 //! are read on every list.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::args;
 
 use super::{Batch, Reader, Result};
 
@@ -18,30 +18,29 @@ pub struct ReturnDataRecord {
 }
 
 impl Batch<'_> {
-    /// Stores (replacing an earlier attempt's) the return data of a run.
     pub fn put_return_data(&self, run: u64, r: &ReturnDataRecord) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT OR REPLACE INTO return_data(run, attempt, data, problem) VALUES (?1, ?2, ?3, ?4)",
+        self.db.exec(
+            "INSERT INTO return_data(run, attempt, data, problem) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(run) DO UPDATE SET attempt = excluded.attempt, data = excluded.data, \
+             problem = excluded.problem",
+            args![run, r.attempt, r.data, r.problem],
         )?;
-        stmt.execute(params![run, r.attempt, r.data, r.problem])?;
         Ok(())
     }
 }
 
 impl Reader<'_> {
-    /// The return data of a run, if it left any.
     pub fn return_data(&self, run: u64) -> Result<Option<ReturnDataRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT attempt, data, problem FROM return_data WHERE run = ?1")?;
-        Ok(stmt
-            .query_row(params![run], |r| {
+        self.db.first(
+            "SELECT attempt, data, problem FROM return_data WHERE run = ?1",
+            args![run],
+            |r| {
                 Ok(ReturnDataRecord {
                     attempt: r.get(0)?,
                     data: r.get(1)?,
                     problem: r.get(2)?,
                 })
-            })
-            .optional()?)
+            },
+        )
     }
 }
