@@ -330,6 +330,45 @@ impl System {
         self.coordinator = Some(proc);
     }
 
+    /// Starts a second coordinator on the same store, listening on `listen` once active (this
+    /// system's address, or another), with a data dir of its own (`data-NAME`): with `--store
+    /// postgres://` it waits as a standby, without listening, while this system's coordinator
+    /// holds the store's lease.
+    pub fn start_standby(&self, name: &str, listen: &str) -> Standby {
+        let log = log_file(self.dir.path(), &format!("coordinator-{name}"));
+        let data_dir = self.path(&format!("data-{name}"));
+        let mut child =
+            coordinator_child(&self.bins, listen, &data_dir, &self.coordinator_flags, &log);
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = log;
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("rota-coordinator listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        Standby {
+            proc: Proc { child },
+            listening,
+            log: self.path(&format!("coordinator-{name}.log")),
+        }
+    }
+
+    /// Makes a standby that took over this system's coordinator (the one `rota` and
+    /// [`Self::kill9_coordinator`] reach from now on); the old one must be gone or stopped.
+    pub fn adopt(&mut self, standby: Standby) -> Option<Proc> {
+        self.coordinator.replace(standby.proc)
+    }
+
+    /// Takes the coordinator process out of the system (to SIGSTOP it and watch it), so a
+    /// standby can be adopted in its place.
+    pub fn take_coordinator(&mut self) -> Proc {
+        self.coordinator.take().expect("the coordinator runs")
+    }
+
     /// Starts `rota-agent --name NAME --slots N` against the coordinator, spooling in the
     /// temp dir.
     pub fn start_agent(&mut self, name: &str, slots: u32, extra: &[&str]) {
@@ -436,6 +475,16 @@ impl System {
     /// `rota -o json ARGS...`, which must succeed; its parsed output.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         self.cli().json(args)
+    }
+
+    /// The runs of a jobset (`rota runs --jobset`), by number.
+    pub fn runs_of(&self, jobset: &str) -> BTreeMap<u64, serde_json::Value> {
+        self.json(&["runs", "--jobset", jobset])
+            .as_array()
+            .expect("a list of runs")
+            .iter()
+            .map(|r| (r["number"].as_u64().expect("a run number"), r.clone()))
+            .collect()
     }
 
     /// `rota submit ARGS...` of one run; the run as JSON.
@@ -644,12 +693,52 @@ impl Drop for System {
     }
 }
 
+/// A coordinator started by [`System::start_standby`].
+pub struct Standby {
+    pub proc: Proc,
+    listening: std::sync::mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Standby {
+    /// Whether it has started listening (it became the active coordinator) within `within`.
+    pub fn listening_within(&self, within: Duration) -> Option<String> {
+        self.listening.recv_timeout(within).ok()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 fn log_file(dir: &Path, name: &str) -> std::fs::File {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(format!("{name}.log")))
         .expect("open log file")
+}
+
+/// `rota-coordinator --listen LISTEN --data-dir DATA_DIR FLAGS`, its stdout piped (where it
+/// prints its address), its stderr into `log`.
+fn coordinator_child(
+    bins: &Bins,
+    listen: &str,
+    data_dir: &Path,
+    flags: &[String],
+    log: &std::fs::File,
+) -> Child {
+    Command::new(bins.coordinator)
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log.try_clone().expect("log"))
+        .spawn()
+        .expect("start rota-coordinator")
 }
 
 /// Starts the coordinator on `<dir>/data`; Err (and no process) when it does not come up
@@ -661,16 +750,7 @@ fn spawn_coordinator(
     flags: &[String],
 ) -> Result<(Proc, SocketAddr), String> {
     let log = log_file(dir, "coordinator");
-    let mut child = Command::new(bins.coordinator)
-        .args(["--listen", listen, "--data-dir"])
-        .arg(dir.join("data"))
-        .args(flags)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log.try_clone().expect("log"))
-        .spawn()
-        .expect("start rota-coordinator");
+    let mut child = coordinator_child(bins, listen, &dir.join("data"), flags, &log);
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     let _ = stdout.read_line(&mut line);

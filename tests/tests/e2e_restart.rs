@@ -3,7 +3,6 @@
 //! reconnect by themselves and resend their logs from where the coordinator stopped. The
 //! kill -9 tests run on both stores, SQLite in the data dir and PostgreSQL.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,16 +13,6 @@ use rota_tests::{bins, on_both_stores, pseudo_random_bytes};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The runs of a jobset, by number.
-fn runs_of(sys: &System, jobset: &str) -> BTreeMap<u64, Value> {
-    sys.json(&["runs", "--jobset", jobset])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["number"].as_u64().unwrap(), r.clone()))
-        .collect()
-}
 
 /// Waits until no run of `jobset` is running any more.
 fn wait_jobset_finished(sys: &System, jobset: &str, deadline: Duration) {
@@ -39,7 +28,7 @@ fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run(store: Backend) {
     sys.submit_lines("done", "echo one\nexit 3\nprintf 'two\\n' >&2\n");
     let waited = sys.rota(&["wait", "--jobset", "done"]);
     assert_eq!(waited.status.code(), Some(1), "one of them failed");
-    let finished = runs_of(&sys, "done");
+    let finished = sys.runs_of("done");
     assert_eq!(finished.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
 
     // No agent from here on: what is submitted now stays queued.
@@ -52,14 +41,14 @@ fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run(store: Backend) {
             .then_some(())
     });
     sys.submit_lines("queued", "echo q4\necho q5\necho q6\n");
-    let queued = runs_of(&sys, "queued");
+    let queued = sys.runs_of("queued");
     assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [4, 5, 6]);
     assert!(queued.values().all(|r| r["state"] == "pending"));
 
     sys.kill9_coordinator();
     sys.restart_coordinator();
 
-    let after = runs_of(&sys, "done");
+    let after = sys.runs_of("done");
     assert_eq!(after.len(), 3);
     for (n, before) in &finished {
         let now = &after[n];
@@ -91,7 +80,7 @@ fn kill_9_of_the_coordinator_loses_no_queued_or_finished_run(store: Backend) {
     assert_eq!(sys.rota(&["logs", "1"]).stdout, b"one\n");
     assert_eq!(sys.rota(&["logs", "3"]).stderr, b"two\n");
 
-    let still = runs_of(&sys, "queued");
+    let still = sys.runs_of("queued");
     for (n, before) in &queued {
         assert_eq!(still[n]["id"], before["id"], "run {n} keeps its id");
         assert_eq!(still[n]["state"], "pending", "run {n} is still queued");
@@ -165,7 +154,7 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
             .all(|id| stored_len(&sys, id) >= 512 << 10)
             .then_some(())
     });
-    let before = runs_of(&sys, "big");
+    let before = sys.runs_of("big");
     assert!(
         before.values().all(|r| r["state"] == "running"),
         "all running at the kill"
@@ -187,7 +176,7 @@ fn kill_9_of_the_coordinator_while_twenty_runs_print_loses_no_byte_and_no_result
     sys.restart_coordinator();
 
     wait_jobset_finished(&sys, "big", Duration::from_secs(50));
-    let after = runs_of(&sys, "big");
+    let after = sys.runs_of("big");
     for (k, id) in ids.iter().enumerate() {
         let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();
         let n = run["number"].to_string();
@@ -288,7 +277,7 @@ fn a_coordinator_away_for_30_s_loses_no_byte_of_runs_that_kept_printing() {
     sys.restart_coordinator();
 
     wait_jobset_finished(&sys, "outage", Duration::from_secs(60));
-    let after = runs_of(&sys, "outage");
+    let after = sys.runs_of("outage");
     for (k, id) in ids.iter().enumerate() {
         let run = after.values().find(|r| r["id"] == id.as_str()).unwrap();
         let n = run["number"].to_string();

@@ -609,3 +609,38 @@ fn a_bad_or_unreachable_postgres_url_is_a_clear_error_without_the_password() {
     );
     assert!(!err.contains("pw"), "{err}");
 }
+
+#[test]
+fn a_store_whose_lease_another_coordinator_took_commits_nothing() {
+    let Some(url) = rota_tests::pg::database() else {
+        return;
+    };
+    let at = StoreLocation::Postgres(url.clone());
+    let mut s = Store::open_at(&at).unwrap();
+    s.batch(|b| b.insert_run(&run(1, "pending"))).unwrap();
+    // Another coordinator takes the lease over (as after this one's pause outlasted it).
+    rota_tests::pg::execute(
+        &url,
+        "UPDATE rota_lease SET holder = 'other', epoch = epoch + 1",
+    );
+    let err = s
+        .batch(|b| b.insert_run(&run(2, "pending")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another coordinator is active"), "{err}");
+    assert_eq!(s.read().max_number().unwrap(), 1, "nothing of the batch");
+    drop(s);
+    // A coordinator that is not the holder waits as a standby while the lease is held ...
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = at.clone();
+    std::thread::spawn(move || tx.send(Store::open_at(&waiting).map(drop)));
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(1)).is_err(),
+        "a standby opens nothing while the lease is held"
+    );
+    // ... and takes over once it lapses.
+    rota_tests::pg::execute(&url, "UPDATE rota_lease SET expires_at = 0");
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the standby took over")
+        .unwrap();
+}

@@ -308,10 +308,23 @@ fn start_here(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     // Made now so the free space of its filesystem can be asked before the first chunk.
     // Best effort: on a full disk the start must not need space.
     let _ = std::fs::create_dir_all(config.data_dir.join("logs"));
-    let store = Store::open_at(&match &config.postgres {
-        Some(url) => StoreLocation::Postgres(url.clone()),
-        None => StoreLocation::Sqlite(config.data_dir.join("rota.db")),
-    })?;
+    // A coordinator is named by its machine and data dir: restarted on the same data dir
+    // (whose lock proves its predecessor gone) it takes its PostgreSQL lease back at once.
+    let holder = format!(
+        "{}:{}",
+        crate::store::host_name(),
+        std::fs::canonicalize(&config.data_dir)
+            .unwrap_or_else(|_| config.data_dir.clone())
+            .display()
+    );
+    let store = Store::open_as(
+        &match &config.postgres {
+            Some(url) => StoreLocation::Postgres(url.clone()),
+            None => StoreLocation::Sqlite(config.data_dir.join("rota.db")),
+        },
+        &holder,
+        crate::store::lease::exit_on_lost(),
+    )?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
     let published = Arc::new(AtomicU64::new(0));

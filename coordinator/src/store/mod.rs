@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod audit;
+pub mod lease;
 mod model;
 mod outbox;
 mod pg;
@@ -52,6 +53,15 @@ pub enum StoreError {
     },
     #[error("--store {url}: not a PostgreSQL URL ({reason}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
     Url { url: String, reason: String },
+    #[error(
+        "store at {location}: another coordinator is active (lease epoch {found}, this one held \
+         {mine}): this one commits nothing more"
+    )]
+    Fenced {
+        location: String,
+        mine: i64,
+        found: i64,
+    },
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
     #[error(
@@ -109,11 +119,30 @@ impl Store {
         Ok(Store::with(Box::new(sqlite::Sqlite::open(path)?)))
     }
 
-    /// Opens the store at `location`, migrating its schema.
+    /// Opens the store at `location`, migrating its schema; on PostgreSQL as this process,
+    /// and a lost lease is only logged (see [`Store::open_as`]).
     pub fn open_at(location: &StoreLocation) -> Result<Store> {
+        let holder = format!("{}:pid {}", host_name(), std::process::id());
+        Store::open_as(
+            location,
+            &holder,
+            std::sync::Arc::new(|_: &str, _: &str| {}),
+        )
+    }
+
+    /// Opens the store at `location`; a PostgreSQL store once `holder` holds its lease, which
+    /// waits (as a standby) while another coordinator is active on it. Should the lease be
+    /// lost later, no batch commits any more, and `on_lost` is called.
+    pub fn open_as(
+        location: &StoreLocation,
+        holder: &str,
+        on_lost: lease::OnLost,
+    ) -> Result<Store> {
         match location {
             StoreLocation::Sqlite(path) => Store::open(path),
-            StoreLocation::Postgres(url) => Ok(Store::with(Box::new(pg::Postgres::connect(url)?))),
+            StoreLocation::Postgres(url) => Ok(Store::with(Box::new(pg::Postgres::connect(
+                url, holder, on_lost,
+            )?))),
         }
     }
 
@@ -282,6 +311,13 @@ impl Reader<'_> {
         self.db
             .value("SELECT COALESCE(MAX(number), 0) FROM runs", &[])
     }
+}
+
+/// This machine's name, for naming a lease's holder.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn jobset_from_row(r: &sql::Row) -> Result<JobsetRecord> {

@@ -16,12 +16,16 @@ use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
+use super::lease::{Keeper, Lease, OnLost};
 use super::sql::{Backend, Dialect, Row, Sql, Value};
 use super::{pg_schema, Result, StoreError};
 
 pub struct Postgres {
     config: postgres::Config,
     location: String,
+    /// The lease this coordinator holds; every batch checks its epoch.
+    lease: Lease,
+    keeper: Keeper,
     conn: RefCell<Conn>,
     /// A batch is open: a dropped connection must fail it, not be replaced under it.
     in_batch: bool,
@@ -35,8 +39,9 @@ struct Conn {
 }
 
 impl Postgres {
-    /// Connects to the database at `url` and brings its schema up to date.
-    pub fn connect(url: &str) -> Result<Postgres> {
+    /// Connects to the database at `url`, brings its schema up to date and waits until this
+    /// coordinator, named `holder`, holds the database's lease (see [`super::lease`]).
+    pub fn connect(url: &str, holder: &str, on_lost: OnLost) -> Result<Postgres> {
         let config: postgres::Config = url.parse().map_err(|e| StoreError::Url {
             url: redact(url),
             reason: format!("{e}"),
@@ -44,9 +49,13 @@ impl Postgres {
         let location = describe(&config);
         let mut client = connect(&config, &location)?;
         pg_schema::migrate(&mut client, &location)?;
+        let lease = Lease::acquire(&mut client, holder, &location)?;
+        let keeper = lease.keep(config.clone(), location.clone(), on_lost);
         Ok(Postgres {
             config,
             location,
+            lease,
+            keeper,
             conn: RefCell::new(Conn {
                 client,
                 prepared: HashMap::new(),
@@ -121,7 +130,19 @@ impl Sql for Postgres {
 impl Backend for Postgres {
     fn begin(&mut self, relaxed: bool) -> Result<()> {
         self.ensure_connected()?;
-        self.conn.get_mut().client.batch_execute("BEGIN")?;
+        let client = &mut self.conn.get_mut().client;
+        client.batch_execute("BEGIN")?;
+        let fenced = client
+            .query_opt(Lease::FENCE, &[])
+            .map_err(StoreError::from)
+            .and_then(|row| {
+                self.lease
+                    .fence(row.map(|r| r.get(0)), &self.keeper, &self.location)
+            });
+        if let Err(e) = fenced {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(e);
+        }
         self.in_batch = true;
         self.relaxed = relaxed;
         Ok(())

@@ -131,6 +131,16 @@ CREATE TABLE prune_queue (
     id     TEXT NOT NULL
 );
 ",
+    // 2: the lease of the active coordinator (see `lease`): one row, its fencing epoch and
+    // when it runs out, in milliseconds of the database's clock.
+    "
+CREATE TABLE rota_lease (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+",
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,196 @@
+//! One active coordinator per PostgreSQL database: a lease row in the database, with a fencing
+//! epoch that every write transaction checks ([`Lease::fence`]).
+//!
+//! - A coordinator takes the lease when it is free or expired, raising the epoch; until then it
+//!   is a standby: it waits before it binds its port, so a load balancer or a Kubernetes Service
+//!   sends nothing to it, and polls twice a second.
+//! - The active renews the lease every [`RENEW`] on a connection of its own; the lease runs out
+//!   [`TTL`] after the last renewal, by the database's clock (one clock for every coordinator).
+//!   A killed or paused active stops renewing, and a standby takes over within `TTL` plus a
+//!   poll.
+//! - Each write transaction of the active reads the epoch `FOR SHARE` first: a taker's epoch
+//!   raise waits for a transaction in flight, and a transaction that finds the epoch raised
+//!   commits nothing. So an active that was paused (SIGSTOP) and wakes up after a standby took
+//!   over cannot write; its batch fails and it exits (the engine is crash-only), as it does when
+//!   its renewal finds the lease gone.
+//! - The holder is named by host and data dir: a coordinator restarted on the same data dir
+//!   takes its own lease back at once, since the data dir's lock proves its predecessor gone.
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::{Result, StoreError};
+
+/// How long the lease lasts after its last renewal.
+pub const TTL: Duration = Duration::from_secs(6);
+/// How often the active renews it: twice more before it could run out.
+pub const RENEW: Duration = Duration::from_millis(1500);
+/// How often a standby looks whether the lease is free.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The database's clock in milliseconds, the one every coordinator's lease is measured by.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// The lease this coordinator holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub holder: String,
+    pub epoch: i64,
+}
+
+impl Lease {
+    /// Waits (as a standby) until this coordinator holds the lease of the database `client` is
+    /// connected to; `location` names the database in messages.
+    pub fn acquire(client: &mut Client, holder: &str, location: &str) -> Result<Lease> {
+        let take = format!(
+            "INSERT INTO rota_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, {NOW_MS} + $2) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = l.epoch + 1, \
+             expires_at = excluded.expires_at \
+             WHERE l.expires_at < {NOW_MS} OR l.holder = excluded.holder \
+             RETURNING epoch"
+        );
+        let ttl = TTL.as_millis() as i64;
+        let mut told: Option<String> = None;
+        loop {
+            if let Some(row) = client.query_opt(&take, &[&holder, &ttl])? {
+                let epoch: i64 = row.get(0);
+                if told.is_some() {
+                    tracing::warn!(
+                        store = location,
+                        epoch,
+                        "took over the store's lease: active now"
+                    );
+                } else {
+                    tracing::info!(store = location, epoch, "holding the store's lease");
+                }
+                return Ok(Lease {
+                    holder: holder.to_owned(),
+                    epoch,
+                });
+            }
+            let other: Option<String> = client
+                .query_opt("SELECT holder FROM rota_lease WHERE id = 1", &[])?
+                .map(|r| r.get(0));
+            if other != told {
+                let by = other.as_deref().unwrap_or("?");
+                tracing::warn!(store = location, active = by, "standby: another coordinator holds the store's lease; taking over when it lapses");
+                eprintln!("rota-coordinator: standby: {by} is active on {location}; waiting for its lease to lapse");
+                told = other;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Keeps the lease renewed from a thread of its own, on a connection of its own. When a
+    /// renewal finds the lease taken, or none succeeds for a whole `TTL`, this coordinator is
+    /// no longer the active one: it says so and exits, before a standby's writes could meet
+    /// its own (its transactions are fenced in any case).
+    pub fn keep(&self, config: postgres::Config, location: String, on_lost: OnLost) -> Keeper {
+        let lease = self.clone();
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lost_flag = lost.clone();
+        let step_down = move |location: &str, why: &str| {
+            lost_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!(store = location, "no longer the active coordinator: {why}");
+            on_lost(location, why);
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let renew = format!(
+            "UPDATE rota_lease SET expires_at = {NOW_MS} + $3 WHERE id = 1 AND holder = $1 AND epoch = $2"
+        );
+        let release =
+            "UPDATE rota_lease SET expires_at = 0 WHERE id = 1 AND holder = $1 AND epoch = $2";
+        let spawned = std::thread::Builder::new()
+            .name("rota-lease".into())
+            .spawn(move || {
+                let ttl = TTL.as_millis() as i64;
+                let mut client: Option<Client> = None;
+                let mut renewed = Instant::now();
+                loop {
+                    std::thread::sleep(RENEW);
+                    if client.as_ref().is_none_or(Client::is_closed) {
+                        client = config.connect(postgres::NoTls).ok();
+                    }
+                    if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        // The store was closed: hand the lease over at once, not a TTL later.
+                        if let Some(c) = client.as_mut() {
+                            let _ = c.execute(release, &[&lease.holder, &lease.epoch]);
+                        }
+                        return;
+                    }
+                    let outcome = client
+                        .as_mut()
+                        .map(|c| c.execute(&renew, &[&lease.holder, &lease.epoch, &ttl]));
+                    match outcome {
+                        Some(Ok(1)) => renewed = Instant::now(),
+                        Some(Ok(_)) => {
+                            step_down(&location, "another coordinator took the lease");
+                            return;
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(store = %location, "cannot renew the store's lease: {e}");
+                            client = None;
+                        }
+                        None => tracing::warn!(store = %location, "cannot reach the database to renew the store's lease"),
+                    }
+                    if renewed.elapsed() >= TTL {
+                        step_down(&location, "the lease ran out without a renewal");
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!(holder = %self.holder, "cannot start the lease thread: {e}");
+        }
+        Keeper { stop, lost }
+    }
+
+    /// The SQL a write transaction of the active runs first: the current epoch, read-locked
+    /// until the transaction ends.
+    pub const FENCE: &'static str = "SELECT epoch FROM rota_lease WHERE id = 1 FOR SHARE";
+
+    /// Whether the epoch a transaction read is still this lease's (and its keeper has not
+    /// found it lost).
+    pub fn fence(&self, found: Option<i64>, keeper: &Keeper, location: &str) -> Result<()> {
+        let lost = keeper.lost.load(std::sync::atomic::Ordering::SeqCst);
+        match found {
+            Some(epoch) if epoch == self.epoch && !lost => Ok(()),
+            found => Err(StoreError::Fenced {
+                location: location.to_owned(),
+                mine: self.epoch,
+                found: found.unwrap_or(0),
+            }),
+        }
+    }
+}
+
+/// Renews the lease while it lives; dropped with the store, it stops renewing and releases
+/// the lease, so a standby takes over at its next poll.
+#[derive(Debug)]
+pub struct Keeper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set when a renewal found the lease gone: no transaction begins after that.
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What a coordinator does when its lease is found lost (after its transactions are already
+/// refused): the coordinator exits (see [`exit_on_lost`]); a library user may only log.
+pub type OnLost = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// A coordinator that lost its lease is no longer the active one: it exits, and its
+/// supervisor (systemd, Kubernetes) starts it again as a standby. Exits 75 (EX_TEMPFAIL).
+pub fn exit_on_lost() -> OnLost {
+    std::sync::Arc::new(|location: &str, why: &str| {
+        eprintln!("rota-coordinator: stepping down from {location}: {why}");
+        std::process::exit(75);
+    })
+}
