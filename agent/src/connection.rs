@@ -119,7 +119,7 @@ async fn handshake(
     ),
     Ended,
 > {
-    let url = &agent.config.coordinator;
+    let url = agent.coordinator();
     let endpoint = agent
         .config
         .access
@@ -226,7 +226,7 @@ impl Connection {
         self.lease = lease;
         self.agent.contact(hello_sent, lease);
         tracing::info!(
-            coordinator = %self.agent.config.coordinator,
+            coordinator = %self.agent.coordinator(),
             agent_id = %welcome.agent_id,
             ?heartbeat_every,
             ?lease,
@@ -421,7 +421,7 @@ fn reap(result: Result<(), JoinError>) {
 /// protocol version (FAILED_PRECONDITION), and a `Hello` it refuses (INVALID_ARGUMENT before
 /// `Welcome`: a bad name, zero slots). Everything else is retried.
 fn status_ended(agent: &Agent, status: Status, welcomed: bool) -> Ended {
-    let coordinator = &agent.config.coordinator;
+    let coordinator = agent.coordinator();
     match status.code() {
         Code::Unauthenticated => Ended::Fatal(format!(
             "coordinator {coordinator} refused this agent's token: {}",

@@ -144,6 +144,9 @@ async fn serve_until_drained(agent: &Arc<Agent>) -> anyhow::Result<()> {
                 if welcomed {
                     backoff.reset();
                 }
+                // With several coordinators, the one that stopped answering may have been
+                // replaced: the next try goes to the next one.
+                agent.next_coordinator();
                 let delay = backoff.next_delay();
                 tracing::warn!(%reason, ?delay, "connection to the coordinator lost; reconnecting");
                 tokio::select! {

@@ -13,7 +13,8 @@ use rota_proto::signals::StopSignals;
 #[derive(Debug, Parser)]
 #[command(name = "rota-agent", version, about)]
 struct Flags {
-    /// Coordinator URL.
+    /// Coordinator URL; several, comma-separated, for coordinators on one PostgreSQL store
+    /// (the agent uses the active one and moves on by itself when it stops answering).
     #[arg(
         long,
         env = "ROTA_COORDINATOR",

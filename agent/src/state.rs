@@ -68,6 +68,11 @@ pub(crate) struct SendJob {
 #[derive(Debug)]
 pub(crate) struct Agent {
     pub config: AgentConfig,
+    /// `config.coordinator` split: the coordinators this agent tries in turn.
+    coordinators: Vec<String>,
+    /// Which of them the next connection tries first: the one that last answered, or the
+    /// next after one that did not.
+    current: std::sync::atomic::AtomicUsize,
     /// Made once per process: a restarted agent with the same name is a new session.
     pub session_id: String,
     spool: Arc<Spool>,
@@ -104,8 +109,12 @@ impl Agent {
                 }
             }
         });
+        let coordinators = rota_proto::access::coordinator_urls(&config.coordinator)
+            .map_err(StartError::Coordinator)?;
         Ok(Agent {
             config,
+            coordinators,
+            current: Default::default(),
             session_id: uuid::Uuid::new_v4().to_string(),
             spool,
             work,
@@ -118,6 +127,19 @@ impl Agent {
             link: watch::Sender::new(Link::Down(Instant::now())),
             contact: watch::Sender::new(None),
         })
+    }
+
+    /// The coordinator the next connection tries.
+    pub fn coordinator(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.coordinators[i % self.coordinators.len()]
+    }
+
+    /// The coordinator tried did not answer: the next connection tries the next one (with a
+    /// single coordinator, the same one again).
+    pub fn next_coordinator(&self) {
+        self.current
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The spool directory, for the log senders.
@@ -496,6 +518,8 @@ impl Agent {
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
+    #[error("{0}")]
+    Coordinator(String),
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error(transparent)]

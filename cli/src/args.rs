@@ -21,7 +21,8 @@ pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7878";
 #[command(name = "rota", version, about, propagate_version = true)]
 pub struct Cli {
     // An `Option`, not a clap default: `rota run` runs in-process unless this is explicit.
-    /// Coordinator URL [default: http://127.0.0.1:7878].
+    /// Coordinator URL [default: http://127.0.0.1:7878]; several, comma-separated, for
+    /// coordinators on one PostgreSQL store (the first that answers is used).
     #[arg(long, global = true, env = "ROTA_COORDINATOR", value_name = "URL")]
     pub coordinator: Option<String>,
 

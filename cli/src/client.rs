@@ -30,17 +30,55 @@ pub async fn connect(url: &str, access: &Access) -> anyhow::Result<Client> {
         .max_encoding_message_size(MAX_MESSAGE))
 }
 
-/// A connected channel to `url` (TLS with `access`'s CA for `https://`), for any service.
-pub async fn channel(url: &str, access: &Access) -> anyhow::Result<Channel> {
-    let url = normalize_url(url);
-    let endpoint = access
-        .endpoint(&url)
-        .map_err(anyhow::Error::msg)?
-        .connect_timeout(CONNECT_TIMEOUT);
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach coordinator at {url}: {}", root_cause(&e)))
+/// A connected channel (TLS with `access`'s CA for `https://`), for any service, to `urls`:
+/// one coordinator's URL, or several comma-separated (coordinators on one PostgreSQL store),
+/// of which the first that is active is used. A standby does not listen; of several, each is
+/// also asked its health first ([`ACTIVE_CHECK`]), so a paused one is passed over too.
+pub async fn channel(urls: &str, access: &Access) -> anyhow::Result<Channel> {
+    let list = rota_proto::access::coordinator_urls(urls).map_err(anyhow::Error::msg)?;
+    let mut failed = Vec::new();
+    for url in list.iter().map(|u| normalize_url(u)) {
+        let endpoint = access
+            .endpoint(&url)
+            .map_err(anyhow::Error::msg)?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = match endpoint.connect().await {
+            Ok(channel) => channel,
+            Err(e) => {
+                failed.push(format!("{url}: {}", root_cause(&e)));
+                continue;
+            }
+        };
+        if list.len() == 1 {
+            return Ok(channel);
+        }
+        match active(channel.clone()).await {
+            Ok(()) => return Ok(channel),
+            Err(why) => failed.push(format!("{url}: {why}")),
+        }
+    }
+    match failed.as_slice() {
+        [one] => anyhow::bail!("cannot reach coordinator at {one}"),
+        all => anyhow::bail!("cannot reach any coordinator ({})", all.join("; ")),
+    }
+}
+
+/// How long one of several coordinators may take to say it serves.
+const ACTIVE_CHECK: Duration = Duration::from_secs(2);
+
+/// Whether the coordinator behind `channel` serves `rota.v1.ControlService` (health check).
+async fn active(channel: Channel) -> Result<(), String> {
+    use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: "rota.v1.ControlService".into(),
+    };
+    match tokio::time::timeout(ACTIVE_CHECK, health.check(request)).await {
+        Err(_) => Err(format!("no answer within {ACTIVE_CHECK:?}")),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
+        Ok(Ok(_)) => Err("not serving".into()),
+    }
 }
 
 /// `host:port` is accepted as `http://host:port`: people type the listen address they gave
@@ -125,5 +163,26 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[tokio::test]
+    async fn of_several_coordinators_a_closed_and_a_paused_one_are_passed_over_naming_both() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        // Bound and never accepted: the kernel takes the connection, nothing answers, as with
+        // a coordinator under SIGSTOP.
+        let paused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let paused_url = format!("http://{}", paused.local_addr().unwrap());
+        let err = connect(&format!("{closed_url},{paused_url}"), &Access::default())
+            .await
+            .expect_err("no coordinator answers");
+        let line = format!("{err:#}");
+        assert!(line.starts_with("cannot reach any coordinator ("), "{line}");
+        assert!(line.contains(&format!("{closed_url}: ")), "{line}");
+        assert!(
+            line.contains(&format!("{paused_url}: no answer within")),
+            "{line}"
+        );
     }
 }

@@ -102,6 +102,19 @@ impl Access {
 /// The innermost error's message: tonic wraps the useful part ("Connection refused (os error
 /// 111)", rustls' "no private key found") in layers like "transport error" that tell a person
 /// nothing.
+/// The coordinators of `--coordinator URL[,URL…]` (or `ROTA_COORDINATOR`): several
+/// coordinators on one PostgreSQL store, one of them active; agents and the CLI use the first
+/// that answers and move on when it stops answering.
+pub fn coordinator_urls(list: &str) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = list.split(',').map(|u| u.trim().to_string()).collect();
+    if urls.iter().any(String::is_empty) {
+        return Err(format!(
+            "coordinator URLs {list:?}: an empty entry (give URL or URL,URL,…)"
+        ));
+    }
+    Ok(urls)
+}
+
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
@@ -538,6 +551,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_of_coordinators_is_split_and_an_empty_entry_refused() {
+        assert_eq!(
+            coordinator_urls("http://a:1, http://b:2").unwrap(),
+            vec!["http://a:1", "http://b:2"]
+        );
+        assert_eq!(coordinator_urls("http://a:1").unwrap(), vec!["http://a:1"]);
+        assert!(coordinator_urls("http://a:1,,http://b:2")
+            .unwrap_err()
+            .contains("an empty entry"));
+    }
 
     const SUBMIT: &str = "/rota.v1.ControlService/Submit";
     const CANCEL: &str = "/rota.v1.ControlService/Cancel";
