@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod logs;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
 pub mod retention;
 pub mod sched;

@@ -116,6 +116,17 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
+    /// Copy a stopped coordinator's SQLite store into an empty PostgreSQL database, counting
+    /// every table on both sides; then start it with `--data-dir DIR --store URL` (the logs
+    /// stay in DIR).
+    Migrate {
+        /// The data dir whose store (rota.db) is copied; no coordinator may run on it.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into: postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[tokio::main]
@@ -133,6 +144,17 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = rota_proto::flags::parse_or_exit::<Args>("rota-coordinator");
     rota_proto::logging::init_tracing(args.verbose);
+    if let Some(Sub::Migrate { from, to }) = &args.command {
+        let copied = rota_coordinator::migrate::migrate(from, to)?;
+        let total: Vec<String> = copied.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        println!(
+            "copied {} from {} and checked the counts; start the coordinator with --data-dir {} --store URL (the logs stay there)",
+            total.join(", "),
+            from.display(),
+            from.display()
+        );
+        return Ok(());
+    }
     if let Some(Sub::Backup { data_dir, to }) = &args.command {
         let done = rota_coordinator::backup::backup(data_dir, to)?;
         println!(

@@ -148,6 +148,10 @@ impl Lease {
         Keeper { stop, lost }
     }
 
+    /// Lets the lease lapse at once (the store is closed): a standby need not wait a `TTL`.
+    pub const RELEASE: &'static str =
+        "UPDATE rota_lease SET expires_at = 0 WHERE id = 1 AND holder = $1 AND epoch = $2";
+
     /// The SQL a write transaction of the active runs first: the current epoch, read-locked
     /// until the transaction ends.
     pub const FENCE: &'static str = "SELECT epoch FROM rota_lease WHERE id = 1 FOR SHARE";

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod audit;
+mod copy;
 pub mod lease;
 mod model;
 mod outbox;
@@ -27,6 +28,7 @@ use sql::{args, Backend, Sql};
 
 pub use artifacts::ArtifactRecord;
 pub use audit::AuditRecord;
+pub use copy::Copied;
 pub use model::*;
 pub use outbox::OutboxRecord;
 pub use prune::PruneCandidate;
@@ -61,6 +63,14 @@ pub enum StoreError {
         location: String,
         mine: i64,
         found: i64,
+    },
+    #[error(
+        "store at {location} is not empty ({rows} rows in {table}): migrate into a new database"
+    )]
+    NotEmpty {
+        location: String,
+        table: &'static str,
+        rows: u64,
     },
     #[error("store: corrupt record: {0}")]
     Corrupt(String),

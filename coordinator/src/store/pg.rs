@@ -103,6 +103,16 @@ impl Postgres {
     }
 }
 
+impl Drop for Postgres {
+    /// A store closed (a coordinator stopping, a migration done) hands its lease over now.
+    fn drop(&mut self) {
+        let client = &mut self.conn.get_mut().client;
+        if !client.is_closed() {
+            let _ = client.execute(Lease::RELEASE, &[&self.lease.holder, &self.lease.epoch]);
+        }
+    }
+}
+
 fn connect(config: &postgres::Config, location: &str) -> Result<Client> {
     config.connect(NoTls).map_err(|source| StoreError::Connect {
         location: location.to_owned(),

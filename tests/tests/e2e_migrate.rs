@@ -1,0 +1,90 @@
+//! `rota-coordinator migrate`: a coordinator's SQLite store into PostgreSQL, then the same
+//! coordinator on `--store postgres://` with the same data dir has every run, attempt and log.
+
+use std::process::Command;
+
+use rota_tests::bins;
+use rota_tests::pg::Backend;
+use rota_tests::procs::System;
+
+fn migrate(sys: &System, url: &str) -> std::process::Output {
+    Command::new(sys.bins.coordinator)
+        .args(["migrate", "--from"])
+        .arg(sys.data_dir())
+        .args(["--to", url])
+        .output()
+        .expect("run rota-coordinator migrate")
+}
+
+#[test]
+fn a_migrated_store_serves_every_run_and_log_from_postgres() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else {
+        return;
+    };
+    let mut sys = System::start(bins!());
+    sys.start_agent("a", 2, &[]);
+    sys.wait_agents(&["a"]);
+    sys.submit_lines(
+        "old",
+        "echo one\nexit 3\nprintf 'two\\n' >&2\nprintf 'caf\\303\\251 \\001\\n'\n",
+    );
+    let waited = sys.rota(&["wait", "--jobset", "old"]);
+    assert_eq!(waited.status.code(), Some(1), "one of them failed");
+    let before = sys.runs_of("old");
+    let logs = |sys: &System| -> Vec<(Vec<u8>, Vec<u8>)> {
+        (1..=4)
+            .map(|n| {
+                let out = sys.rota(&["logs", &n.to_string()]);
+                (out.stdout, out.stderr)
+            })
+            .collect()
+    };
+    let logs_before = logs(&sys);
+
+    let running = migrate(&sys, &url);
+    assert!(
+        !running.status.success(),
+        "refused while a coordinator runs"
+    );
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("stop the coordinator"),
+        "{running:?}"
+    );
+
+    sys.stop_coordinator();
+    let done = migrate(&sys, &url);
+    assert!(done.status.success(), "{done:?}");
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        said.contains("4 runs") && said.contains("checked the counts"),
+        "{said}"
+    );
+    let again = migrate(&sys, &url);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not empty"),
+        "a second migration into the same database is refused: {again:?}"
+    );
+
+    sys.restart_coordinator_with(&["--store", &url]);
+    let after = sys.runs_of("old");
+    assert_eq!(after.len(), before.len());
+    for (n, run) in &before {
+        for field in [
+            "id",
+            "state",
+            "exit_code",
+            "finished_at_ms",
+            "stdout_len",
+            "stderr_len",
+        ] {
+            assert_eq!(after[n][field], run[field], "run {n}: {field}");
+        }
+    }
+    assert_eq!(logs(&sys), logs_before, "every log byte-identical");
+    // The store goes on from where SQLite left it.
+    let next = sys.submit(&["--", "echo", "on postgres"]);
+    assert_eq!(next["number"], 5);
+    let waited = sys.rota(&["wait", "5"]);
+    assert!(waited.status.success(), "{waited:?}");
+    assert_eq!(sys.rota(&["logs", "5"]).stdout, b"on postgres\n");
+}
