@@ -254,6 +254,7 @@ impl ToSql for Value {
             Value::Int(i) => Err(format!("integer {i} for a parameter of type {ty}").into()),
             Value::Text(s) => s.as_str().to_sql(ty, out),
             Value::Blob(b) => b.as_slice().to_sql(ty, out),
+            Value::TooBig(n) => Err(Value::too_big(*n).into()),
         }
     }
 

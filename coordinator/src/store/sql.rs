@@ -19,6 +19,19 @@ pub enum Value {
     Int(i64),
     Text(String),
     Blob(Vec<u8>),
+    /// A `u64` past `i64::MAX`, which no column holds: binding it is an error naming it, as
+    /// nothing should be stored or looked up in its place.
+    TooBig(u64),
+}
+
+impl Value {
+    /// The error of binding a [`Value::TooBig`].
+    pub fn too_big(n: u64) -> String {
+        format!(
+            "integer {n} out of range for the store (at most {})",
+            i64::MAX
+        )
+    }
 }
 
 /// Rust values a query binds.
@@ -78,10 +91,11 @@ impl ToValue for bool {
 macro_rules! int_values {
     ($($t:ty),*) => {$(
         impl ToValue for $t {
-            /// Values past `i64::MAX` (only a `u64` can be one) bind as `i64::MAX`: every column
-            /// they are compared with holds less, so `number > u64::MAX` still matches nothing.
             fn to_value(&self) -> Value {
-                Value::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+                match i64::try_from(*self) {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => Value::TooBig(*self as u64),
+                }
             }
         }
 
@@ -240,7 +254,7 @@ mod tests {
     #[test]
     fn integers_round_trip_and_refuse_what_does_not_fit() {
         assert_eq!(u64::from_value(&7u64.to_value()).unwrap(), 7);
-        assert_eq!(u64::MAX.to_value(), Value::Int(i64::MAX));
+        assert_eq!(u64::MAX.to_value(), Value::TooBig(u64::MAX));
         assert!(u32::from_value(&Value::Int(-1))
             .unwrap_err()
             .contains("does not fit u32"));

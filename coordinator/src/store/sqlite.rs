@@ -189,6 +189,11 @@ impl rusqlite::ToSql for Value {
             Value::Int(i) => ValueRef::Integer(*i),
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
+            Value::TooBig(n) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    Value::too_big(*n).into(),
+                ))
+            }
         }))
     }
 }
