@@ -54,6 +54,9 @@ enum Command {
     /// W10 soak (not part of `all`): 1,000,000 runs of `true` with keep_last 1,000 (`--runs N`
     /// for fewer); RSS and data-dir size after a tenth and at the end, W1 while pruning.
     W10(workloads::Options),
+    /// W13 PostgreSQL (not part of `all`): W1 and W4 on `--store postgres://` against SQLite,
+    /// and the time from kill -9 of the active coordinator to the standby's first dispatch.
+    W13(workloads::Options),
     /// W8 CLI call: 2,000 sequential `rota submit` (no agent) vs `tsp true` and /usr/bin/true.
     W8(workloads::Options),
     /// W9 CLI read: `rota runs --limit 20` on a 100,000-run queue, p50 vs the spawn floor.
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::W11(o) => (vec!["w11"], o),
         Command::W12(o) => (vec!["w12"], o),
         Command::W10(o) => (vec!["w10"], o),
+        Command::W13(o) => (vec!["w13"], o),
         Command::W8(o) => (vec!["w8"], o),
         Command::W9(o) => (vec!["w9"], o),
         Command::W2cli(o) => (vec!["w2cli"], o),

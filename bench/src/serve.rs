@@ -30,6 +30,9 @@ pub struct CoordinatorArgs {
     /// As `rota-coordinator --keep-last`.
     #[arg(long)]
     pub keep_last: Option<u64>,
+    /// As `rota-coordinator --store`: the store in this PostgreSQL database.
+    #[arg(long)]
+    pub store: Option<String>,
 }
 
 /// Flags of `serve-agent`, a subset of `rota-agent`'s.
@@ -51,15 +54,19 @@ pub struct AgentArgs {
 pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     init_tracing("warn");
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        println!("{LISTENING}{}", listener.local_addr()?);
         let mut config = rota_coordinator::CoordinatorConfig::new(args.data_dir);
         config.lease = Duration::from_secs_f64(args.lease);
         config.heartbeat_interval = Duration::from_secs_f64(args.heartbeat);
         config.retention.keep_last = args.keep_last;
-        rota_coordinator::serve(config, listener, terminated()?).await
+        config.postgres = args.store;
+        // As rota-coordinator: bound once the store is open (a standby on PostgreSQL waits
+        // here for the lease, not listening).
+        let opened = rota_coordinator::open(config).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("{LISTENING}{}", listener.local_addr()?);
+        opened.serve(listener, terminated()?).await
     })
 }
 

@@ -23,20 +23,36 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+static DURABLE_SERVER: OnceLock<Option<Server>> = OnceLock::new();
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
 /// The URL of a new, empty database on the test process's server, or None (after printing
 /// why the calling test skips) where PostgreSQL is not installed; under
-/// `ROTA_REQUIRE_TOOLS=1` that fails the test instead.
+/// `ROTA_REQUIRE_TOOLS=1` that fails the test instead. The server does not fsync.
 pub fn database() -> Option<String> {
-    let server = SERVER.get_or_init(Server::start).as_ref()?;
-    let name = format!("t{}", DATABASES.fetch_add(1, Ordering::Relaxed));
-    let mut admin = postgres::Client::connect(&server.url("postgres"), postgres::NoTls)
-        .expect("connect to the test PostgreSQL");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create a test database");
-    Some(server.url(&name))
+    Server::database(SERVER.get_or_init(|| Server::start(false)).as_ref()?)
+}
+
+/// As [`database`], on a server that fsyncs as a production one does: for the benchmarks,
+/// which compare its commits with SQLite's.
+pub fn durable_database() -> Option<String> {
+    Server::database(
+        DURABLE_SERVER
+            .get_or_init(|| Server::start(true))
+            .as_ref()?,
+    )
+}
+
+impl Server {
+    fn database(&self) -> Option<String> {
+        let name = format!("t{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connect to the test PostgreSQL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        Some(self.url(&name))
+    }
 }
 
 /// Runs SQL on the database of `url` (a test's look behind the store).
@@ -51,7 +67,7 @@ impl Server {
         format!("postgres://rota@127.0.0.1:{}/{db}", self.port)
     }
 
-    fn start() -> Option<Server> {
+    fn start(fsync: bool) -> Option<Server> {
         let initdb = binary("initdb")?;
         let postgres = initdb.with_file_name("postgres");
         let dir = tempfile::Builder::new()
@@ -109,11 +125,13 @@ impl Server {
         );
         let port = free_port();
         let log = dir.join("server.log");
-        // fsync off: these servers are never crashed, and a test suite's fsyncs would cost
-        // minutes on a CI disk. Sockets in the temp dir, so /run/postgresql need not exist.
+        // The tests' server does not fsync: it is never crashed, and a test suite's fsyncs
+        // would cost minutes on a CI disk. Sockets in the temp dir, so /run/postgresql need
+        // not exist.
+        let fsync = if fsync { "on" } else { "off" };
         let script = format!(
             "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c max_connections=200 >{log} 2>&1 & pid=$!; \
+             -c fsync={fsync} -c max_connections=200 >{log} 2>&1 & pid=$!; \
              read _ignored; kill -INT $pid; wait $pid; rm -rf {dir}",
             postgres = postgres.display(),
             data = data.display(),

@@ -4,6 +4,7 @@
 mod w10_soak;
 mod w11_metrics;
 mod w12_dashboard;
+mod w13_postgres;
 mod w1_throughput;
 mod w2_latency;
 mod w2cli_calls;
@@ -83,6 +84,7 @@ fn title(name: &str) -> &'static str {
         "w11" => "W11 metrics",
         "w12" => "W12 dashboard",
         "w10" => "W10 soak",
+        "w13" => "W13 PostgreSQL",
         "w8" => "W8 CLI call",
         "w9" => "W9 CLI read",
         "w2cli" => "W2' CLI per run",
@@ -103,6 +105,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> anyhow::Result<Outcome> {
         "w11" => w11_metrics::run(ctx, w).await,
         "w12" => w12_dashboard::run(ctx, w).await,
         "w10" => w10_soak::run(ctx, w, ctx.runs).await,
+        "w13" => w13_postgres::run(ctx, w).await,
         "w8" => w8_cli_call::run(ctx, w).await,
         "w9" => w9_cli_read::run(ctx, w).await,
         "w2cli" => w2cli_calls::run(ctx, w).await,

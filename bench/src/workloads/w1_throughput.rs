@@ -24,18 +24,25 @@ use crate::procfs::CpuMeter;
 use crate::report::{Row, Target};
 
 /// What one W1 pass measured.
-struct Pass {
-    rate: f64,
+pub(super) struct Pass {
+    pub rate: f64,
     elapsed: Duration,
     submitted: Duration,
     coordinator_cpu: f64,
     agent_cpu: f64,
 }
 
-/// One pass of `n` runs in its own data dir; with `notify`, the jobset has that webhook.
-async fn pass(ctx: &Ctx, n: u64, name: &str, notify: Option<String>) -> anyhow::Result<Pass> {
+/// One pass of `n` runs in its own data dir; with `notify`, the jobset has that webhook;
+/// `extra`: more coordinator flags (W13: `--store postgres://…`).
+pub(super) async fn pass(
+    ctx: &Ctx,
+    n: u64,
+    name: &str,
+    notify: Option<String>,
+    extra: &[&str],
+) -> anyhow::Result<Pass> {
     let site = &ctx.site;
-    let mut coordinator = site.coordinator(&site.dir.join(name), "127.0.0.1:0", name, &[])?;
+    let mut coordinator = site.coordinator(&site.dir.join(name), "127.0.0.1:0", name, extra)?;
     let agent = site.agent(&coordinator.url(), name, 4, &[])?;
     let mut control = coordinator.control(Duration::from_secs(30)).await?;
     wait_agents(&mut control, 1, Duration::from_secs(30)).await?;
@@ -69,9 +76,9 @@ async fn pass(ctx: &Ctx, n: u64, name: &str, notify: Option<String>) -> anyhow::
 
 pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
     let n = ctx.size(2000);
-    let plain = pass(ctx, n, "w1", None).await?;
+    let plain = pass(ctx, n, "w1", None, &[]).await?;
     let hook = SlowHook::start(Duration::from_secs(2)).await?;
-    let hooked = pass(ctx, n, "w1-notify", Some(hook.url())).await?;
+    let hooked = pass(ctx, n, "w1-notify", Some(hook.url()), &[]).await?;
     let answered = hook.answered.load(Ordering::Relaxed);
 
     let baseline_started = Instant::now();
