@@ -638,6 +638,14 @@ fn a_store_whose_lease_another_coordinator_took_commits_nothing() {
     assert!(err.contains("another coordinator is active"), "{err}");
     assert_eq!(s.read().max_number().unwrap(), 1, "nothing of the batch");
     drop(s);
+    // The other coordinator holds the session lock too, as a live active does.
+    let mut other = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    other
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&rota_coordinator::store::lease::LOCK_KEY],
+        )
+        .unwrap();
     // A coordinator that is not the holder waits as a standby while the lease is held ...
     let (tx, rx) = std::sync::mpsc::channel();
     let waiting = at.clone();
@@ -646,9 +654,32 @@ fn a_store_whose_lease_another_coordinator_took_commits_nothing() {
         rx.recv_timeout(std::time::Duration::from_secs(1)).is_err(),
         "a standby opens nothing while the lease is held"
     );
-    // ... and takes over once it lapses.
+    // ... and takes over once it lapses (the other one paused: its session lives on).
     rota_tests::pg::execute(&url, "UPDATE rota_lease SET expires_at = 0");
     rx.recv_timeout(std::time::Duration::from_secs(5))
         .expect("the standby took over")
         .unwrap();
+    drop(other);
+}
+
+#[test]
+fn a_standby_takes_over_at_once_when_the_active_is_gone_before_its_lease_lapses() {
+    let Some(url) = rota_tests::pg::database() else {
+        return;
+    };
+    let at = StoreLocation::Postgres(url.clone());
+    drop(Store::open_at(&at).unwrap());
+    // A lease far from lapsing, by a holder with no session left (killed).
+    rota_tests::pg::execute(
+        &url,
+        "UPDATE rota_lease SET holder = 'killed', expires_at = expires_at + 600000",
+    );
+    let started = std::time::Instant::now();
+    let mut s = Store::open_at(&at).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    s.batch(|b| b.insert_run(&run(1, "pending"))).unwrap();
 }

@@ -6,8 +6,9 @@
 //!   sends nothing to it, and polls twice a second.
 //! - The active renews the lease every [`RENEW`] on a connection of its own; the lease runs out
 //!   [`TTL`] after the last renewal, by the database's clock (one clock for every coordinator).
-//!   A killed or paused active stops renewing, and a standby takes over within `TTL` plus a
-//!   poll.
+//!   A paused active stops renewing, and a standby takes over within `TTL` plus a poll. The
+//!   active's connections also hold a session advisory lock ([`LOCK_KEY`]): once a killed
+//!   active's connections are gone the lock is free, and a standby takes over at its next poll.
 //! - Each write transaction of the active reads the epoch `FOR SHARE` first: a taker's epoch
 //!   raise waits for a transaction in flight, and a transaction that finds the epoch raised
 //!   commits nothing. So an active that was paused (SIGSTOP) and wakes up after a standby took
@@ -29,6 +30,11 @@ pub const RENEW: Duration = Duration::from_millis(1500);
 /// How often a standby looks whether the lease is free.
 const POLL: Duration = Duration::from_millis(500);
 
+/// The session-level advisory lock the active coordinator's connections hold: free only once
+/// every session of the holder is gone, which lets a standby take over without waiting for the
+/// lease to lapse. (Not the migrations' key: theirs is a transaction lock taken at start.)
+pub const LOCK_KEY: i64 = 7_061_746_174;
+
 /// The database's clock in milliseconds, the one every coordinator's lease is measured by.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -47,13 +53,18 @@ impl Lease {
             "INSERT INTO rota_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, {NOW_MS} + $2) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = l.epoch + 1, \
              expires_at = excluded.expires_at \
-             WHERE l.expires_at < {NOW_MS} OR l.holder = excluded.holder \
+             WHERE l.expires_at < {NOW_MS} OR l.holder = excluded.holder OR $3 \
              RETURNING epoch"
         );
         let ttl = TTL.as_millis() as i64;
         let mut told: Option<String> = None;
         loop {
-            if let Some(row) = client.query_opt(&take, &[&holder, &ttl])? {
+            // Holding the session lock proves the holder's sessions are all gone (killed,
+            // its connections cut): no need to wait for its lease to lapse.
+            let alone: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?
+                .get(0);
+            if let Some(row) = client.query_opt(&take, &[&holder, &ttl, &alone])? {
                 let epoch: i64 = row.get(0);
                 if told.is_some() {
                     tracing::warn!(
@@ -107,11 +118,15 @@ impl Lease {
             .spawn(move || {
                 let ttl = TTL.as_millis() as i64;
                 let mut client: Option<Client> = None;
+                // Whether this keeper's own connection holds the session lock (the store's
+                // connection may hold it instead, from the takeover).
+                let mut locked = false;
                 let mut renewed = Instant::now();
                 loop {
                     std::thread::sleep(RENEW);
                     if client.as_ref().is_none_or(Client::is_closed) {
                         client = config.connect(postgres::NoTls).ok();
+                        locked = false;
                     }
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                         // The store was closed: hand the lease over at once, not a TTL later.
@@ -124,7 +139,20 @@ impl Lease {
                         .as_mut()
                         .map(|c| c.execute(&renew, &[&lease.holder, &lease.epoch, &ttl]));
                     match outcome {
-                        Some(Ok(1)) => renewed = Instant::now(),
+                        Some(Ok(1)) => {
+                            renewed = Instant::now();
+                            // Taken over by expiry, the session lock may still be the paused
+                            // ex-active's; hold it once it is free, so the next standby takes
+                            // over at once when this coordinator dies.
+                            if !locked {
+                                if let Some(c) = client.as_mut() {
+                                    locked = c
+                                        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+                                        .map(|r| r.get(0))
+                                        .unwrap_or(false);
+                                }
+                            }
+                        }
                         Some(Ok(_)) => {
                             step_down(&location, "another coordinator took the lease");
                             return;

@@ -187,7 +187,17 @@ impl Store {
         f: impl FnOnce(&Batch<'_>) -> std::result::Result<(T, bool), E>,
     ) -> std::result::Result<T, E> {
         self.db.begin(relaxed)?;
-        let (out, durable) = match f(&Batch { db: &*self.db }) {
+        let buffered = sql::Buffered::new(&*self.db);
+        let done = f(&Batch {
+            db: &buffered,
+            buffered: &buffered,
+        })
+        .and_then(|done| {
+            buffered.flush()?;
+            Ok(done)
+        });
+        drop(buffered);
+        let (out, durable) = match done {
             Ok(done) => done,
             Err(e) => {
                 self.db.rollback();
@@ -213,7 +223,11 @@ impl Store {
 
 /// Writes (and reads) inside one transaction.
 pub struct Batch<'a> {
+    /// The batch's statements, through `buffered`.
     db: &'a dyn Sql,
+    /// Run inserts wait here and go in rows of many (one round trip to PostgreSQL for
+    /// hundreds of runs), before any other statement of the batch and before its commit.
+    buffered: &'a sql::Buffered<'a>,
 }
 
 /// Reads on the store's connection.

@@ -7,6 +7,10 @@ const RUN_COLUMNS: &str =
     "number, id, name, jobset, priority, spec, state, attempt, agent, grp, exit_code, signal, \
      error, not_before, submitted_at, started_at, finished_at, stdout_len, stderr_len";
 
+const INSERT_RUN: &str = "INSERT INTO runs(number, id, name, jobset, priority, spec, state, \
+     attempt, agent, grp, exit_code, signal, error, not_before, submitted_at, started_at, \
+     finished_at, stdout_len, stderr_len)";
+
 fn run_from_row(r: &Row) -> Result<RunRecord> {
     with_spec((
         RunRecord {
@@ -56,13 +60,13 @@ fn attempt_from_row(r: &Row) -> Result<AttemptRecord> {
 }
 
 impl Batch<'_> {
+    /// Inserts a run; it reaches the database with the batch's next statement or its commit,
+    /// in one multi-row insert with the runs inserted beside it.
     pub fn insert_run(&self, run: &RunRecord) -> Result<()> {
         let spec =
             serde_json::to_string(&run.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.db.exec(
-            &format!(
-                "INSERT INTO runs({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-            ),
+        self.buffered.insert_later(
+            INSERT_RUN,
             args![
                 run.number,
                 run.id,
@@ -83,9 +87,9 @@ impl Batch<'_> {
                 run.finished_at,
                 run.stdout_len,
                 run.stderr_len
-            ],
-        )?;
-        Ok(())
+            ]
+            .to_vec(),
+        )
     }
 
     /// Writes every mutable field of a run.
