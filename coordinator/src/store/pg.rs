@@ -141,13 +141,16 @@ impl Backend for Postgres {
     fn begin(&mut self, relaxed: bool) -> Result<()> {
         self.ensure_connected()?;
         let client = &mut self.conn.get_mut().client;
-        client.batch_execute("BEGIN")?;
+        // BEGIN and the fence in one round trip (the simple protocol takes both at once).
         let fenced = client
-            .query_opt(Lease::FENCE, &[])
+            .simple_query(&format!("BEGIN; {}", Lease::FENCE))
             .map_err(StoreError::from)
-            .and_then(|row| {
-                self.lease
-                    .fence(row.map(|r| r.get(0)), &self.keeper, &self.location)
+            .and_then(|messages| {
+                let epoch = messages.iter().find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+                    _ => None,
+                });
+                self.lease.fence(epoch, &self.keeper, &self.location)
             });
         if let Err(e) = fenced {
             let _ = client.batch_execute("ROLLBACK");
