@@ -21,17 +21,20 @@ pub struct AuditRecord {
     pub runs: Vec<u64>,
 }
 
+const INSERT_AUDIT_RUN: &str = "INSERT INTO audit_runs(run, audit)";
+
 impl Batch<'_> {
     pub fn insert_audit(&self, a: &AuditRecord) -> Result<u64> {
         let id: u64 = self.db.value(
             "INSERT INTO audit(at, caller, role, peer, method, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
             args![a.at, a.caller, a.role, a.peer, a.method, a.target],
         )?;
-        for run in &a.runs {
-            self.db.exec(
-                "INSERT INTO audit_runs(run, audit) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                args![run, id],
-            )?;
+        // The runs it names (a submit names every run it made) go in rows of many; the entry
+        // is new, so each run once is each pair once.
+        let runs: std::collections::BTreeSet<u64> = a.runs.iter().copied().collect();
+        for run in runs {
+            self.buffered
+                .insert_later(INSERT_AUDIT_RUN, args![run, id].to_vec())?;
         }
         Ok(id)
     }
