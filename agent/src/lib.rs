@@ -133,6 +133,8 @@ pub async fn run(
 /// Connects, serves, and reconnects after every lost connection until the drain is done.
 async fn serve_until_drained(agent: &Arc<Agent>) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
+    // Connections lost since the last Welcome: a round is one per coordinator address.
+    let mut tried = 0usize;
     let mut drained = agent.drain_done();
     loop {
         let ended = connection::serve(agent).await;
@@ -143,11 +145,18 @@ async fn serve_until_drained(agent: &Arc<Agent>) -> anyhow::Result<()> {
             Ended::Lost { reason, welcomed } => {
                 if welcomed {
                     backoff.reset();
+                    tried = 0;
                 }
                 // With several coordinators, the one that stopped answering may have been
-                // replaced: the next try goes to the next one.
+                // replaced: the next try goes to the next one, at once while some of this
+                // round are untried; the backoff grows once per round, not per address.
                 agent.next_coordinator();
-                let delay = backoff.next_delay();
+                tried += 1;
+                let delay = if !tried.is_multiple_of(agent.coordinator_count()) {
+                    Duration::ZERO
+                } else {
+                    backoff.next_delay()
+                };
                 tracing::warn!(%reason, ?delay, "connection to the coordinator lost; reconnecting");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}

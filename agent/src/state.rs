@@ -135,6 +135,11 @@ impl Agent {
         &self.coordinators[i % self.coordinators.len()]
     }
 
+    /// How many coordinator addresses this agent was given.
+    pub fn coordinator_count(&self) -> usize {
+        self.coordinators.len()
+    }
+
     /// The coordinator tried did not answer: the next connection tries the next one (with a
     /// single coordinator, the same one again).
     pub fn next_coordinator(&self) {
