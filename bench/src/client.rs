@@ -131,3 +131,45 @@ pub fn is_final(state: &str) -> bool {
         "success" | "errored" | "cancelled" | "skipped" | "retired"
     )
 }
+
+/// What [`probe_dispatch`] saw.
+pub struct Probe {
+    /// When the Submit returned, since the probe's `since`.
+    pub submitted: Duration,
+    /// When the run left `pending`, since `since`.
+    pub dispatched: Duration,
+    /// The run's state in the Submit's reply.
+    pub state_in_reply: String,
+}
+
+/// Submits one run of `true` to `jobset` and waits until it leaves `pending`. The Watch is
+/// opened first, so the dispatch is seen however soon it comes.
+pub async fn probe_dispatch(
+    control: &mut Control,
+    jobset: &str,
+    since: Instant,
+) -> anyhow::Result<Probe> {
+    let mut watcher = Watcher::open(control, jobset).await?;
+    let probe = control
+        .submit(submit_request(jobset, 0, vec![argv(&["true"])]))
+        .await?
+        .into_inner()
+        .runs
+        .remove(0);
+    let submitted = since.elapsed();
+    let dispatched = if probe.state == "pending" {
+        loop {
+            let event = watcher.next(Duration::from_secs(60)).await?;
+            if event.run.id == probe.id && event.run.state != "pending" {
+                break event.at - since;
+            }
+        }
+    } else {
+        submitted
+    };
+    Ok(Probe {
+        submitted,
+        dispatched,
+        state_in_reply: probe.state,
+    })
+}

@@ -13,14 +13,9 @@ use crate::datadir::DataDir;
 use crate::store::{Copied, Store, StoreLocation};
 
 /// Copies the store of `data_dir` into the database at `url`; the rows copied per table.
-/// Runs on a thread of its own, as the PostgreSQL client may not block inside the caller's
-/// async runtime.
+/// Runs off the caller's async runtime ([`crate::store::off_runtime`]).
 pub fn migrate(data_dir: &Path, url: &str) -> anyhow::Result<Copied> {
-    std::thread::scope(|s| {
-        s.spawn(|| copy(data_dir, url))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    crate::store::off_runtime(|| copy(data_dir, url))
 }
 
 fn copy(data_dir: &Path, url: &str) -> anyhow::Result<Copied> {

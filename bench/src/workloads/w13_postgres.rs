@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::w1_throughput::pass;
 use super::{Ctx, Outcome};
-use crate::client::{argv, distinct_specs, submit_request, wait_count, Watcher};
+use crate::client::{argv, distinct_specs, probe_dispatch, submit_request, wait_count};
 use crate::cluster::wait_agents;
 use crate::report::{Row, Target};
 
@@ -160,22 +160,8 @@ async fn failover(ctx: &Ctx) -> anyhow::Result<(Duration, Duration)> {
         .map_err(|_| anyhow::anyhow!("the standby's thread panicked"))??;
     let takeover = killed.elapsed();
     let mut control = b.control(Duration::from_secs(30)).await?;
-    let mut watcher = Watcher::open(&mut control, "w13-probe").await?;
-    let probe = control
-        .submit(submit_request("w13-probe", 0, vec![argv(&["true"])]))
+    let dispatched = probe_dispatch(&mut control, "w13-probe", killed)
         .await?
-        .into_inner()
-        .runs
-        .remove(0);
-    let dispatched = if probe.state == "pending" {
-        loop {
-            let event = watcher.next(Duration::from_secs(60)).await?;
-            if event.run.id == probe.id && event.run.state != "pending" {
-                break event.at - killed;
-            }
-        }
-    } else {
-        killed.elapsed()
-    };
+        .dispatched;
     Ok((takeover, dispatched))
 }

@@ -12,7 +12,7 @@ use rota_proto as pb;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
-use crate::client::{argv, jobset_count, submit_request, wait_count, Watcher};
+use crate::client::{argv, jobset_count, probe_dispatch, submit_request, wait_count};
 use crate::cluster::wait_agents;
 use crate::report::{Row, Target};
 
@@ -58,24 +58,8 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
     let listening = spawned.elapsed();
     let mut control = second.control(Duration::from_secs(60)).await?;
     let answering = spawned.elapsed();
-    let mut watcher = Watcher::open(&mut control, "w7-probe").await?;
-    let probe = control
-        .submit(submit_request("w7-probe", 0, vec![argv(&["true"])]))
-        .await?
-        .into_inner()
-        .runs
-        .remove(0);
-    let submitted = spawned.elapsed();
-    let dispatched = if probe.state == "pending" {
-        loop {
-            let event = watcher.next(Duration::from_secs(60)).await?;
-            if event.run.id == probe.id && event.run.state != "pending" {
-                break event.at - spawned;
-            }
-        }
-    } else {
-        submitted
-    };
+    let probe = probe_dispatch(&mut control, "w7-probe", spawned).await?;
+    let (submitted, dispatched) = (probe.submitted, probe.dispatched);
 
     wait_agents(&mut control, 1, Duration::from_secs(30)).await?;
     let still_running = jobset_count(&mut control, "w7-running", "running").await?;
@@ -111,7 +95,7 @@ pub async fn run(ctx: &Ctx, w: &str) -> anyhow::Result<Outcome> {
             "answering_seconds": s(answering),
             "probe_submitted_seconds": s(submitted),
             "dispatched_seconds": s(dispatched),
-            "probe_state_in_submit_reply": probe.state,
+            "probe_state_in_submit_reply": probe.state_in_reply,
         }),
     })
 }

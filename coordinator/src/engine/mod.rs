@@ -292,15 +292,10 @@ struct State {
 
 /// Starts the engine thread on its store: SQLite in `config.data_dir`, or PostgreSQL.
 ///
-/// The engine is made on a thread of its own too, outside the caller's async runtime: the
-/// PostgreSQL client blocks on a runtime of its own, which tokio refuses to start inside
-/// another, and opening the store, recovering runs and resuming the outbox all use it.
+/// The engine is made off the caller's async runtime too ([`crate::store::off_runtime`]):
+/// opening the store, recovering runs and resuming the outbox all use the store.
 pub fn start(config: EngineConfig) -> anyhow::Result<EngineHandle> {
-    std::thread::scope(|s| {
-        s.spawn(|| start_here(config))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    crate::store::off_runtime(|| start_here(config))
 }
 
 fn start_here(config: EngineConfig) -> anyhow::Result<EngineHandle> {

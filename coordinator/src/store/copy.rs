@@ -8,11 +8,7 @@ use super::{Result, Store, StoreError};
 /// The tables and their columns, parents before the rows that refer to them.
 const TABLES: &[(&str, &str)] = &[
     ("jobsets", "name, parallel, created_at"),
-    (
-        "runs",
-        "number, id, name, jobset, priority, spec, state, attempt, agent, grp, exit_code, \
-         signal, error, not_before, submitted_at, started_at, finished_at, stdout_len, stderr_len",
-    ),
+    ("runs", super::runs::RUN_COLUMNS),
     (
         "attempts",
         "run, attempt, agent, grp, state, started_at, finished_at, exit_code, signal, error",
@@ -22,11 +18,7 @@ const TABLES: &[(&str, &str)] = &[
     ("config", "key, value"),
     ("return_data", "run, attempt, data, problem"),
     ("artifacts", "run, path, sha256, size"),
-    (
-        "outbox",
-        "id, created_at, run, jobset, event, url, format, secret_file, payload, state, \
-         attempts, next_at, last_status, last_error, delivered_at",
-    ),
+    ("outbox", super::outbox::COLUMNS),
     ("jobset_notify", "jobset, targets"),
     ("audit", "id, at, caller, role, peer, method, target"),
     ("audit_runs", "run, audit"),

@@ -35,6 +35,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// lease to lapse. (Not the migrations' key: theirs is a transaction lock taken at start.)
 pub const LOCK_KEY: i64 = 7_061_746_174;
 
+/// Takes [`LOCK_KEY`] if no other session holds it; true when this session holds it now.
+const TRY_LOCK: &str = "SELECT pg_try_advisory_lock($1)";
+
 /// The database's clock in milliseconds, the one every coordinator's lease is measured by.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -61,9 +64,7 @@ impl Lease {
         loop {
             // Holding the session lock proves the holder's sessions are all gone (killed,
             // its connections cut): no need to wait for its lease to lapse.
-            let alone: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?
-                .get(0);
+            let alone: bool = client.query_one(TRY_LOCK, &[&LOCK_KEY])?.get(0);
             if let Some(row) = client.query_opt(&take, &[&holder, &ttl, &alone])? {
                 let epoch: i64 = row.get(0);
                 if told.is_some() {
@@ -111,8 +112,6 @@ impl Lease {
         let renew = format!(
             "UPDATE rota_lease SET expires_at = {NOW_MS} + $3 WHERE id = 1 AND holder = $1 AND epoch = $2"
         );
-        let release =
-            "UPDATE rota_lease SET expires_at = 0 WHERE id = 1 AND holder = $1 AND epoch = $2";
         let spawned = std::thread::Builder::new()
             .name("rota-lease".into())
             .spawn(move || {
@@ -131,7 +130,7 @@ impl Lease {
                     if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                         // The store was closed: hand the lease over at once, not a TTL later.
                         if let Some(c) = client.as_mut() {
-                            let _ = c.execute(release, &[&lease.holder, &lease.epoch]);
+                            let _ = c.execute(Lease::RELEASE, &[&lease.holder, &lease.epoch]);
                         }
                         return;
                     }
@@ -147,7 +146,7 @@ impl Lease {
                             if !locked {
                                 if let Some(c) = client.as_mut() {
                                     locked = c
-                                        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+                                        .query_one(TRY_LOCK, &[&LOCK_KEY])
                                         .map(|r| r.get(0))
                                         .unwrap_or(false);
                                 }

@@ -337,6 +337,17 @@ impl Reader<'_> {
     }
 }
 
+/// Runs `f` on a thread of its own and waits for it: the PostgreSQL client blocks on a runtime
+/// of its own, which tokio refuses to start inside the caller's async runtime, so whatever
+/// opens or uses a store from async code (the engine's start, `migrate`) goes through here.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// This machine's name, for naming a lease's holder.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

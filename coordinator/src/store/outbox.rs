@@ -31,7 +31,8 @@ pub struct OutboxRecord {
     pub delivered_at: u64,
 }
 
-const COLUMNS: &str = "id, created_at, run, jobset, event, url, format, secret_file, payload, \
+pub(super) const COLUMNS: &str =
+    "id, created_at, run, jobset, event, url, format, secret_file, payload, \
                        state, attempts, next_at, last_status, last_error, delivered_at";
 
 fn from_row(r: &Row) -> Result<OutboxRecord> {

@@ -3,13 +3,17 @@
 use super::sql::{args, Row, ToValue, Value};
 use super::{AttemptRecord, Batch, Reader, Result, RunFilter, RunRecord, StoreError};
 
-const RUN_COLUMNS: &str =
-    "number, id, name, jobset, priority, spec, state, attempt, agent, grp, exit_code, signal, \
-     error, not_before, submitted_at, started_at, finished_at, stdout_len, stderr_len";
+/// The columns of a run, in the order [`run_from_row`] reads them and `insert_run` binds them.
+macro_rules! run_columns {
+    () => {
+        "number, id, name, jobset, priority, spec, state, attempt, agent, grp, exit_code, signal, \
+         error, not_before, submitted_at, started_at, finished_at, stdout_len, stderr_len"
+    };
+}
 
-const INSERT_RUN: &str = "INSERT INTO runs(number, id, name, jobset, priority, spec, state, \
-     attempt, agent, grp, exit_code, signal, error, not_before, submitted_at, started_at, \
-     finished_at, stdout_len, stderr_len)";
+pub(super) const RUN_COLUMNS: &str = run_columns!();
+
+const INSERT_RUN: &str = concat!("INSERT INTO runs(", run_columns!(), ")");
 
 fn run_from_row(r: &Row) -> Result<RunRecord> {
     with_spec((

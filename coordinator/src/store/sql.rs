@@ -1,6 +1,6 @@
 //! What the store's queries need of a database, so they are written once and run on either
 //! backend: SQLite embedded in the coordinator (the default, [`super::sqlite`]) or a shared
-//! PostgreSQL (`--store postgres://…`, [`super::postgres`]).
+//! PostgreSQL (`--store postgres://…`, [`super::pg`]).
 //!
 //! Queries are written in the SQL both accept (upserts with `ON CONFLICT`, `RETURNING`,
 //! row-value comparisons) with SQLite's `?N` parameters, which the PostgreSQL backend renumbers
@@ -76,12 +76,6 @@ impl ToValue for String {
     }
 }
 
-impl ToValue for [u8] {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
-    }
-}
-
 impl ToValue for bool {
     fn to_value(&self) -> Value {
         Value::Int(*self as i64)
@@ -123,15 +117,6 @@ impl FromValue for String {
         match v {
             Value::Text(s) => Ok(s.clone()),
             other => Err(format!("expected text, found {other:?}")),
-        }
-    }
-}
-
-impl FromValue for Vec<u8> {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Blob(b) => Ok(b.clone()),
-            other => Err(format!("expected bytes, found {other:?}")),
         }
     }
 }
@@ -242,13 +227,16 @@ impl<'a> Buffered<'a> {
     /// Holds one row of `INSERT INTO …(columns)` (`head`, always the same string for one kind
     /// of row) with `values`.
     pub fn insert_later(&self, head: &'static str, values: Vec<Value>) -> Result<()> {
+        if self
+            .held
+            .borrow()
+            .as_ref()
+            .is_some_and(|(h, _, _)| *h != head)
+        {
+            self.flush()?;
+        }
         let full = {
             let mut held = self.held.borrow_mut();
-            if held.as_ref().is_some_and(|(h, _, _)| *h != head) {
-                drop(held);
-                self.flush()?;
-                held = self.held.borrow_mut();
-            }
             let (_, width, rows) = held.get_or_insert_with(|| (head, values.len(), Vec::new()));
             debug_assert_eq!(*width, values.len());
             rows.extend(values);
