@@ -9,7 +9,12 @@
 //!
 //! [`LogHub`] tells followers (`logs -f`) that a run's log grew or that the run finished; it is
 //! a map behind a `std::sync::Mutex` that is never held across an `.await`.
+//!
+//! With a PostgreSQL store, finished attempts are also copied into the database ([`archive`])
+//! before their result is recorded, and read from there by a coordinator that does not have
+//! the files.
 
+pub mod archive;
 mod cap;
 mod crc32c;
 pub mod sums;
@@ -101,6 +106,8 @@ pub struct LogHub {
     /// Log bytes taken in since start (`rota_log_stored_bytes_total`): counted here, where
     /// they are written, and shared with the metrics registry.
     stored: prometheus_client::metrics::counter::Counter,
+    /// The database copy of finished attempts, with a PostgreSQL store.
+    archive: Option<Arc<archive::Archive>>,
 }
 
 impl LogHub {
@@ -110,7 +117,14 @@ impl LogHub {
             reserve,
             watchers: Default::default(),
             stored: Default::default(),
+            archive: None,
         }
+    }
+
+    /// Also keeps finished attempts in `archive` and reads them from there.
+    pub fn with_archive(mut self, archive: Option<archive::Archive>) -> Self {
+        self.archive = archive.map(Arc::new);
+        self
     }
 
     /// The counter of log bytes taken in, for the metrics registry.
@@ -165,6 +179,28 @@ impl LogHub {
         };
         let id = RunId::parse(run).ok_or_else(|| damaged("not a run id".into()))?;
         let path = self.path(&id, attempt, stream);
+        let io_err = |source| LogError::Io {
+            run: run.to_string(),
+            source,
+        };
+        // Not received here (another coordinator was active then): the database's copy.
+        if let Some(archive) = &self.archive {
+            let local = Sums::load(&self.sums_path(&id, attempt)).map_err(io_err)?;
+            if local.is_none() && !path.exists() {
+                return match archive.sums(run, attempt).map_err(io_err)? {
+                    None => Ok(LogReader::new(run, attempt, stream, path, None, None)),
+                    Some(Err(())) => Err(damaged("its archived checksums do not parse".into())),
+                    Some(Ok(sums)) => Ok(LogReader::new(
+                        run,
+                        attempt,
+                        stream,
+                        path,
+                        Some(sums.stream(stream).clone()),
+                        Some(archive.clone()),
+                    )),
+                };
+            }
+        }
         let sums = match Sums::load(&self.sums_path(&id, attempt)) {
             Ok(None) => None,
             Ok(Some(Ok(sums))) => Some(sums.stream(stream).clone()),
@@ -205,14 +241,7 @@ impl LogHub {
                 _ => {}
             }
         }
-        Ok(LogReader {
-            run: run.to_string(),
-            attempt,
-            stream,
-            path,
-            sums,
-            segment: None,
-        })
+        Ok(LogReader::new(run, attempt, stream, path, sums, None))
     }
 
     /// Writes a chunk at its offset (in the agent's offsets) under the run's log cap. A chunk
@@ -413,6 +442,16 @@ impl LogFiles {
         };
         if let Some(sums) = hub.recorded(run, attempt) {
             if [sums.stdout.received, sums.stderr.received] == reported {
+                // Finished before, perhaps not archived yet (that failed, or the process
+                // ended in between).
+                if let Some(archive) = &hub.archive {
+                    let archived = archive.sums(&run.to_string(), attempt).map_err(io_err)?;
+                    if archived != Some(Ok(sums.clone())) {
+                        archive
+                            .store(run, attempt, &sums, |s| hub.path(run, attempt, s))
+                            .map_err(io_err)?;
+                    }
+                }
                 return Ok(());
             }
         }
@@ -487,6 +526,11 @@ impl LogFiles {
         for ring in rings {
             std::fs::remove_file(ring).map_err(io_err)?;
         }
+        if let (Some(archive), true) = (&hub.archive, sums != Sums::default()) {
+            archive
+                .store(run, attempt, &sums, |s| hub.path(run, attempt, s))
+                .map_err(io_err)?;
+        }
         Ok(())
     }
 }
@@ -502,9 +546,30 @@ pub struct LogReader {
     sums: Option<StreamSums>,
     /// The last segment read and checked: (index, bytes).
     segment: Option<(u64, Vec<u8>)>,
+    /// Where the segments are when they are not in `path` (see [`archive`]).
+    archive: Option<Arc<archive::Archive>>,
 }
 
 impl LogReader {
+    fn new(
+        run: &str,
+        attempt: u32,
+        stream: Stream,
+        path: PathBuf,
+        sums: Option<StreamSums>,
+        archive: Option<Arc<archive::Archive>>,
+    ) -> LogReader {
+        LogReader {
+            run: run.to_string(),
+            attempt,
+            stream,
+            path,
+            sums,
+            segment: None,
+            archive,
+        }
+    }
+
     /// Up to `len` bytes at `offset` (fewer at the end).
     pub fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let Some(sums) = &self.sums else {
@@ -520,7 +585,11 @@ impl LogReader {
         if self.segment.as_ref().map(|(i, _)| *i) != Some(index) {
             let start = index * SEGMENT;
             let want = (sums.len - start).min(SEGMENT) as usize;
-            let data = read_at(&self.path, start, want).map_err(|source| LogError::Io {
+            let data = match &self.archive {
+                Some(archive) => archive.segment(&self.run, self.attempt, self.stream, index),
+                None => read_at(&self.path, start, want),
+            }
+            .map_err(|source| LogError::Io {
                 run: self.run.clone(),
                 source,
             })?;

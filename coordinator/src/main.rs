@@ -206,16 +206,35 @@ async fn run() -> anyhow::Result<()> {
     if config.credentials.is_shared() {
         tracing::warn!("one shared token allowed everything: every agent's machine can submit work and read every log; use --credentials to give agents, readers and admins their own tokens");
     }
-    // Bound and announced only once every file was read and the data dir locked, the store
-    // opened and written to, so a caller that waits for the address never talks to a
-    // coordinator about to exit on a bad flag or an unusable store.
-    let opened = rota_coordinator::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+    let mut stop = StopSignals::install().context("cannot install signal handlers")?;
+    let bind = || async {
+        tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))
+    };
+    // Announced only once every file was read and the data dir locked, the store opened and
+    // written to, so a caller that waits for the address never talks to a coordinator about
+    // to exit on a bad flag or an unusable store. With SQLite the port is bound then too; with
+    // PostgreSQL it is bound first, and answered as a standby until the store's lease is held.
+    let (opened, listener) = if config.postgres.is_some() {
+        let listener = bind().await?;
+        tokio::select! {
+            opened = rota_coordinator::server::open_listening(config, &listener) => (opened?, listener),
+            _ = stop.next() => {
+                // A standby holds nothing but its data dir's lock; the thread waiting for the
+                // lease cannot be joined, so the process ends here.
+                eprintln!("rota-coordinator: stopped while standing by");
+                std::process::exit(0);
+            }
+        }
+    } else {
+        let opened = rota_coordinator::open(config).await?;
+        (opened, bind().await?)
+    };
     println!("rota-coordinator listening on {}", listener.local_addr()?);
-    opened.serve(listener, shutdown).await
+    opened
+        .serve(listener, async move { stop.next().await })
+        .await
 }
 
 /// `--credentials FILE`, else the one shared token of `--token-file` or `ROTA_TOKEN`, else
@@ -232,11 +251,4 @@ fn credentials(args: &Args) -> anyhow::Result<Credentials> {
         Some(token) => Credentials::shared(&token).map_err(anyhow::Error::from),
         None => Ok(Credentials::open()),
     }
-}
-
-/// Resolves at the first SIGTERM or SIGINT; the handlers are installed at the call, before
-/// the listen line is printed (see [`StopSignals`]).
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let mut stop = StopSignals::install()?;
-    Ok(async move { stop.next().await })
 }

@@ -15,6 +15,7 @@ use crate::datadir::DataDir;
 use crate::engine::{self, EngineConfig};
 use crate::sched::SchedConfig;
 use crate::service::{agent_stream::AgentService, control::ControlService};
+use crate::store::lease::Seen;
 
 /// How a coordinator runs.
 #[derive(Debug, Clone)]
@@ -232,7 +233,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    open(config).await?.serve(listener, shutdown).await
+    open_listening(config, &listener)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }
 
 /// A coordinator whose data dir is locked, store opened and recovered and config file applied,
@@ -255,8 +259,102 @@ impl std::fmt::Debug for Opened {
     }
 }
 
-/// Locks the data dir, opens the store and recovers, applies the config file.
+/// Locks the data dir, opens the store and recovers, applies the config file. With a
+/// PostgreSQL store this waits, without listening, while another coordinator is active; see
+/// [`open_listening`] for a standby that answers meanwhile.
 pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
+    open_with(config, String::new(), Seen::default()).await
+}
+
+/// [`open`] for a coordinator that is already bound to `listener`: with a PostgreSQL store it
+/// serves there as a standby (see [`crate::service::standby`]) until it holds the store's
+/// lease, telling callers where the active coordinator is; then it stops answering as a standby
+/// and returns, ready to [`Opened::serve`] the same listener. With SQLite it is [`open`].
+pub async fn open_listening(
+    config: CoordinatorConfig,
+    listener: &TcpListener,
+) -> anyhow::Result<Opened> {
+    if config.postgres.is_none() {
+        return open(config).await;
+    }
+    let served_on = listener.local_addr()?;
+    let address = base_url(&config, served_on);
+    let seen = Seen::default();
+    // The same socket, a second descriptor: the standby's server accepts on it until the
+    // lease is held, then the real server accepts on `listener` (no gap in which the port is
+    // closed, no connection refused).
+    let standby_listener = {
+        let fd = std::os::fd::AsFd::as_fd(listener).try_clone_to_owned()?;
+        let std_listener = std::net::TcpListener::from(fd);
+        std_listener.set_nonblocking(true)?;
+        TcpListener::from_std(std_listener)?
+    };
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let routes = crate::service::standby::routes(seen.clone(), stop_rx.clone()).await;
+    let standby = server_builder(&config)?
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(standby_listener).with_nodelay(Some(true)),
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        );
+    let standby = tokio::spawn(async move {
+        if let Err(err) = standby.await {
+            tracing::error!("standby answers stopped: {}", root_cause(&err));
+        }
+    });
+    let opened = open_with(config, address, seen).await;
+    // Its open connections are sent GOAWAY (their clients reconnect and reach the active
+    // server); not waited for, since a client may keep one open as long as it likes.
+    let _ = stop_tx.send(true);
+    drop(standby);
+    opened
+}
+
+/// Where clients reach a coordinator served on `served_on`: `--public-url`, else the address
+/// as `http://` or `https://` (with this machine's name for an unspecified address).
+fn base_url(config: &CoordinatorConfig, served_on: std::net::SocketAddr) -> String {
+    if let Some(url) = &config.public_url {
+        return url.clone();
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if served_on.ip().is_unspecified() {
+        format!(
+            "{scheme}://{}:{}",
+            crate::store::host_name(),
+            served_on.port()
+        )
+    } else {
+        format!("{scheme}://{served_on}")
+    }
+}
+
+/// The server both the active and the standby answers run on: TLS if configured, HTTP/1.1
+/// beside HTTP/2, keepalives.
+fn server_builder(config: &CoordinatorConfig) -> anyhow::Result<tonic::transport::Server> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(tls.identity()))
+            .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))?;
+    }
+    // HTTP/1.1 for browsers and Prometheus beside gRPC's HTTP/2 (told apart by the
+    // connection preface).
+    Ok(server
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .accept_http1(true))
+}
+
+async fn open_with(
+    config: CoordinatorConfig,
+    address: String,
+    seen: Seen,
+) -> anyhow::Result<Opened> {
     config.check()?;
     // Listening from the first moment, so a SIGHUP sent as soon as the address is announced
     // cannot end the process (the signal's default action).
@@ -271,7 +369,7 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
     // A lost rota.db is looked for only where the store is SQLite: with PostgreSQL there is
     // no rota.db, and the database is looked after by its own backups.
     let data_dir = DataDir::open(&config.data_dir, config.fresh || config.postgres.is_some())?;
-    let engine = engine::start(EngineConfig {
+    let engine_config = EngineConfig {
         data_dir: config.data_dir.clone(),
         postgres: config.postgres.clone(),
         reserve_bytes: config.reserve_bytes,
@@ -286,7 +384,12 @@ pub async fn open(config: CoordinatorConfig) -> anyhow::Result<Opened> {
         cancel_grace: config.cancel_grace,
         retention: config.retention,
         clock: config.clock.clone(),
-    })?;
+        address,
+        seen,
+    };
+    // On a thread of the blocking pool, so the runtime goes on (a standby's answers, signals)
+    // while a standby waits for the store's lease.
+    let engine = tokio::task::spawn_blocking(move || engine::start(engine_config)).await??;
     if let Some(path) = &config.config_file {
         let req = config_request(path)?;
         engine
@@ -357,15 +460,7 @@ impl Opened {
             .max_encoding_message_size(MAX_MESSAGE),
         );
         let metrics = engine.metrics.clone();
-        let served_on = listener.local_addr()?;
-        let base_url = config.public_url.clone().unwrap_or_else(|| {
-            let scheme = if config.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            format!("{scheme}://{served_on}")
-        });
+        let base_url = base_url(&config, listener.local_addr()?);
         // Taken once: a second serve of the same engine has no second sender.
         if let Some(rx) = engine.deliveries.lock().ok().and_then(|mut d| d.take()) {
             let mut sender = crate::notify::SenderConfig::new(base_url);
@@ -416,17 +511,7 @@ impl Opened {
             open = config.credentials.is_open(),
             "coordinator serving"
         );
-        let mut server = tonic::transport::Server::builder();
-        if let Some(tls) = &config.tls {
-            server = server
-                .tls_config(ServerTlsConfig::new().identity(tls.identity()))
-                .map_err(|err| anyhow::anyhow!("TLS certificate or key: {}", root_cause(&err)))?;
-        }
-        server
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            // HTTP/1.1 for browsers and Prometheus beside gRPC's HTTP/2 (told apart by the
-            // connection preface).
-            .accept_http1(true)
+        server_builder(&config)?
             .add_routes(routes)
             // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's
             // `tcp_nodelay`, and with Nagle on, a reply's trailing frames wait for the client's

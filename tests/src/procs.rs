@@ -330,10 +330,10 @@ impl System {
         self.coordinator = Some(proc);
     }
 
-    /// Starts a second coordinator on the same store, listening on `listen` once active (this
-    /// system's address, or another), with a data dir of its own (`data-NAME`): with `--store
-    /// postgres://` it waits as a standby, without listening, while this system's coordinator
-    /// holds the store's lease.
+    /// Starts a second coordinator on the same store, on `listen` (an address of its own), with
+    /// a data dir of its own (`data-NAME`): with `--store postgres://` it answers there as a
+    /// standby while this system's coordinator holds the store's lease, and prints its
+    /// "listening on" line once it is active.
     pub fn start_standby(&self, name: &str, listen: &str) -> Standby {
         let log = log_file(self.dir.path(), &format!("coordinator-{name}"));
         let data_dir = self.path(&format!("data-{name}"));

@@ -1,77 +1,181 @@
 //! Several coordinators on one PostgreSQL store, one active (issue 10): real binaries, a real
-//! PostgreSQL, `kill -9` and SIGSTOP. A standby waits without listening while the active holds
-//! the store's lease, takes over within 10 s of the active's death or pause, and keeps what was
-//! accepted; an active that was paused and wakes after the takeover commits nothing and steps
-//! down.
+//! PostgreSQL, `kill -9` and SIGSTOP. A standby listens but serves nothing (health NOT_SERVING,
+//! calls UNAVAILABLE naming the active) while the active holds the store's lease, takes over
+//! within 10 s of the active's death or pause, and keeps what was accepted, logs included; an
+//! active that was paused and wakes after the takeover commits nothing and steps down.
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rota_tests::bins;
 use rota_tests::pg::Backend;
-use rota_tests::procs::{until, Cli, System, FAST, STEADY};
+use rota_tests::procs::{until, Cli, Standby, System, FAST, STEADY};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The longest a standby may take to become active after the active is gone.
 const TAKEOVER: Duration = Duration::from_secs(10);
 
+/// A free port of 127.0.0.1, for a standby to listen on.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The first of `standbys` to become active within `within`, by index, with its address.
+fn first_active(standbys: &[&Standby], within: Duration) -> Option<(usize, String)> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        for (i, s) in standbys.iter().enumerate() {
+            if let Some(addr) = s.listening_within(Duration::from_millis(50)) {
+                return Some((i, addr));
+            }
+        }
+    }
+    None
+}
+
+/// `GET /` over HTTP/1.1 by hand: the status line and headers, lowercased.
+fn http_head(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.to_lowercase()
+}
+
+/// What run `n` of the jobset prints.
+fn expected_output(n: u64) -> Vec<u8> {
+    (0..10)
+        .map(|i| format!("run {n} line {i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 #[test]
-fn a_standby_takes_over_within_10_s_of_a_kill_9_and_every_run_succeeds_once() {
+fn three_coordinators_survive_a_kill_9_and_a_30_s_pause_and_every_run_succeeds_once() {
     let Some(store) = Backend::postgres() else {
         return;
     };
     let mut sys = System::start_on(bins!(), &store, STEADY);
-    sys.start_agent("a", 4, &[]);
-    sys.start_agent("b", 4, &[]);
+    let (b_addr, c_addr) = (free_addr(), free_addr());
+    let all = format!("{},http://{b_addr},http://{c_addr}", sys.url);
+    sys.start_agent_at(&all, "a", 4, &[]);
+    sys.start_agent_at(&all, "b", 4, &[]);
     sys.wait_agents(&["a", "b"]);
-    let standby = sys.start_standby("b", &sys.addr.to_string());
-    until(
-        DEADLINE,
-        "the second coordinator to say it stands by",
-        || standby.log().contains("standby").then_some(()),
+    let b = sys.start_standby("b", &b_addr.to_string());
+    let c = sys.start_standby("c", &c_addr.to_string());
+    for s in [&b, &c] {
+        until(DEADLINE, "a coordinator to say it stands by", || {
+            s.log().contains("standby").then_some(())
+        });
+    }
+    // A standby listens but serves nothing: calls are UNAVAILABLE naming the active one,
+    // pages 503 with its address in `rota-active`, and its health is NOT_SERVING, so a CLI
+    // given every address passes over it.
+    let b_url = format!("http://{b_addr}");
+    let only_b = Cli {
+        bin: sys.bins.rota,
+        url: &b_url,
+        env: &[],
+    };
+    let refused = only_b.rota(&["runs"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        said.contains("standby") && said.contains(&format!("active coordinator is at {}", sys.url)),
+        "{said}"
+    );
+    let page = http_head(b_addr);
+    assert!(page.starts_with("http/1.1 503"), "{page}");
+    assert!(
+        page.contains(&format!("rota-active: {}", sys.url)),
+        "{page}"
     );
     assert_eq!(
-        standby.listening_within(Duration::from_millis(500)),
-        None,
-        "a standby does not listen"
+        standby_health(&b_url),
+        "NotServing",
+        "a standby's ControlService is not serving"
     );
+    let first_url = sys.url.clone();
+    sys.url = format!("http://{c_addr},http://{b_addr},{first_url}");
+    assert_eq!(sys.json(&["runs"]).as_array().map(Vec::len), Some(0));
 
-    const RUNS: u64 = 40;
+    const RUNS: u64 = 200;
     let lines: String = (1..=RUNS)
         .map(|n| {
             format!(
-                "i=0; while [ $i -lt 20 ]; do echo \"run {n} line $i\"; i=$((i+1)); sleep 0.05; done\n"
+                "i=0; while [ $i -lt 10 ]; do echo \"run {n} line $i\"; i=$((i+1)); sleep 0.03; done\n"
             )
         })
         .collect();
     sys.submit_lines("farm", &lines);
+    let succeeded = |sys: &System| {
+        sys.runs_of("farm")
+            .values()
+            .filter(|r| r["state"] == "success")
+            .count()
+    };
     until(
         DEADLINE,
         "some runs to finish under the first coordinator",
-        || {
-            let done = sys
-                .runs_of("farm")
-                .values()
-                .filter(|r| r["state"] == "success")
-                .count();
-            (done >= 8).then_some(())
-        },
+        || (succeeded(&sys) >= 30).then_some(()),
     );
 
+    // 1. kill -9 the active: one of the standbys takes over within 10 s.
     sys.kill9_coordinator();
     let killed = Instant::now();
-    let addr = standby.listening_within(TAKEOVER + Duration::from_secs(1));
-    let took = killed.elapsed();
-    assert!(
-        addr.is_some() && took <= TAKEOVER,
-        "the standby took over in {took:?}: {}",
-        standby.log()
+    let (first, _) =
+        first_active(&[&b, &c], TAKEOVER + Duration::from_secs(1)).unwrap_or_else(|| {
+            panic!(
+                "no takeover in {:?}:\n{}\n{}",
+                killed.elapsed(),
+                b.log(),
+                c.log()
+            )
+        });
+    assert!(killed.elapsed() <= TAKEOVER, "took {:?}", killed.elapsed());
+    let (next, last) = if first == 0 { (b, c) } else { (c, b) };
+    let done_before = succeeded(&sys);
+    until(
+        DEADLINE,
+        "runs to finish under the second coordinator",
+        || (succeeded(&sys) >= done_before + 30).then_some(()),
     );
-    sys.adopt(standby);
 
+    // 2. SIGSTOP the new active for 30 s: the last one takes over within 10 s, the work goes
+    // on under it, and the paused one, woken, commits nothing and steps down.
+    let mut paused = next.proc;
+    paused.signal(Signal::SIGSTOP);
+    let stopped = Instant::now();
+    assert!(
+        last.listening_within(TAKEOVER + Duration::from_secs(1))
+            .is_some(),
+        "no takeover from the paused one in {:?}:\n{}",
+        stopped.elapsed(),
+        last.log()
+    );
+    assert!(
+        stopped.elapsed() <= TAKEOVER,
+        "took {:?}",
+        stopped.elapsed()
+    );
     let waited = sys.rota(&["wait", "--jobset", "farm"]);
-    assert_eq!(waited.status.code(), Some(0), "{waited:?}");
+    assert_eq!(waited.status.code(), Some(0), "{waited:?}\n{}", last.log());
+    if let Some(rest) = Duration::from_secs(30).checked_sub(stopped.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    paused.signal(Signal::SIGCONT);
+    let code = until(DEADLINE, "the woken ex-active to step down", || {
+        paused.try_exit_code()
+    });
+    assert!(matches!(code, Some(70) | Some(75)), "{code:?}");
+    sys.adopt(last);
+
     let runs = sys.runs_of("farm");
     assert_eq!(runs.len() as u64, RUNS, "no run lost, none added");
     for (n, run) in &runs {
@@ -80,12 +184,45 @@ fn a_standby_takes_over_within_10_s_of_a_kill_9_and_every_run_succeeds_once() {
         assert_eq!(
             shown["attempts"].as_array().unwrap().len(),
             1,
-            "run {n} ran exactly once: {shown}"
+            "run {n} ran exactly once (no second attempt to overlap it): {shown}"
+        );
+        let logs = sys.rota(&["logs", &n.to_string()]);
+        assert_eq!(
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&expected_output(*n)),
+            "run {n}'s log, whichever coordinator stored it"
         );
     }
-    // Numbers continue from the store after the takeover.
+    // Numbers continue from the store after both takeovers.
     let next = sys.submit(&["--", "true"]);
     assert_eq!(next["number"], RUNS + 1);
+}
+
+/// A coordinator's health for `rota.v1.ControlService`, by a real gRPC health check.
+fn standby_health(url: &str) -> String {
+    let url = url.to_owned();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "rota.v1.ControlService".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            format!(
+                "{:?}",
+                tonic_health::pb::health_check_response::ServingStatus::try_from(status).unwrap()
+            )
+        })
 }
 
 #[test]

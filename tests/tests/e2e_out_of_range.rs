@@ -57,6 +57,8 @@ async fn a_failed_store_read_answers_its_command_and_the_engine_goes_on() {
         max_log_bytes: rota_coordinator::server::DEFAULT_MAX_LOG_BYTES,
         retention: Default::default(),
         clock: Default::default(),
+        address: String::new(),
+        seen: Default::default(),
     })
     .unwrap();
     // Straight to the engine, past the service's checks: each read fails in the store.

@@ -186,6 +186,11 @@ pub struct EngineConfig {
     pub retention: crate::retention::Policy,
     /// Where the engine reads the time (the wall clock, or a test's adjustable one).
     pub clock: crate::time::Clock,
+    /// Where clients reach this coordinator (a URL; empty when not known): kept in a
+    /// PostgreSQL store's lease, so standbys can tell their callers where the active one is.
+    pub address: String,
+    /// What this coordinator saw of the active one while it waited as a standby.
+    pub seen: crate::store::lease::Seen,
 }
 
 /// Handle to a running engine; cheap to clone.
@@ -317,15 +322,20 @@ fn start_here(config: EngineConfig) -> anyhow::Result<EngineHandle> {
             Some(url) => StoreLocation::Postgres(url.clone()),
             None => StoreLocation::Sqlite(config.data_dir.join("rota.db")),
         },
-        &holder,
-        crate::store::lease::exit_on_lost(),
+        &crate::store::lease::Claim {
+            holder,
+            address: config.address.clone(),
+            on_lost: crate::store::lease::exit_on_lost(),
+            seen: config.seen.clone(),
+        },
     )?;
     let (tx, rx) = mpsc::channel();
     let (events, _) = broadcast::channel(4096);
     let published = Arc::new(AtomicU64::new(0));
     let (deliveries_tx, deliveries) = tokio::sync::mpsc::unbounded_channel();
     // Logs of accepted runs may use half the reserve; the other half is for their results.
-    let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2);
+    let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2)
+        .with_archive(store.shared().map(crate::logs::archive::Archive::new));
     // Artifacts likewise: an upload that does not fit above half the reserve is refused.
     let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"), config.reserve_bytes / 2);
     let upload_key = UploadKey::load_or_create(&config.data_dir);

@@ -101,7 +101,7 @@ impl Sums {
         }
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = format!("{MAGIC} segment={SEGMENT}\n");
         for s in [Stream::Stdout, Stream::Stderr] {
             let sums = self.stream(s);
@@ -114,7 +114,7 @@ impl Sums {
         out
     }
 
-    fn decode(text: &str) -> Option<Sums> {
+    pub(crate) fn decode(text: &str) -> Option<Sums> {
         let mut lines = text.lines();
         if lines.next()? != format!("{MAGIC} segment={SEGMENT}") {
             return None;

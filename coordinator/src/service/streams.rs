@@ -98,13 +98,14 @@ pub async fn logs(
             }
             for &s in &streams {
                 // A finished attempt's log is checked against its recorded length and sums.
-                let mut reader = match hub.reader(&run.id, attempt, s) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = tx.send(Err(Error::from(e).into())).await;
-                        return;
-                    }
-                };
+                let mut reader =
+                    match tokio::task::block_in_place(|| hub.reader(&run.id, attempt, s)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send(Err(Error::from(e).into())).await;
+                            return;
+                        }
+                    };
                 loop {
                     let off = offsets.entry(s).or_default();
                     let data = match tokio::task::block_in_place(|| reader.read_at(*off, CHUNK)) {

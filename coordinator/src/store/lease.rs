@@ -2,8 +2,10 @@
 //! epoch that every write transaction checks ([`Lease::fence`]).
 //!
 //! - A coordinator takes the lease when it is free or expired, raising the epoch; until then it
-//!   is a standby: it waits before it binds its port, so a load balancer or a Kubernetes Service
-//!   sends nothing to it, and polls twice a second.
+//!   is a standby and polls twice a second. A standby listens already, but its health says
+//!   NOT_SERVING for the services (a load balancer or a Kubernetes readiness probe sends nothing
+//!   to it) and it answers every call UNAVAILABLE, naming the active coordinator's address as
+//!   the lease last showed it ([`Seen`]).
 //! - The active renews the lease every [`RENEW`] on a connection of its own; the lease runs out
 //!   [`TTL`] after the last renewal, by the database's clock (one clock for every coordinator).
 //!   A paused active stops renewing, and a standby takes over within `TTL` plus a poll. The
@@ -17,6 +19,7 @@
 //! - The holder is named by host and data dir: a coordinator restarted on the same data dir
 //!   takes its own lease back at once, since the data dir's lock proves its predecessor gone.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -41,6 +44,59 @@ const TRY_LOCK: &str = "SELECT pg_try_advisory_lock($1)";
 /// The database's clock in milliseconds, the one every coordinator's lease is measured by.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// Who claims the lease: what a coordinator tells the database and is told while it waits.
+#[derive(Clone)]
+pub struct Claim {
+    /// Names the coordinator (host and data dir): the same holder takes its own lease back at
+    /// once.
+    pub holder: String,
+    /// Where clients reach it once it is active (a URL; empty: not listening), kept in the
+    /// lease for standbys to tell their callers.
+    pub address: String,
+    /// Called when the lease is lost after it was held.
+    pub on_lost: OnLost,
+    /// Where a standby keeps the active coordinator it last saw.
+    pub seen: Seen,
+}
+
+impl Claim {
+    /// A claim that listens nowhere and only logs a lost lease (tools and tests).
+    pub fn quiet(holder: String) -> Claim {
+        Claim {
+            holder,
+            address: String::new(),
+            on_lost: Arc::new(|_: &str, _: &str| {}),
+            seen: Seen::default(),
+        }
+    }
+}
+
+/// The active coordinator as a standby last read it from the lease, for its answers ("the
+/// active coordinator is at …"); empty until it has looked, and while it holds the lease itself.
+#[derive(Clone, Debug, Default)]
+pub struct Seen(Arc<Mutex<Option<Active>>>);
+
+/// The holder of the lease, as a standby saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Active {
+    pub holder: String,
+    /// Where it listens (a URL), or empty when it did not say.
+    pub address: String,
+}
+
+impl Seen {
+    /// The active coordinator last seen, if any.
+    pub fn get(&self) -> Option<Active> {
+        self.0.lock().map(|a| a.clone()).unwrap_or(None)
+    }
+
+    fn set(&self, active: Option<Active>) {
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = active;
+        }
+    }
+}
+
 /// The lease this coordinator holds.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -50,12 +106,15 @@ pub struct Lease {
 
 impl Lease {
     /// Waits (as a standby) until this coordinator holds the lease of the database `client` is
-    /// connected to; `location` names the database in messages.
-    pub fn acquire(client: &mut Client, holder: &str, location: &str) -> Result<Lease> {
+    /// connected to, keeping `claim.seen` up to date meanwhile; `location` names the database
+    /// in messages.
+    pub fn acquire(client: &mut Client, claim: &Claim, location: &str) -> Result<Lease> {
+        let holder = claim.holder.as_str();
         let take = format!(
-            "INSERT INTO rota_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, {NOW_MS} + $2) \
+            "INSERT INTO rota_lease AS l (id, holder, epoch, expires_at, address) \
+             VALUES (1, $1, 1, {NOW_MS} + $2, $4) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = l.epoch + 1, \
-             expires_at = excluded.expires_at \
+             expires_at = excluded.expires_at, address = excluded.address \
              WHERE l.expires_at < {NOW_MS} OR l.holder = excluded.holder OR $3 \
              RETURNING epoch"
         );
@@ -65,8 +124,9 @@ impl Lease {
             // Holding the session lock proves the holder's sessions are all gone (killed,
             // its connections cut): no need to wait for its lease to lapse.
             let alone: bool = client.query_one(TRY_LOCK, &[&LOCK_KEY])?.get(0);
-            if let Some(row) = client.query_opt(&take, &[&holder, &ttl, &alone])? {
+            if let Some(row) = client.query_opt(&take, &[&holder, &ttl, &alone, &claim.address])? {
                 let epoch: i64 = row.get(0);
+                claim.seen.set(None);
                 if told.is_some() {
                     tracing::warn!(
                         store = location,
@@ -81,9 +141,14 @@ impl Lease {
                     epoch,
                 });
             }
-            let other: Option<String> = client
-                .query_opt("SELECT holder FROM rota_lease WHERE id = 1", &[])?
-                .map(|r| r.get(0));
+            let active = client
+                .query_opt("SELECT holder, address FROM rota_lease WHERE id = 1", &[])?
+                .map(|r| Active {
+                    holder: r.get(0),
+                    address: r.get(1),
+                });
+            let other = active.as_ref().map(|a| a.holder.clone());
+            claim.seen.set(active);
             if other != told {
                 let by = other.as_deref().unwrap_or("?");
                 tracing::warn!(store = location, active = by, "standby: another coordinator holds the store's lease; taking over when it lapses");
@@ -207,6 +272,14 @@ pub struct Keeper {
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl Keeper {
+    /// The flag a renewal sets when it finds the lease gone, for other writers that fence
+    /// with this lease (the log archive).
+    pub fn lost_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.lost.clone()
+    }
+}
+
 impl Drop for Keeper {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -215,12 +288,12 @@ impl Drop for Keeper {
 
 /// What a coordinator does when its lease is found lost (after its transactions are already
 /// refused): the coordinator exits (see [`exit_on_lost`]); a library user may only log.
-pub type OnLost = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub type OnLost = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// A coordinator that lost its lease is no longer the active one: it exits, and its
 /// supervisor (systemd, Kubernetes) starts it again as a standby. Exits 75 (EX_TEMPFAIL).
 pub fn exit_on_lost() -> OnLost {
-    std::sync::Arc::new(|location: &str, why: &str| {
+    Arc::new(|location: &str, why: &str| {
         eprintln!("rota-coordinator: stepping down from {location}: {why}");
         std::process::exit(75);
     })

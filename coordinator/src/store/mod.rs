@@ -32,6 +32,18 @@ pub use copy::Copied;
 pub use model::*;
 pub use outbox::OutboxRecord;
 pub use prune::PruneCandidate;
+
+/// What another writer to a PostgreSQL store needs to write as this coordinator: the database,
+/// and the lease epoch its transactions must find (see [`lease::Lease::FENCE`]).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub config: postgres::Config,
+    /// The database, for messages (no password).
+    pub location: String,
+    pub epoch: i64,
+    /// Set once the lease is found lost: nothing may commit after that.
+    pub lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 pub use return_data::ReturnDataRecord;
 
 /// Errors of the store, carrying what was being done.
@@ -133,26 +145,18 @@ impl Store {
     /// and a lost lease is only logged (see [`Store::open_as`]).
     pub fn open_at(location: &StoreLocation) -> Result<Store> {
         let holder = format!("{}:pid {}", host_name(), std::process::id());
-        Store::open_as(
-            location,
-            &holder,
-            std::sync::Arc::new(|_: &str, _: &str| {}),
-        )
+        Store::open_as(location, &lease::Claim::quiet(holder))
     }
 
-    /// Opens the store at `location`; a PostgreSQL store once `holder` holds its lease, which
+    /// Opens the store at `location`; a PostgreSQL store once `claim` holds its lease, which
     /// waits (as a standby) while another coordinator is active on it. Should the lease be
-    /// lost later, no batch commits any more, and `on_lost` is called.
-    pub fn open_as(
-        location: &StoreLocation,
-        holder: &str,
-        on_lost: lease::OnLost,
-    ) -> Result<Store> {
+    /// lost later, no batch commits any more, and `claim.on_lost` is called.
+    pub fn open_as(location: &StoreLocation, claim: &lease::Claim) -> Result<Store> {
         match location {
             StoreLocation::Sqlite(path) => Store::open(path),
-            StoreLocation::Postgres(url) => Ok(Store::with(Box::new(pg::Postgres::connect(
-                url, holder, on_lost,
-            )?))),
+            StoreLocation::Postgres(url) => {
+                Ok(Store::with(Box::new(pg::Postgres::connect(url, claim)?)))
+            }
         }
     }
 
@@ -166,6 +170,11 @@ impl Store {
     /// Where the store is, for messages (a PostgreSQL URL without its password).
     pub fn location(&self) -> String {
         self.db.location()
+    }
+
+    /// The database shared with writers beside the store, when it is PostgreSQL.
+    pub fn shared(&self) -> Option<Shared> {
+        self.db.shared()
     }
 
     /// Runs `f` in one transaction; commits when it returns Ok, durably.

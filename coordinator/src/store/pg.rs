@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
-use super::lease::{Keeper, Lease, OnLost};
+use super::lease::{Claim, Keeper, Lease};
 use super::sql::{Backend, Dialect, Row, Sql, Value};
 use super::{pg_schema, Result, StoreError};
 
@@ -40,8 +40,8 @@ struct Conn {
 
 impl Postgres {
     /// Connects to the database at `url`, brings its schema up to date and waits until this
-    /// coordinator, named `holder`, holds the database's lease (see [`super::lease`]).
-    pub fn connect(url: &str, holder: &str, on_lost: OnLost) -> Result<Postgres> {
+    /// coordinator holds the database's lease (see [`super::lease`]).
+    pub fn connect(url: &str, claim: &Claim) -> Result<Postgres> {
         let config: postgres::Config = url.parse().map_err(|e| StoreError::Url {
             url: redact(url),
             reason: format!("{e}"),
@@ -49,8 +49,8 @@ impl Postgres {
         let location = describe(&config);
         let mut client = connect(&config, &location)?;
         pg_schema::migrate(&mut client, &location)?;
-        let lease = Lease::acquire(&mut client, holder, &location)?;
-        let keeper = lease.keep(config.clone(), location.clone(), on_lost);
+        let lease = Lease::acquire(&mut client, claim, &location)?;
+        let keeper = lease.keep(config.clone(), location.clone(), claim.on_lost.clone());
         Ok(Postgres {
             config,
             location,
@@ -138,6 +138,15 @@ impl Sql for Postgres {
 }
 
 impl Backend for Postgres {
+    fn shared(&self) -> Option<super::Shared> {
+        Some(super::Shared {
+            config: self.config.clone(),
+            location: self.location.clone(),
+            epoch: self.lease.epoch,
+            lost: self.keeper.lost_flag(),
+        })
+    }
+
     fn begin(&mut self, relaxed: bool) -> Result<()> {
         self.ensure_connected()?;
         let client = &mut self.conn.get_mut().client;

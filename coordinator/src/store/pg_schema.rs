@@ -141,6 +141,26 @@ CREATE TABLE rota_lease (
     expires_at BIGINT NOT NULL
 );
 ",
+    // 3: where the active coordinator listens, for standbys to tell their callers.
+    "ALTER TABLE rota_lease ADD COLUMN address TEXT NOT NULL DEFAULT '';",
+    // 4: finished attempts' logs (see `logs::archive`), segment by segment, and their sums;
+    // deleted with their run.
+    "
+CREATE TABLE log_segments (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    attempt BIGINT NOT NULL,
+    stream  SMALLINT NOT NULL,
+    seg     BIGINT NOT NULL,
+    data    BYTEA NOT NULL,
+    PRIMARY KEY (run_id, attempt, stream, seg)
+);
+CREATE TABLE log_sums (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    attempt BIGINT NOT NULL,
+    sums    TEXT NOT NULL,
+    PRIMARY KEY (run_id, attempt)
+);
+",
 ];
 
 /// The schema version this binary writes.

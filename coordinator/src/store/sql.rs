@@ -202,6 +202,11 @@ pub trait Backend: Sql + Send {
     fn rollback(&mut self);
     /// Where the store is, for messages (a PostgreSQL URL without its password).
     fn location(&self) -> String;
+    /// The database and fence for writers beside the store (the log archive); None for SQLite,
+    /// whose logs stay files beside it.
+    fn shared(&self) -> Option<super::Shared> {
+        None
+    }
 }
 
 /// A batch's connection that holds back rows of one kind of insert and sends them as one
