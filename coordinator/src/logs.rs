@@ -321,6 +321,59 @@ impl LogHub {
         Ok(end.max(received))
     }
 
+    /// Copies every finished attempt's log under this hub's root into its archive, its files
+    /// checked against their recorded sums on the way (`rota-coordinator migrate`); skips the
+    /// logs of runs `known` does not know (left by a prune cut short). Returns the attempts
+    /// and bytes copied.
+    pub fn archive_all(&self, known: impl Fn(&str) -> bool) -> Result<(u64, u64), LogError> {
+        let Some(archive) = &self.archive else {
+            return Ok((0, 0));
+        };
+        let io_err = |run: &str| {
+            let run = run.to_owned();
+            move |source| LogError::Io { run, source }
+        };
+        let (mut attempts, mut bytes) = (0, 0);
+        let dirs = match std::fs::read_dir(&self.root) {
+            Ok(dirs) => dirs,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(io_err("*")(e)),
+        };
+        for dir in dirs {
+            let dir = dir.map_err(io_err("*"))?;
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let Some(run) = RunId::parse(&name).filter(|_| known(&name)) else {
+                continue;
+            };
+            for file in std::fs::read_dir(dir.path()).map_err(io_err(&name))? {
+                let file = file.map_err(io_err(&name))?.file_name();
+                let Some(attempt) = file
+                    .to_str()
+                    .and_then(|f| f.strip_suffix(".sums"))
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let sums = match self.recorded(&run, attempt) {
+                    Some(sums) => sums,
+                    None => {
+                        return Err(LogError::Damaged {
+                            run: name,
+                            attempt,
+                            what: "its checksum file does not parse".into(),
+                        })
+                    }
+                };
+                archive
+                    .store(&run, attempt, &sums, |s| self.path(&run, attempt, s))
+                    .map_err(io_err(&name))?;
+                attempts += 1;
+                bytes += sums.stdout.len + sums.stderr.len;
+            }
+        }
+        Ok((attempts, bytes))
+    }
+
     /// Wakes followers of a run.
     pub fn bump(&self, run: &str) {
         let map = self.watchers.lock().expect("log hub lock");

@@ -146,11 +146,17 @@ async fn run() -> anyhow::Result<()> {
     rota_proto::logging::init_tracing(args.verbose);
     if let Some(Sub::Migrate { from, to }) = &args.command {
         let copied = rota_coordinator::migrate::migrate(from, to)?;
-        let total: Vec<String> = copied.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        let total: Vec<String> = copied
+            .rows
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
         println!(
-            "copied {} from {} and checked the counts; start the coordinator with --data-dir {} --store URL (the logs stay there)",
+            "copied {} from {} and checked the counts, and the logs of {} finished attempts ({} bytes), checked against their checksums; start the coordinator with --store URL (and --data-dir {} on this machine, where logs of unfinished runs go on)",
             total.join(", "),
             from.display(),
+            copied.log_attempts,
+            copied.log_bytes,
             from.display()
         );
         return Ok(());

@@ -1,5 +1,6 @@
 //! `rota-coordinator migrate`: a coordinator's SQLite store into PostgreSQL, then the same
-//! coordinator on `--store postgres://` with the same data dir has every run, attempt and log.
+//! coordinator on `--store postgres://` with the same data dir has every run, attempt and log,
+//! and so does one whose data dir lost its log files (they are in the database).
 
 use std::process::Command;
 
@@ -56,7 +57,10 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
     assert!(done.status.success(), "{done:?}");
     let said = String::from_utf8_lossy(&done.stdout);
     assert!(
-        said.contains("4 runs") && said.contains("checked the counts"),
+        said.contains("4 runs")
+            && said.contains("checked the counts")
+            // (`exit 3` printed nothing: no log to copy.)
+            && said.contains("the logs of 3 finished attempts"),
         "{said}"
     );
     let again = migrate(&sys, &url);
@@ -81,6 +85,29 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
         }
     }
     assert_eq!(logs(&sys), logs_before, "every log byte-identical");
+    // Without the files, from the database.
+    sys.stop_coordinator();
+    std::fs::remove_dir_all(sys.data_dir().join("logs")).unwrap();
+    sys.restart_coordinator_with(&["--store", &url]);
+    assert_eq!(
+        logs(&sys),
+        logs_before,
+        "every log byte-identical, read from PostgreSQL"
+    );
+    // A segment changed in the database reads as damaged, never as other bytes.
+    rota_tests::pg::execute(
+        &url,
+        &format!(
+            "UPDATE log_segments SET data = 'changed' WHERE run_id = '{}' AND stream = 1",
+            before[&1]["id"].as_str().unwrap()
+        ),
+    );
+    let damaged = sys.rota(&["logs", "1"]);
+    assert!(!damaged.status.success(), "{damaged:?}");
+    assert!(
+        String::from_utf8_lossy(&damaged.stderr).contains("do not match their recorded checksum"),
+        "{damaged:?}"
+    );
     // The store goes on from where SQLite left it.
     let next = sys.submit(&["--", "echo", "on postgres"]);
     assert_eq!(next["number"], 5);

@@ -683,3 +683,55 @@ fn a_standby_takes_over_at_once_when_the_active_is_gone_before_its_lease_lapses(
     );
     s.batch(|b| b.insert_run(&run(1, "pending"))).unwrap();
 }
+
+#[test]
+fn a_holder_paused_inside_a_transaction_is_ended_once_its_lease_lapses_and_cannot_commit() {
+    let Some(url) = rota_tests::pg::database() else {
+        return;
+    };
+    let at = StoreLocation::Postgres(url.clone());
+    drop(Store::open_at(&at).unwrap());
+    // The paused holder, by its sessions' name: it holds the session lock and is inside a
+    // write transaction that read the fence (`FOR SHARE` on the lease row), as an active
+    // coordinator stopped mid-batch is.
+    use rota_coordinator::store::lease::{session_name, Lease, LOCK_KEY};
+    let mut config: ::postgres::Config = url.parse().unwrap();
+    config.application_name(&session_name("paused"));
+    let mut paused = config.connect(::postgres::NoTls).unwrap();
+    paused
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .unwrap();
+    rota_tests::pg::execute(
+        &url,
+        "UPDATE rota_lease SET holder = 'paused', epoch = epoch + 1, \
+         expires_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + 2000",
+    );
+    let mut tx = paused.transaction().unwrap();
+    tx.query_one(Lease::FENCE, &[]).unwrap();
+    // While its lease holds, a standby waits ...
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let waiting = at.clone();
+    std::thread::spawn(move || done_tx.send(Store::open_at(&waiting).map(drop)));
+    assert!(
+        done.recv_timeout(std::time::Duration::from_secs(1))
+            .is_err(),
+        "a standby opens nothing while the lease is held"
+    );
+    // ... and once it lapses (2 s after it was taken; a write to the row would wait on the
+    // paused transaction), ends the paused holder's sessions instead of waiting on the row
+    // its transaction holds, which it would until the holder woke.
+    done.recv_timeout(std::time::Duration::from_secs(6))
+        .expect("the standby took over")
+        .unwrap();
+    let mut other = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    // The woken holder's transaction is gone: nothing it does commits.
+    let woken = tx
+        .execute("UPDATE rota_lease SET holder = 'paused'", &[])
+        .and_then(|_| tx.commit());
+    assert!(woken.is_err(), "the paused holder's transaction was ended");
+    let holder: String = other
+        .query_one("SELECT holder FROM rota_lease", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(holder, "paused");
+}

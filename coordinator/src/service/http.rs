@@ -79,6 +79,9 @@ pub fn refusal(status: &tonic::Status) -> Response {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(super::metrics::scrape))
+        // For probes that speak HTTP (a Kubernetes `httpGet`, which also does HTTPS): open, as
+        // gRPC health is, and 503 from a standby (`standby`).
+        .route("/healthz", axum::routing::get(|| async { "ok: active\n" }))
         .with_state(state.clone())
         .merge(super::web::routes(&state))
         .fallback(fallback)

@@ -44,6 +44,21 @@ const TRY_LOCK: &str = "SELECT pg_try_advisory_lock($1)";
 /// The database's clock in milliseconds, the one every coordinator's lease is measured by.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// The `application_name` of every connection of the coordinator named `holder`: a stable
+/// hash (FNV-1a, the same in every build) of the name, which may be longer than the 63
+/// bytes PostgreSQL keeps.
+pub fn session_name(holder: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in holder.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("rota-coordinator {hash:016x}")
+}
+
+/// How long a take waits for the lease row: a holder's transaction in flight holds it (the
+/// fence reads it `FOR SHARE`), and one of a paused holder would hold it until it wakes.
+const TAKE_LOCK_TIMEOUT: &str = "SET lock_timeout = '1s'";
+
 /// Who claims the lease: what a coordinator tells the database and is told while it waits.
 #[derive(Clone)]
 pub struct Claim {
@@ -118,13 +133,41 @@ impl Lease {
              WHERE l.expires_at < {NOW_MS} OR l.holder = excluded.holder OR $3 \
              RETURNING epoch"
         );
+        let expired_holder = format!(
+            "SELECT holder FROM rota_lease WHERE id = 1 AND holder <> $1 AND expires_at < {NOW_MS}"
+        );
+        let end_sessions = format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid() \
+             AND EXISTS (SELECT 1 FROM rota_lease WHERE id = 1 AND holder = $2 AND expires_at < {NOW_MS})"
+        );
         let ttl = TTL.as_millis() as i64;
         let mut told: Option<String> = None;
+        client.batch_execute(TAKE_LOCK_TIMEOUT)?;
         loop {
             // Holding the session lock proves the holder's sessions are all gone (killed,
             // its connections cut): no need to wait for its lease to lapse.
             let alone: bool = client.query_one(TRY_LOCK, &[&LOCK_KEY])?.get(0);
-            if let Some(row) = client.query_opt(&take, &[&holder, &ttl, &alone, &claim.address])? {
+            // A holder whose lease lapsed but whose sessions live on (paused, or cut off from
+            // its side only) may be inside a transaction that holds the lease row: its
+            // sessions are ended, which aborts that transaction, rather than waited for.
+            if let Some(row) = client.query_opt(&expired_holder, &[&holder])? {
+                let old: String = row.get(0);
+                let ended: i64 = client
+                    .query_one(&end_sessions, &[&session_name(&old), &old])?
+                    .get(0);
+                if ended > 0 {
+                    tracing::warn!(store = location, holder = %old, sessions = ended, "ended the sessions of a coordinator whose lease lapsed");
+                }
+            }
+            let taken = match client.query_opt(&take, &[&holder, &ttl, &alone, &claim.address]) {
+                Ok(row) => row,
+                // The row is locked by a transaction in flight: look again at the next poll.
+                Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(row) = taken {
+                client.batch_execute("RESET lock_timeout")?;
                 let epoch: i64 = row.get(0);
                 claim.seen.set(None);
                 if told.is_some() {

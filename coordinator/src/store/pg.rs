@@ -42,10 +42,13 @@ impl Postgres {
     /// Connects to the database at `url`, brings its schema up to date and waits until this
     /// coordinator holds the database's lease (see [`super::lease`]).
     pub fn connect(url: &str, claim: &Claim) -> Result<Postgres> {
-        let config: postgres::Config = url.parse().map_err(|e| StoreError::Url {
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Url {
             url: redact(url),
             reason: format!("{e}"),
         })?;
+        // Every connection of this coordinator (store, lease keeper, log archive) is named
+        // for its holder, so a taker can end them once its lease has lapsed.
+        config.application_name(&super::lease::session_name(&claim.holder));
         let location = describe(&config);
         let mut client = connect(&config, &location)?;
         pg_schema::migrate(&mut client, &location)?;
