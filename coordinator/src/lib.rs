@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metrics;
 pub mod migrate;
 pub mod notify;
+pub mod restart;
 pub mod retention;
 pub mod sched;
 pub mod server;

@@ -172,6 +172,8 @@ async fn run() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // A failed PostgreSQL batch starts this process over in place (see `restart`).
+    rota_coordinator::restart::enable();
     let mut config = rota_coordinator::CoordinatorConfig::new(&args.data_dir);
     config.postgres = args.store.clone();
     config.config_file = args.config.clone();
@@ -213,10 +215,14 @@ async fn run() -> anyhow::Result<()> {
         tracing::warn!("one shared token allowed everything: every agent's machine can submit work and read every log; use --credentials to give agents, readers and admins their own tokens");
     }
     let mut stop = StopSignals::install().context("cannot install signal handlers")?;
+    // Started over after a failed store batch: where the predecessor listened (see `restart`).
+    let listen = rota_coordinator::restart::listen_again().unwrap_or(args.listen);
     let bind = || async {
-        tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        rota_coordinator::restart::bound(listener.local_addr()?);
+        anyhow::Ok(listener)
     };
     // Announced only once every file was read and the data dir locked, the store opened and
     // written to, so a caller that waits for the address never talks to a coordinator about

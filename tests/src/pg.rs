@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     port: u16,
     dir: PathBuf,
+    /// `pg_ctl` with the user to run it as (see [`restart`]).
+    pg_ctl: Vec<String>,
     /// The shell the server runs under; its stdin is the pipe whose closing stops it.
     _keeper: Mutex<Child>,
 }
@@ -53,6 +55,35 @@ impl Server {
             .expect("create a test database");
         Some(self.url(&name))
     }
+}
+
+/// Restarts the test process's server (`pg_ctl restart -m fast`: every connection is cut,
+/// transactions in flight are aborted) and waits until it accepts connections again. Give a
+/// test that does this a test binary of its own: every test of the process shares the server.
+pub fn restart() {
+    let server = SERVER
+        .get()
+        .and_then(Option::as_ref)
+        .expect("restart() after database()");
+    let (program, args) = server.pg_ctl.split_first().expect("pg_ctl");
+    let data = server.dir.join("data").display().to_string();
+    let log = server.dir.join("server.log").display().to_string();
+    let done = Command::new(program)
+        .args(args)
+        .args([
+            "-D", &data, "-l", &log, "restart", "-m", "fast", "-w", "-t", "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run pg_ctl restart");
+    assert!(
+        done.status.success(),
+        "pg_ctl restart: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    server.wait_ready(&server.dir.join("server.log"));
 }
 
 /// Runs SQL on the database of `url` (a test's look behind the store).
@@ -129,11 +160,15 @@ impl Server {
         // would cost minutes on a CI disk. Sockets in the temp dir, so /run/postgresql need
         // not exist.
         let fsync = if fsync { "on" } else { "off" };
+        // Stopped with pg_ctl, which finds the server by its pid file: after a `restart` it
+        // is no longer the shell's child.
+        let pg_ctl = initdb.with_file_name("pg_ctl");
         let script = format!(
             "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
-             -c fsync={fsync} -c max_connections=200 >{log} 2>&1 & pid=$!; \
-             read _ignored; kill -INT $pid; wait $pid; rm -rf {dir}",
+             -c fsync={fsync} -c max_connections=200 >{log} 2>&1 & \
+             read _ignored; {pg_ctl} -D {data} stop -m fast -w >/dev/null 2>&1; rm -rf {dir}",
             postgres = postgres.display(),
+            pg_ctl = pg_ctl.display(),
             data = data.display(),
             dir = dir.display(),
             log = log.display(),
@@ -147,6 +182,11 @@ impl Server {
         let server = Server {
             port,
             dir,
+            pg_ctl: as_user
+                .iter()
+                .map(|s| s.to_string())
+                .chain([pg_ctl.display().to_string()])
+                .collect(),
             _keeper: Mutex::new(keeper),
         };
         server.wait_ready(&log);

@@ -484,7 +484,7 @@ impl Engine {
                 // restart from the store (crash-only). Nothing committed is lost.
                 tracing::error!("store write failed, stopping the coordinator: {e}");
                 eprintln!("rota-coordinator: store write failed: {e}");
-                std::process::exit(70);
+                crate::restart::after_store_failure(self.store.shared());
             }
             self.state
                 .metrics

@@ -306,6 +306,19 @@ impl Lease {
     }
 }
 
+/// Whether the lease in `db` is still this coordinator's epoch, asked on a connection of its
+/// own; None when the database cannot be asked now.
+pub fn still_held(db: &super::Shared) -> Option<bool> {
+    let mut config = db.config.clone();
+    config.connect_timeout(Duration::from_secs(2));
+    let mut client = config.connect(postgres::NoTls).ok()?;
+    let epoch: Option<i64> = client
+        .query_opt("SELECT epoch FROM rota_lease WHERE id = 1", &[])
+        .ok()?
+        .map(|r| r.get(0));
+    Some(epoch == Some(db.epoch) && !db.lost.load(std::sync::atomic::Ordering::SeqCst))
+}
+
 /// Renews the lease while it lives; dropped with the store, it stops renewing and releases
 /// the lease, so a standby takes over at its next poll.
 #[derive(Debug)]

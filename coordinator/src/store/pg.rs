@@ -50,7 +50,7 @@ impl Postgres {
         // for its holder, so a taker can end them once its lease has lapsed.
         config.application_name(&super::lease::session_name(&claim.holder));
         let location = describe(&config);
-        let mut client = connect(&config, &location)?;
+        let mut client = connect_within(&config, &location, crate::restart::patience())?;
         pg_schema::migrate(&mut client, &location)?;
         let lease = Lease::acquire(&mut client, claim, &location)?;
         let keeper = lease.keep(config.clone(), location.clone(), claim.on_lost.clone());
@@ -112,6 +112,24 @@ impl Drop for Postgres {
         let client = &mut self.conn.get_mut().client;
         if !client.is_closed() {
             let _ = client.execute(Lease::RELEASE, &[&self.lease.holder, &self.lease.epoch]);
+        }
+    }
+}
+
+/// [`connect`], trying again for up to `patience` while the database is not there yet.
+fn connect_within(
+    config: &postgres::Config,
+    location: &str,
+    patience: std::time::Duration,
+) -> Result<Client> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match connect(config, location) {
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(store = location, "waiting for the database: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            done => return done,
         }
     }
 }
