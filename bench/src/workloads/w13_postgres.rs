@@ -5,7 +5,7 @@
 //! - W1 on PostgreSQL: W1's 2,000 runs of `true` on one agent with 4 slots, `--store
 //!   postgres://`; baseline: the same pass on SQLite just before. Target ≥ 0.7.
 //! - W4 on PostgreSQL: 100,000 runs in one Submit batch, submits/s. Target ≥ 20,000/s.
-//! - Failover: coordinators A (active) and B (standby, not listening) on one database, an agent
+//! - Failover: coordinators A (active) and B (standby, answering NOT_SERVING) on one database, an agent
 //!   given both addresses. A is killed with SIGKILL; measured from the kill to the first run
 //!   dispatched by B (submitted to B as soon as it answers). Target ≤ 10 s.
 
