@@ -7,6 +7,11 @@
 //! as stored only when its last chunk arrived and the whole file hashes to its name. A run's
 //! files are listed (and, for retention, deleted) by [`ArtifactStore::run_files`] and
 //! [`ArtifactStore::remove_unreferenced`].
+//!
+//! With a PostgreSQL store each whole content is also copied into the database before it
+//! counts as stored, and a coordinator that does not have the file fetches it from there
+//! (`logs::archive`), so a dependent run gets its artifacts from whichever coordinator is
+//! active.
 
 pub mod capability;
 
@@ -14,6 +19,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::logs::archive::Archive;
 
 /// Why an artifact chunk was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +47,23 @@ pub struct ArtifactStore {
     /// Artifact bytes are not written while the filesystem has less free space than this
     /// (half of `--reserve-mib`, as for logs), so the room results need stays.
     reserve: u64,
+    /// The database copy, with a PostgreSQL store.
+    archive: Option<Arc<Archive>>,
 }
 
 impl ArtifactStore {
     pub fn new(root: PathBuf, reserve: u64) -> Self {
-        ArtifactStore { root, reserve }
+        ArtifactStore {
+            root,
+            reserve,
+            archive: None,
+        }
+    }
+
+    /// Also keeps every whole content in `archive` and fetches it from there when missing.
+    pub fn with_archive(mut self, archive: Option<Arc<Archive>>) -> Self {
+        self.archive = archive;
+        self
     }
 
     /// Whether `more` bytes fit above the reserve: checked before the first byte of a write
@@ -80,9 +100,14 @@ impl ArtifactStore {
         self.root.join("partial").join(sha256)
     }
 
-    /// Whether the content is stored whole.
+    /// Whether the content is stored whole (here, or in the database).
     pub fn has(&self, sha256: &str, size: u64) -> bool {
         fs::metadata(self.content(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
+            || self.archive.as_ref().is_some_and(|a| {
+                a.content_size(sha256)
+                    .inspect_err(|e| tracing::warn!("artifact {sha256}: {e}"))
+                    .is_ok_and(|s| s == Some(size))
+            })
     }
 
     /// How many bytes of a partial content are held (0 for none); see `ArtifactStatus`.
@@ -134,6 +159,11 @@ impl ArtifactStore {
             });
         }
         file.sync_all().map_err(io_err)?;
+        // Into the database before it counts as stored: a failure leaves the whole partial
+        // file, and the next try copies it again.
+        if let Some(archive) = &self.archive {
+            archive.store_content(sha256, &partial).map_err(io_err)?;
+        }
         fs::rename(&partial, self.content(sha256)).map_err(io_err)?;
         Ok(true)
     }
@@ -144,9 +174,65 @@ impl ArtifactStore {
         let _ = fs::remove_file(self.partial(sha256));
     }
 
-    /// Opens stored content for reading.
+    /// Opens stored content for reading; content only in the database is fetched into the
+    /// data dir first (and checked against its digest).
     pub fn open(&self, sha256: &str) -> io::Result<File> {
-        File::open(self.content(sha256))
+        match (File::open(self.content(sha256)), &self.archive) {
+            (Err(e), Some(archive)) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(size) = archive.content_size(sha256)? else {
+                    return Err(e);
+                };
+                for dir in [self.root.join("partial"), self.root.join("content")] {
+                    fs::create_dir_all(&dir)?;
+                }
+                let partial = self.partial(sha256);
+                archive.fetch_content(sha256, size, &partial)?;
+                if sha256_of(&partial)? != sha256 {
+                    let _ = fs::remove_file(&partial);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "artifact content {sha256} in the database does not hash to its name"
+                        ),
+                    ));
+                }
+                fs::rename(&partial, self.content(sha256))?;
+                File::open(self.content(sha256))
+            }
+            (opened, _) => opened,
+        }
+    }
+
+    /// Copies every stored content into the archive, each checked against its digest
+    /// (`rota-coordinator migrate`); returns the contents and bytes copied.
+    pub fn archive_all(&self) -> io::Result<(u64, u64)> {
+        let Some(archive) = &self.archive else {
+            return Ok((0, 0));
+        };
+        let entries = match fs::read_dir(self.root.join("content")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        let (mut contents, mut bytes) = (0, 0);
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_sha256(&name) {
+                continue;
+            }
+            let path = entry.path();
+            if sha256_of(&path)? != name {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not hash to its name", path.display()),
+                ));
+            }
+            archive.store_content(&name, &path)?;
+            contents += 1;
+            bytes += entry.metadata()?.len();
+        }
+        Ok((contents, bytes))
     }
 
     /// The content files of a run's artifacts (as the SQL store lists them): what a run
@@ -170,6 +256,9 @@ impl ArtifactStore {
                 match fs::remove_file(self.content(sha)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
+                }
+                if let Some(archive) = &self.archive {
+                    archive.delete_content(sha)?;
                 }
             }
         }

@@ -122,8 +122,8 @@ impl LogHub {
     }
 
     /// Also keeps finished attempts in `archive` and reads them from there.
-    pub fn with_archive(mut self, archive: Option<archive::Archive>) -> Self {
-        self.archive = archive.map(Arc::new);
+    pub fn with_archive(mut self, archive: Option<Arc<archive::Archive>>) -> Self {
+        self.archive = archive;
         self
     }
 

@@ -152,11 +152,13 @@ async fn run() -> anyhow::Result<()> {
             .map(|(t, n)| format!("{n} {t}"))
             .collect();
         println!(
-            "copied {} from {} and checked the counts, and the logs of {} finished attempts ({} bytes), checked against their checksums; start the coordinator with --store URL (and --data-dir {} on this machine, where logs of unfinished runs go on)",
+            "copied {} from {} and checked the counts, the logs of {} finished attempts ({} bytes) and {} artifact contents ({} bytes), checked against their checksums; start the coordinator with --store URL (and --data-dir {} on this machine, where logs of unfinished runs go on)",
             total.join(", "),
             from.display(),
             copied.log_attempts,
             copied.log_bytes,
+            copied.artifacts,
+            copied.artifact_bytes,
             from.display()
         );
         return Ok(());

@@ -338,3 +338,58 @@ fn a_paused_active_that_wakes_after_a_takeover_commits_nothing_and_steps_down() 
         sys.coordinator_log()
     );
 }
+
+#[test]
+fn artifacts_uploaded_to_the_old_active_reach_a_dependent_run_after_a_takeover() {
+    let Some(store) = Backend::postgres() else {
+        return;
+    };
+    let mut sys = System::start_on(bins!(), &store, STEADY);
+    let b_addr = free_addr();
+    let both = format!("{},http://{b_addr}", sys.url);
+    sys.start_agent_at(&both, "a", 2, &[]);
+    sys.wait_agents(&["a"]);
+    let standby = sys.start_standby("b", &b_addr.to_string());
+    until(
+        DEADLINE,
+        "the second coordinator to say it stands by",
+        || standby.log().contains("standby").then_some(()),
+    );
+    // 3 MiB and a bit: several segments in the database.
+    let dump = sys.submit(&[
+        "--artifact",
+        "db.txt",
+        "--shell",
+        "--",
+        "seq 1 400000 > db.txt",
+    ]);
+    let dump_no = dump["number"].as_u64().unwrap().to_string();
+    sys.wait_state(&dump_no, "success", DEADLINE);
+
+    sys.kill9_coordinator();
+    assert!(
+        standby.listening_within(TAKEOVER).is_some(),
+        "{}",
+        standby.log()
+    );
+    sys.adopt(standby);
+    sys.url = format!("http://{b_addr}");
+    // The new active has no file of it: it fetches the content from the database, for the
+    // dependent run on the agent and for a download.
+    let count = sys.submit(&["--after", &dump_no, "--shell", "--", "wc -l < db.txt"]);
+    let count_no = count["number"].as_u64().unwrap().to_string();
+    sys.wait_state(&count_no, "success", DEADLINE);
+    assert_eq!(sys.rota(&["logs", &count_no]).stdout, b"400000\n");
+    let to = sys.path("got.txt");
+    let got = sys.rota(&[
+        "artifacts",
+        &dump_no,
+        "--get",
+        "db.txt",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert!(got.status.success(), "{got:?}");
+    let expected: String = (1..=400000).map(|n| format!("{n}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&to).unwrap(), expected);
+}

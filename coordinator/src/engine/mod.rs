@@ -334,10 +334,15 @@ fn start_here(config: EngineConfig) -> anyhow::Result<EngineHandle> {
     let published = Arc::new(AtomicU64::new(0));
     let (deliveries_tx, deliveries) = tokio::sync::mpsc::unbounded_channel();
     // Logs of accepted runs may use half the reserve; the other half is for their results.
+    // With PostgreSQL, finished logs and artifact contents go into the database too.
+    let archive = store
+        .shared()
+        .map(|db| Arc::new(crate::logs::archive::Archive::new(db)));
     let logs = LogHub::new(config.data_dir.join("logs"), config.reserve_bytes / 2)
-        .with_archive(store.shared().map(crate::logs::archive::Archive::new));
+        .with_archive(archive.clone());
     // Artifacts likewise: an upload that does not fit above half the reserve is refused.
-    let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"), config.reserve_bytes / 2);
+    let artifacts = ArtifactStore::new(config.data_dir.join("artifacts"), config.reserve_bytes / 2)
+        .with_archive(archive);
     let upload_key = UploadKey::load_or_create(&config.data_dir);
     let metrics = Arc::new(Metrics::new(logs.stored_bytes()));
     let now = config.clock.now_millis();

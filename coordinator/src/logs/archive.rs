@@ -1,5 +1,7 @@
-//! Finished attempts' logs in the PostgreSQL store, so that any coordinator on the database can
-//! serve any log, also after the one that received it is gone.
+//! Finished attempts' logs and artifact contents in the PostgreSQL store, so that any
+//! coordinator on the database can serve any log or artifact, also after the one that received
+//! it is gone. (Artifacts: [`Archive::store_content`] when an upload is whole, before it counts
+//! as stored; a coordinator without the file fetches it into its data dir on first use.)
 //!
 //! Bytes stream into the active coordinator's data dir as they always do (at the agents'
 //! offsets, capped, synced in the background). When an attempt finishes, before its result is
@@ -14,8 +16,8 @@
 //! otherwise, every segment checked against the recorded sums either way. The rows go with
 //! their run (`ON DELETE CASCADE`), so retention needs nothing here.
 //!
-//! The blocking client is used from the callers' `block_in_place` sections, on a connection
-//! of the archive's own, made again after an error.
+//! The blocking client runs inside `block_in_place` (a no-op off the runtime), on a
+//! connection of the archive's own, made again after an error.
 
 use std::io;
 use std::path::Path;
@@ -65,11 +67,12 @@ impl Archive {
             .lock()
             .map_err(|_| io::Error::other("log archive lock poisoned"))?;
         if conn.as_ref().is_none_or(Client::is_closed) {
-            let client = self.db.config.connect(NoTls).map_err(|e| self.error(e))?;
+            let client = tokio::task::block_in_place(|| self.db.config.connect(NoTls))
+                .map_err(|e| self.error(e))?;
             *conn = Some(client);
         }
         let client = conn.as_mut().expect("connected above");
-        f(client).inspect_err(|_| *conn = None)
+        tokio::task::block_in_place(|| f(client)).inspect_err(|_| *conn = None)
     }
 
     /// A database error as an `io::Error` naming the database.
@@ -92,21 +95,12 @@ impl Archive {
         sums: &Sums,
         path: impl Fn(Stream) -> std::path::PathBuf,
     ) -> io::Result<()> {
-        if self.db.lost.load(Ordering::SeqCst) {
-            return Err(self.fenced(None));
-        }
         let id = run.to_string();
         let attempt = i64::from(attempt);
         let db = |e| self.error(e);
         self.with(|client| {
             let mut tx = client.transaction().map_err(db)?;
-            let epoch: Option<i64> = tx
-                .query_opt(Lease::FENCE, &[])
-                .map_err(db)?
-                .map(|r| r.get(0));
-            if epoch != Some(self.db.epoch) {
-                return Err(self.fenced(epoch));
-            }
+            self.fence(&mut tx)?;
             tx.execute(
                 "DELETE FROM log_segments WHERE run_id = $1 AND attempt = $2",
                 &[&id, &attempt],
@@ -174,6 +168,110 @@ impl Archive {
                 .map_err(|e| self.error(e))?
                 .map(|r| r.get(0))
                 .unwrap_or_default())
+        })
+    }
+}
+
+impl Archive {
+    /// The fence every write transaction begins with: nothing is written once another
+    /// coordinator holds the lease.
+    fn fence(&self, tx: &mut postgres::Transaction<'_>) -> io::Result<()> {
+        if self.db.lost.load(Ordering::SeqCst) {
+            return Err(self.fenced(None));
+        }
+        let epoch: Option<i64> = tx
+            .query_opt(Lease::FENCE, &[])
+            .map_err(|e| self.error(e))?
+            .map(|r| r.get(0));
+        if epoch != Some(self.db.epoch) {
+            return Err(self.fenced(epoch));
+        }
+        Ok(())
+    }
+
+    /// Copies the artifact content in `path` (whole and checked against its digest) into the
+    /// database, segment by segment; the `artifact_contents` row goes last.
+    pub fn store_content(&self, sha256: &str, path: &Path) -> io::Result<()> {
+        let size = std::fs::metadata(path)?.len();
+        let db = |e| self.error(e);
+        self.with(|client| {
+            let mut tx = client.transaction().map_err(db)?;
+            self.fence(&mut tx)?;
+            tx.execute(
+                "DELETE FROM artifact_segments WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .map_err(db)?;
+            let insert = tx
+                .prepare("INSERT INTO artifact_segments (sha256, seg, data) VALUES ($1, $2, $3)")
+                .map_err(db)?;
+            for seg in 0..size.div_ceil(SEGMENT) {
+                let data = read_at(path, seg * SEGMENT, SEGMENT as usize)?;
+                tx.execute(&insert, &[&sha256, &(seg as i64), &data])
+                    .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO artifact_contents (sha256, size) VALUES ($1, $2) \
+                 ON CONFLICT (sha256) DO UPDATE SET size = excluded.size",
+                &[&sha256, &(size as i64)],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
+        })
+    }
+
+    /// The size of a content stored whole in the database, if it is.
+    pub fn content_size(&self, sha256: &str) -> io::Result<Option<u64>> {
+        self.with(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT size FROM artifact_contents WHERE sha256 = $1",
+                    &[&sha256],
+                )
+                .map_err(|e| self.error(e))?
+                .map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    /// Writes a content stored in the database into `dest`, segment by segment (the caller
+    /// checks its digest before using it).
+    pub fn fetch_content(&self, sha256: &str, size: u64, dest: &Path) -> io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::File::create(dest)?;
+        self.with(|client| {
+            for seg in 0..size.div_ceil(SEGMENT) {
+                let data: Vec<u8> = client
+                    .query_opt(
+                        "SELECT data FROM artifact_segments WHERE sha256 = $1 AND seg = $2",
+                        &[&sha256, &(seg as i64)],
+                    )
+                    .map_err(|e| self.error(e))?
+                    .map(|r| r.get(0))
+                    .unwrap_or_default();
+                file.write_all_at(&data, seg * SEGMENT)?;
+            }
+            Ok(())
+        })?;
+        file.sync_all()
+    }
+
+    /// Deletes a content no run refers to any more.
+    pub fn delete_content(&self, sha256: &str) -> io::Result<()> {
+        let db = |e| self.error(e);
+        self.with(|client| {
+            let mut tx = client.transaction().map_err(db)?;
+            self.fence(&mut tx)?;
+            tx.execute(
+                "DELETE FROM artifact_contents WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "DELETE FROM artifact_segments WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
         })
     }
 }

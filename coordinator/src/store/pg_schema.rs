@@ -161,6 +161,20 @@ CREATE TABLE log_sums (
     PRIMARY KEY (run_id, attempt)
 );
 ",
+    // 5: artifact contents (see `logs::archive`), by digest, segment by segment; a
+    // `artifact_contents` row means every segment is there.
+    "
+CREATE TABLE artifact_segments (
+    sha256 TEXT NOT NULL,
+    seg    BIGINT NOT NULL,
+    data   BYTEA NOT NULL,
+    PRIMARY KEY (sha256, seg)
+);
+CREATE TABLE artifact_contents (
+    sha256 TEXT PRIMARY KEY,
+    size   BIGINT NOT NULL
+);
+",
 ];
 
 /// The schema version this binary writes.
