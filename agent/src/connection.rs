@@ -10,7 +10,6 @@
 //! does not close by itself, and the coordinator answers every heartbeat.
 
 use std::collections::{HashMap, VecDeque};
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,10 +126,15 @@ async fn handshake(
         .map_err(Ended::Fatal)?
         .connect_timeout(CONNECT_TIMEOUT);
     let bearer = agent.config.access.bearer().map_err(Ended::Fatal)?;
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|err| lost(format!("cannot connect to {url}: {}", chain(&err)), false))?;
+    let channel = endpoint.connect().await.map_err(|err| {
+        lost(
+            format!(
+                "cannot connect to {url}: {}",
+                rota_proto::errors::chain(&err)
+            ),
+            false,
+        )
+    })?;
 
     let (priority, priority_rx) = mpsc::channel(PRIORITY_QUEUE);
     let (data, data_rx) = mpsc::channel(DATA_QUEUE);
@@ -473,18 +477,6 @@ fn millis_or(ms: u64, default: Duration) -> Duration {
     } else {
         Duration::from_millis(ms)
     }
-}
-
-/// An error with its causes: tonic's transport errors say little at the top level.
-fn chain(err: &tonic::transport::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

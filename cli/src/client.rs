@@ -5,8 +5,9 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use rota_proto::access::{root_cause, Access, Bearer};
+use rota_proto::access::{Access, Bearer};
 use rota_proto::control_service_client::ControlServiceClient;
+use rota_proto::errors::root_cause;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rota_proto as pb;
-use rota_proto::access::{root_cause, Credentials};
+use rota_proto::access::Credentials;
+use rota_proto::errors::root_cause;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};

@@ -115,14 +115,6 @@ pub fn coordinator_urls(list: &str) -> Result<Vec<String>, String> {
     Ok(urls)
 }
 
-pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 /// Reads a token file: its first line, trimmed (a trailing newline is not part of it).
 pub fn read_token(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)

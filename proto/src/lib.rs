@@ -11,6 +11,7 @@ pub mod access;
 pub mod clock;
 pub mod digest;
 pub mod duration;
+pub mod errors;
 pub mod flags;
 pub mod logging;
 pub mod priority;

@@ -230,7 +230,7 @@ async fn post(
     }
     let result = match req.send().await {
         Ok(resp) => Ok(resp.status().as_u16()),
-        Err(e) => Err(rota_proto::access::root_cause(&e)),
+        Err(e) => Err(rota_proto::errors::root_cause(&e)),
     };
     (d, result)
 }

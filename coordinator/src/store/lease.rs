@@ -153,11 +153,16 @@ impl Lease {
             // sessions are ended, which aborts that transaction, rather than waited for.
             if let Some(row) = client.query_opt(&expired_holder, &[&holder])? {
                 let old: String = row.get(0);
-                let ended: i64 = client
-                    .query_one(&end_sessions, &[&session_name(&old), &old])?
-                    .get(0);
-                if ended > 0 {
-                    tracing::warn!(store = location, holder = %old, sessions = ended, "ended the sessions of a coordinator whose lease lapsed");
+                match client.query_one(&end_sessions, &[&session_name(&old), &old]) {
+                    Ok(row) if row.get::<_, i64>(0) > 0 => {
+                        tracing::warn!(store = location, holder = %old, sessions = row.get::<_, i64>(0), "ended the sessions of a coordinator whose lease lapsed");
+                    }
+                    Ok(_) => {}
+                    // Another database role, without pg_signal_backend: the take waits for
+                    // the paused holder instead (each try bounded by the lock timeout).
+                    Err(e) => {
+                        tracing::warn!(store = location, holder = %old, "cannot end the sessions of a coordinator whose lease lapsed: {}", super::postgres_message(&e));
+                    }
                 }
             }
             let taken = match client.query_opt(&take, &[&holder, &ttl, &alone, &claim.address]) {

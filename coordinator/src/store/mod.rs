@@ -106,10 +106,7 @@ pub enum StoreError {
 /// A PostgreSQL error with its cause: the driver's own Display says only "db error" or
 /// "error connecting to server" and keeps the server's message in its source.
 fn postgres_message(e: &postgres::Error) -> String {
-    let message = match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    };
+    let message = rota_proto::errors::chain(e);
     if e.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN) {
         // A standby ends the sessions of a holder whose lease lapsed (`lease`), which is
         // what a paused coordinator meets when it wakes.
