@@ -31,6 +31,36 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
     );
     let waited = sys.rota(&["wait", "--jobset", "old"]);
     assert_eq!(waited.status.code(), Some(1), "one of them failed");
+    let with_artifact = sys.submit(&[
+        "--jobset",
+        "kept",
+        "--artifact",
+        "out.txt",
+        "--shell",
+        "--",
+        "seq 1 300000 > out.txt",
+    ]);
+    let with_artifact = with_artifact["number"].as_u64().unwrap().to_string();
+    sys.wait_state(
+        &with_artifact,
+        "success",
+        std::time::Duration::from_secs(60),
+    );
+    let artifact = |sys: &System| {
+        let to = sys.path("got.txt");
+        let _ = std::fs::remove_file(&to);
+        let got = sys.rota(&[
+            "artifacts",
+            &with_artifact,
+            "--get",
+            "out.txt",
+            "--to",
+            to.to_str().unwrap(),
+        ]);
+        assert!(got.status.success(), "{got:?}");
+        std::fs::read(&to).unwrap()
+    };
+    let artifact_before = artifact(&sys);
     let before = sys.runs_of("old");
     let logs = |sys: &System| -> Vec<(Vec<u8>, Vec<u8>)> {
         (1..=4)
@@ -57,10 +87,11 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
     assert!(done.status.success(), "{done:?}");
     let said = String::from_utf8_lossy(&done.stdout);
     assert!(
-        said.contains("4 runs")
+        said.contains("5 runs")
             && said.contains("checked the counts")
-            // (`exit 3` printed nothing: no log to copy.)
-            && said.contains("the logs of 3 finished attempts"),
+            // (`exit 3` and the artifact's run printed nothing: no log to copy.)
+            && said.contains("the logs of 3 finished attempts")
+            && said.contains("1 artifact contents"),
         "{said}"
     );
     let again = migrate(&sys, &url);
@@ -88,11 +119,17 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
     // Without the files, from the database.
     sys.stop_coordinator();
     std::fs::remove_dir_all(sys.data_dir().join("logs")).unwrap();
+    std::fs::remove_dir_all(sys.data_dir().join("artifacts")).unwrap();
     sys.restart_coordinator_with(&["--store", &url]);
     assert_eq!(
         logs(&sys),
         logs_before,
         "every log byte-identical, read from PostgreSQL"
+    );
+    assert_eq!(
+        artifact(&sys),
+        artifact_before,
+        "the artifact, from PostgreSQL"
     );
     // A segment changed in the database reads as damaged, never as other bytes.
     rota_tests::pg::execute(
@@ -110,8 +147,8 @@ fn a_migrated_store_serves_every_run_and_log_from_postgres() {
     );
     // The store goes on from where SQLite left it.
     let next = sys.submit(&["--", "echo", "on postgres"]);
-    assert_eq!(next["number"], 5);
-    let waited = sys.rota(&["wait", "5"]);
+    assert_eq!(next["number"], 6);
+    let waited = sys.rota(&["wait", "6"]);
     assert!(waited.status.success(), "{waited:?}");
-    assert_eq!(sys.rota(&["logs", "5"]).stdout, b"on postgres\n");
+    assert_eq!(sys.rota(&["logs", "6"]).stdout, b"on postgres\n");
 }
