@@ -112,6 +112,30 @@ impl fmt::Display for RpcError {
 
 impl StdError for RpcError {}
 
+/// The metadata a standby coordinator puts on its answers: where the active one is (the
+/// coordinator's `service::standby::ACTIVE_HEADER`).
+const ACTIVE_HEADER: &str = "rota-active";
+
+/// Where to go instead, when `err` is a standby's answer naming the active coordinator: its
+/// address, if it has the scheme of `asked` (`https://` is never followed to `http://`, so a
+/// token that travelled encrypted is not then sent in clear) and is not `asked` itself.
+pub fn standby_redirect(err: &anyhow::Error, asked: &str) -> Option<String> {
+    let status = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<RpcError>())
+        .map(|e| &e.0)
+        .filter(|s| s.code() == tonic::Code::Unavailable)?;
+    let active = status
+        .metadata()
+        .get(ACTIVE_HEADER)?
+        .to_str()
+        .ok()?
+        .to_owned();
+    let scheme = |url: &str| url.split("://").next().map(str::to_owned);
+    let asked = normalize_url(asked);
+    (scheme(&active) == scheme(&asked) && active != asked).then_some(active)
+}
+
 /// `client.get_run(req).await.reply()?`: unwraps the response and converts the status.
 pub trait Reply<T> {
     /// The response message, or an [`RpcError`].
@@ -128,6 +152,30 @@ impl<T> Reply<T> for Result<tonic::Response<T>, tonic::Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standby_is_followed_only_to_another_address_of_the_same_scheme() {
+        let answer = |code: tonic::Code, active: &str| {
+            let mut status = tonic::Status::new(code, "this coordinator is a standby");
+            status
+                .metadata_mut()
+                .insert(ACTIVE_HEADER, active.parse().unwrap());
+            anyhow::Error::new(RpcError(status)).context("runs")
+        };
+        let e = answer(tonic::Code::Unavailable, "http://c1:7878");
+        assert_eq!(
+            standby_redirect(&e, "c2:7878"),
+            Some("http://c1:7878".into())
+        );
+        // Not from https to http, not to itself, not for another code.
+        let e = answer(tonic::Code::Unavailable, "http://c1:7878");
+        assert_eq!(standby_redirect(&e, "https://c2:7878"), None);
+        assert_eq!(standby_redirect(&e, "http://c1:7878"), None);
+        let e = answer(tonic::Code::NotFound, "http://c1:7878");
+        assert_eq!(standby_redirect(&e, "c2:7878"), None);
+        let plain = anyhow::Error::new(RpcError(tonic::Status::unavailable("down")));
+        assert_eq!(standby_redirect(&plain, "c2:7878"), None);
+    }
 
     #[test]
     fn status_errors_show_only_the_coordinators_message() {

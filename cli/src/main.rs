@@ -21,8 +21,27 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    rota_cli::exit_code(match runtime {
-        Ok(runtime) => runtime.block_on(commands::dispatch(cli)),
-        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
-    })
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return rota_cli::exit_code(Err(
+                anyhow::Error::new(e).context("cannot start the async runtime")
+            ))
+        }
+    };
+    let asked = cli.coordinator_url();
+    let result = runtime.block_on(commands::dispatch(cli));
+    // A standby refused the command before doing anything and named the active coordinator:
+    // run it there, once.
+    if let Some(active) = result
+        .as_ref()
+        .err()
+        .and_then(|e| rota_cli::client::standby_redirect(e, &asked))
+    {
+        eprintln!("rota: {asked} is a standby; asking the active coordinator at {active}");
+        let mut cli = args::Cli::parse();
+        cli.coordinator = Some(active);
+        return rota_cli::exit_code(runtime.block_on(commands::dispatch(cli)));
+    }
+    rota_cli::exit_code(result)
 }

@@ -85,12 +85,25 @@ fn three_coordinators_survive_a_kill_9_and_a_30_s_pause_and_every_run_succeeds_o
         url: &b_url,
         env: &[],
     };
-    let refused = only_b.rota(&["runs"]);
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{refused:?}");
+    let (code, message, active) = standby_refusal(&b_url);
+    assert_eq!(code, tonic::Code::Unavailable);
     assert!(
-        said.contains("standby") && said.contains(&format!("active coordinator is at {}", sys.url)),
-        "{said}"
+        message.contains(&format!(
+            "this coordinator is a standby: the active coordinator is at {}",
+            sys.url
+        )),
+        "{message}"
+    );
+    assert_eq!(active.as_deref(), Some(sys.url.as_str()));
+    // The CLI given only the standby follows it to the active one.
+    let followed = only_b.rota(&["runs"]);
+    assert!(followed.status.success(), "{followed:?}");
+    assert!(
+        String::from_utf8_lossy(&followed.stderr).contains(&format!(
+            "{b_url} is a standby; asking the active coordinator at {}",
+            sys.url
+        )),
+        "{followed:?}"
     );
     let page = http_get(&b_addr.to_string(), "/");
     assert!(page.starts_with("http/1.1 503"), "{page}");
@@ -213,31 +226,52 @@ fn three_coordinators_survive_a_kill_9_and_a_30_s_pause_and_every_run_succeeds_o
     assert_eq!(next["number"], RUNS + 1);
 }
 
-/// A coordinator's health for `rota.v1.ControlService`, by a real gRPC health check.
-fn standby_health(url: &str) -> String {
-    let url = url.to_owned();
+/// Runs `call` on a gRPC channel to `url`, on a runtime of its own.
+fn on_channel<T, F: std::future::Future<Output = T>>(
+    url: &str,
+    call: impl FnOnce(tonic::transport::Channel) -> F,
+) -> T {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(url)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let status = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: "rota.v1.ControlService".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status;
-            format!(
-                "{:?}",
-                tonic_health::pb::health_check_response::ServingStatus::try_from(status).unwrap()
-            )
-        })
+        .block_on(async move { call(endpoint.connect().await.unwrap()).await })
+}
+
+/// A gRPC call to a standby: its status code, message and `rota-active` metadata.
+fn standby_refusal(url: &str) -> (tonic::Code, String, Option<String>) {
+    on_channel(url, |channel| async move {
+        let mut control =
+            rota_proto::v1::control_service_client::ControlServiceClient::new(channel);
+        let status = control
+            .status(rota_proto::v1::StatusRequest::default())
+            .await
+            .expect_err("a standby serves nothing");
+        let active = status
+            .metadata()
+            .get("rota-active")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status.code(), status.message().to_owned(), active)
+    })
+}
+
+/// A coordinator's health for `rota.v1.ControlService`, by a real gRPC health check.
+fn standby_health(url: &str) -> String {
+    on_channel(url, |channel| async move {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "rota.v1.ControlService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        format!(
+            "{:?}",
+            tonic_health::pb::health_check_response::ServingStatus::try_from(status).unwrap()
+        )
+    })
 }
 
 #[test]
