@@ -158,7 +158,8 @@ impl LogHub {
 
     /// Bytes received so far in the agent's offsets, which acks and resumes name: what the
     /// agent reported once the attempt finished, else the end of the ring once past the
-    /// head (see `cap`), else the file's length.
+    /// head (see `cap`), else the file's length, else what the archive recorded (an attempt
+    /// another coordinator received).
     pub fn len(&self, run: &RunId, attempt: u32, stream: Stream) -> u64 {
         if let Some(sums) = self.recorded(run, attempt) {
             return sums.stream(stream).received;
@@ -166,7 +167,16 @@ impl LogHub {
         if let Ok(Some(ring)) = Ring::open(&self.ring_path(run, attempt, stream)) {
             return ring.end();
         }
-        std::fs::metadata(self.path(run, attempt, stream)).map_or(0, |m| m.len())
+        match std::fs::metadata(self.path(run, attempt, stream)) {
+            Ok(m) => m.len(),
+            // Not received here: what the database's copy recorded, if it has one.
+            Err(_) => self
+                .archive
+                .as_ref()
+                .and_then(|a| a.sums(&run.to_string(), attempt).ok().flatten())
+                .and_then(Result::ok)
+                .map_or(0, |sums| sums.stream(stream).received),
+        }
     }
 
     /// A reader of one stream of one attempt, checked against its recorded sums once the

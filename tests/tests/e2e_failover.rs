@@ -374,7 +374,7 @@ fn a_paused_active_that_wakes_after_a_takeover_commits_nothing_and_steps_down() 
 }
 
 #[test]
-fn artifacts_uploaded_to_the_old_active_reach_a_dependent_run_after_a_takeover() {
+fn artifacts_and_a_long_log_the_old_active_received_are_served_by_the_new_one() {
     let Some(store) = Backend::postgres() else {
         return;
     };
@@ -399,6 +399,14 @@ fn artifacts_uploaded_to_the_old_active_reach_a_dependent_run_after_a_takeover()
     ]);
     let dump_no = dump["number"].as_u64().unwrap().to_string();
     sys.wait_state(&dump_no, "success", DEADLINE);
+    // A log longer than the run page's 1 MiB window.
+    let big = sys.submit(&[
+        "--shell",
+        "--",
+        "printf 'BEGIN%s\\n' OF-LOG; seq 1 250000; printf 'END%s\\n' OF-LOG",
+    ]);
+    let big_no = big["number"].as_u64().unwrap().to_string();
+    sys.wait_state(&big_no, "success", DEADLINE);
 
     sys.kill9_coordinator();
     assert!(
@@ -426,4 +434,14 @@ fn artifacts_uploaded_to_the_old_active_reach_a_dependent_run_after_a_takeover()
     assert!(got.status.success(), "{got:?}");
     let expected: String = (1..=400000).map(|n| format!("{n}\n")).collect();
     assert_eq!(std::fs::read_to_string(&to).unwrap(), expected);
+    // The run page of a log the old active received shows its last MiB, as for any other.
+    let page = http_get(&b_addr.to_string(), &format!("/runs/{big_no}"));
+    assert!(
+        page.starts_with("http/1.1 200"),
+        "{}",
+        &page[..page.len().min(300)]
+    );
+    // (Markers the command line on the page does not spell.)
+    assert!(page.contains("endof-log"), "the log's end is shown");
+    assert!(!page.contains("beginof-log"), "only the last window of it");
 }
