@@ -633,7 +633,15 @@ impl LogReader {
         }
     }
 
-    /// Up to `len` bytes at `offset` (fewer at the end).
+    /// The bytes stored: as recorded for a finished attempt, else the file's length so far.
+    pub fn stored_len(&self) -> u64 {
+        match &self.sums {
+            Some(sums) => sums.len,
+            None => std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+        }
+    }
+
+    /// Up to `len` bytes at `offset` (fewer at the end, or past the segment `offset` is in).
     pub fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let Some(sums) = &self.sums else {
             return read_at(&self.path, offset, len).map_err(|source| LogError::Io {

@@ -445,3 +445,56 @@ fn artifacts_and_a_long_log_the_old_active_received_are_served_by_the_new_one() 
     assert!(page.contains("endof-log"), "the log's end is shown");
     assert!(!page.contains("beginof-log"), "only the last window of it");
 }
+
+#[test]
+fn a_webhook_the_old_active_could_not_deliver_is_sent_once_by_the_new_one_with_the_logs_tail() {
+    let Some(store) = Backend::postgres() else {
+        return;
+    };
+    let mut flags = STEADY.to_vec();
+    flags.extend(["--notify-backoff", "0.05"]);
+    let mut sys = System::start_on(bins!(), &store, &flags);
+    let b_addr = free_addr();
+    let both = format!("{},http://{b_addr}", sys.url);
+    sys.start_agent_at(&both, "a", 2, &[]);
+    sys.wait_agents(&["a"]);
+    let standby = sys.start_standby("b", &b_addr.to_string());
+    until(
+        DEADLINE,
+        "the second coordinator to say it stands by",
+        || standby.log().contains("standby").then_some(()),
+    );
+    let hooks = rota_tests::receiver::Receiver::start();
+    hooks.set_down(true);
+    let made = sys.rota(&["jobset", "create", "hooked", "--notify", &hooks.url()]);
+    assert!(made.status.success(), "{made:?}");
+    let run = sys.submit(&["--jobset", "hooked", "--shell", "--", "echo hello; exit 7"]);
+    let n = run["number"].to_string();
+    sys.wait_state(&n, "errored", DEADLINE);
+    until(DEADLINE, "a first try", || {
+        (hooks.refused() >= 1).then_some(())
+    });
+
+    sys.kill9_coordinator();
+    assert!(
+        standby.listening_within(TAKEOVER).is_some(),
+        "{}",
+        standby.log()
+    );
+    sys.adopt(standby);
+    sys.url = format!("http://{b_addr}");
+    hooks.set_down(false);
+    let got = until(DEADLINE, "the delivery by the new active", || {
+        let got = hooks.received();
+        (!got.is_empty()).then_some(got)
+    });
+    // Its log was received by the old active: the tail comes from the database.
+    let body = got[0].json();
+    assert_eq!(body["exit_code"], 7, "{body}");
+    assert_eq!(body["stdout"], serde_json::json!(["hello"]), "{body}");
+    until(DEADLINE, "the delivery to be recorded", || {
+        let list = sys.json(&["notifications"]);
+        (list[0]["state"] == "delivered").then_some(())
+    });
+    assert_eq!(hooks.received().len(), 1, "delivered exactly once");
+}

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{Event, Format};
-use crate::logs::{LogHub, RunId, Stream};
+use crate::logs::{LogHub, Stream};
 use crate::store::RunRecord;
 use crate::time::format_millis;
 
@@ -58,17 +58,23 @@ pub fn jobset(js: &rota_proto::Jobset, now: u64) -> Value {
 
 /// The last [`TAIL_LINES`] lines of one stream of an attempt; empty when it has no log.
 fn tail(logs: &LogHub, run: &str, attempt: u32, stream: Stream) -> Vec<String> {
-    let Some(id) = RunId::parse(run) else {
+    // Read as `rota logs` reads it: checked, and from the database's copy when another
+    // coordinator received it (a delivery retried after a takeover).
+    let Ok(mut reader) = logs.reader(run, attempt, stream) else {
         return vec![];
     };
-    let path = logs.path(&id, attempt, stream);
-    let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
-        return vec![];
-    };
+    let len = reader.stored_len();
     let start = len.saturating_sub(TAIL_BYTES);
-    let Ok(bytes) = crate::logs::read_at(&path, start, (len - start) as usize) else {
-        return vec![];
-    };
+    let mut bytes = Vec::new();
+    while (start + bytes.len() as u64) < len {
+        match reader.read_at(
+            start + bytes.len() as u64,
+            (len - start) as usize - bytes.len(),
+        ) {
+            Ok(piece) if !piece.is_empty() => bytes.extend_from_slice(&piece),
+            _ => break,
+        }
+    }
     let text = String::from_utf8_lossy(&bytes);
     let mut lines: Vec<&str> = text.lines().collect();
     if start > 0 && !lines.is_empty() {
