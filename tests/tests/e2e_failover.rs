@@ -440,7 +440,7 @@ fn artifacts_and_a_long_log_the_old_active_received_are_served_by_the_new_one() 
     let Some((mut sys, standby, b_addr)) = active_and_standby(STEADY) else {
         return;
     };
-    // 3 MiB and a bit: several segments in the database.
+    // 2.6 MiB: three segments in the database.
     let dump = sys.submit(&[
         "--artifact",
         "db.txt",
