@@ -193,10 +193,10 @@ impl LogHub {
             run: run.to_string(),
             source,
         };
+        let local = Sums::load(&self.sums_path(&id, attempt)).map_err(io_err)?;
         // Not received here (another coordinator was active then): the database's copy.
-        if let Some(archive) = &self.archive {
-            let local = Sums::load(&self.sums_path(&id, attempt)).map_err(io_err)?;
-            if local.is_none() && !path.exists() {
+        if let (Some(archive), None) = (&self.archive, &local) {
+            if !path.exists() {
                 return match archive.sums(run, attempt).map_err(io_err)? {
                     None => Ok(LogReader::new(run, attempt, stream, path, None, None)),
                     Some(Err(())) => Err(damaged("its archived checksums do not parse".into())),
@@ -211,16 +211,10 @@ impl LogHub {
                 };
             }
         }
-        let sums = match Sums::load(&self.sums_path(&id, attempt)) {
-            Ok(None) => None,
-            Ok(Some(Ok(sums))) => Some(sums.stream(stream).clone()),
-            Ok(Some(Err(()))) => return Err(damaged("its checksum file does not parse".into())),
-            Err(source) => {
-                return Err(LogError::Io {
-                    run: run.to_string(),
-                    source,
-                })
-            }
+        let sums = match local {
+            None => None,
+            Some(Ok(sums)) => Some(sums.stream(stream).clone()),
+            Some(Err(())) => return Err(damaged("its checksum file does not parse".into())),
         };
         if let Some(sums) = &sums {
             let stored = match std::fs::metadata(&path) {

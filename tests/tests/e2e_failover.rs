@@ -435,6 +435,19 @@ fn active_and_standby(flags: &[&str]) -> Option<(System, Standby, std::net::Sock
     Some((sys, standby, b_addr))
 }
 
+/// `kill -9` of the active: the standby (listening on `b_addr`) takes over within
+/// [`TAKEOVER`] and is the one `sys` talks to from then on.
+fn kill_the_active(sys: &mut System, standby: Standby, b_addr: std::net::SocketAddr) {
+    sys.kill9_coordinator();
+    assert!(
+        standby.listening_within(TAKEOVER).is_some(),
+        "{}",
+        standby.log()
+    );
+    sys.adopt(standby);
+    sys.url = format!("http://{b_addr}");
+}
+
 #[test]
 fn artifacts_and_a_long_log_the_old_active_received_are_served_by_the_new_one() {
     let Some((mut sys, standby, b_addr)) = active_and_standby(STEADY) else {
@@ -459,14 +472,7 @@ fn artifacts_and_a_long_log_the_old_active_received_are_served_by_the_new_one() 
     let big_no = big["number"].as_u64().unwrap().to_string();
     sys.wait_state(&big_no, "success", DEADLINE);
 
-    sys.kill9_coordinator();
-    assert!(
-        standby.listening_within(TAKEOVER).is_some(),
-        "{}",
-        standby.log()
-    );
-    sys.adopt(standby);
-    sys.url = format!("http://{b_addr}");
+    kill_the_active(&mut sys, standby, b_addr);
     // The new active has no file of it: it fetches the content from the database, for the
     // dependent run on the agent and for a download.
     let count = sys.submit(&["--after", &dump_no, "--shell", "--", "wc -l < db.txt"]);
@@ -515,14 +521,7 @@ fn a_webhook_the_old_active_could_not_deliver_is_sent_once_by_the_new_one_with_t
         (hooks.refused() >= 1).then_some(())
     });
 
-    sys.kill9_coordinator();
-    assert!(
-        standby.listening_within(TAKEOVER).is_some(),
-        "{}",
-        standby.log()
-    );
-    sys.adopt(standby);
-    sys.url = format!("http://{b_addr}");
+    kill_the_active(&mut sys, standby, b_addr);
     hooks.set_down(false);
     let got = until(DEADLINE, "the delivery by the new active", || {
         let got = hooks.received();
